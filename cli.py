@@ -1,0 +1,563 @@
+"""The `tigao` command line: parse, call the engine, print, exit with the error's code."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import time
+import traceback
+import unicodedata
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from functools import wraps
+from typing import Any
+
+import click
+
+from engine import Engine, EngineError, Worker
+from engine.core import parse_json_arg, parse_when
+from engine.errors import DefinitionError, InputError
+from engine.timeutil import add_iso_duration, fmt, is_duration
+
+
+# ----------------------------------------------------------------------------- output helpers
+def _width(text: str) -> int:
+    return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+
+
+def _pad(text: str, width: int) -> str:
+    return text + " " * (width - _width(text))
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    if isinstance(v, datetime):
+        return fmt(v)
+    if isinstance(v, bool):
+        return "yes" if v else ""
+    if isinstance(v, (list, tuple)):
+        return ",".join(str(x) for x in v)
+    text = str(v).replace("\n", " ")
+    return text if _width(text) <= 60 else text[:57] + "..."
+
+
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], empty: str = "(none)") -> None:
+    """Print rows as an aligned table; `columns` is (key, heading)."""
+    if not rows:
+        click.echo(empty)
+        return
+    cells = [[_cell(r.get(k)) for k, _ in columns] for r in rows]
+    widths = [max([_width(h)] + [_width(c[i]) for c in cells]) for i, (_, h) in enumerate(columns)]
+    click.echo("  ".join(_pad(h, w) for (_, h), w in zip(columns, widths)).rstrip())
+    click.echo("  ".join("-" * w for w in widths))
+    for c in cells:
+        click.echo("  ".join(_pad(x, w) for x, w in zip(c, widths)).rstrip())
+
+
+def dump_json(value: Any) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2, default=_json_default))
+
+
+def _json_default(v: Any) -> Any:
+    if isinstance(v, datetime):
+        return v.isoformat()
+    if hasattr(v, "to_json"):
+        return v.to_json()
+    raise TypeError(f"not JSON: {type(v).__name__}")
+
+
+# ----------------------------------------------------------------------------- error handling
+class Ctx:
+    def __init__(self, db: str | None, debug: bool):
+        self.db = db
+        self.debug = debug
+        self._engine: Engine | None = None
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            self._engine = Engine(self.db)
+        return self._engine
+
+
+def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn engine errors into one line on stderr and the error's exit code."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        ctx = click.get_current_context()
+        debug = bool(ctx.find_object(Ctx) and ctx.find_object(Ctx).debug)  # type: ignore[union-attr]
+        try:
+            return fn(*args, **kwargs)
+        except EngineError as exc:
+            if debug:
+                traceback.print_exc()
+            click.echo(f"error: {exc.message}", err=True)
+            for line in exc.details():
+                click.echo(f"  {line}", err=True)
+            ctx.exit(exc.exit_code)
+        except click.exceptions.Exit:
+            raise
+        except click.ClickException:
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+        except Exception as exc:  # noqa: BLE001 - last resort: one line, code 1
+            if debug:
+                traceback.print_exc()
+            click.echo(f"internal error: {exc.__class__.__name__}: {exc} (run with --debug for details)", err=True)
+            ctx.exit(1)
+
+    return wrapper
+
+
+def actor_option(required: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    return click.option("--as", "actor", metavar="USER", required=required, envvar="TIGAO_USER",
+                        help="The acting user (a user id from the directory; or TIGAO_USER).")
+
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--db", envvar="TIGAO_DB", metavar="URL",
+              help="Database: a SQLite file path (default ./tigao.db) or postgresql://user@host/db. Env: TIGAO_DB.")
+@click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@click.version_option(package_name="tigao")
+@click.pass_context
+def main(ctx: click.Context, db: str | None, debug: bool) -> None:
+    """Tigao: a durable BPMN 2.0 workflow engine with deadlines, escalation and audit."""
+    ctx.obj = Ctx(db, debug)
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(asctime)s %(message)s")
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+# ----------------------------------------------------------------------------- init, clock, directory
+@main.command()
+@click.option("--simulated", metavar="ISO", help="Create a database on a simulated clock starting at ISO.")
+@pass_ctx
+@handled
+def init(c: Ctx, simulated: str | None) -> None:
+    """Create a database, or upgrade an existing one to the current schema."""
+    start = parse_when(simulated) if simulated else None
+    what = c.engine.init(simulated=start)
+    click.echo(f"{what} database {c.engine.url}" + (f" (simulated clock at {fmt(start)})" if start else ""))
+
+
+@main.group(invoke_without_command=True)
+@click.pass_context
+@handled
+def clock(ctx: click.Context) -> None:
+    """Show the engine's time; `set` and `advance` move a simulated clock."""
+    if ctx.invoked_subcommand is None:
+        c: Ctx = ctx.obj
+        now = c.engine.now()
+        kind = "simulated" if c.engine.simulated else "system"
+        click.echo(f"{fmt(now, seconds=True)} ({kind} clock; UTC {now.isoformat()})")
+
+
+@clock.command("set")
+@click.argument("when")
+@pass_ctx
+@handled
+def clock_set(c: Ctx, when: str) -> None:
+    """Set the simulated clock to WHEN (ISO 8601); it never moves back."""
+    now = c.engine.set_clock(parse_when(when))
+    click.echo(f"clock set to {fmt(now, seconds=True)}")
+
+
+@clock.command("advance")
+@click.argument("duration")
+@pass_ctx
+@handled
+def clock_advance(c: Ctx, duration: str) -> None:
+    """Move the simulated clock forward by DURATION (ISO 8601, e.g. P3D, PT4H)."""
+    if not is_duration(duration):
+        raise InputError(f"'{duration}' is not an ISO 8601 duration (e.g. P3D, PT4H, P1M)")
+    now = c.engine.now()
+    now = c.engine.set_clock(add_iso_duration(now, duration))
+    click.echo(f"clock advanced to {fmt(now, seconds=True)}")
+
+
+@main.group()
+def directory() -> None:
+    """The organisation directory: users, departments, roles."""
+
+
+@directory.command("load")
+@click.argument("file", type=click.Path(dir_okay=False))
+@pass_ctx
+@handled
+def directory_load(c: Ctx, file: str) -> None:
+    """Load (or re-load, replacing) the directory from a TOML FILE."""
+    counts = c.engine.load_directory(file)
+    click.echo(f"loaded {counts['users']} users, {counts['departments']} departments, {counts['roles']} roles")
+
+
+@directory.command("show")
+@json_option
+@pass_ctx
+@handled
+def directory_show(c: Ctx, as_json: bool) -> None:
+    """List the users with their department and roles."""
+    d = c.engine.directory()
+    rows = [{"id": u.id, "name": u.name, "department": u.department, "roles": u.roles,
+             "head": "yes" if d.head_of(u.department) == u.id else ""} for u in sorted(d.users.values(),
+                                                                                      key=lambda u: u.id)]
+    if as_json:
+        dump_json(rows)
+    else:
+        table(rows, [("id", "USER"), ("name", "NAME"), ("department", "DEPARTMENT"), ("head", "HEAD"),
+                     ("roles", "ROLES")])
+
+
+# ----------------------------------------------------------------------------- definitions
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@pass_ctx
+@handled
+def validate(c: Ctx, paths: tuple[str, ...]) -> None:
+    """Check BPMN/DMN/form files or folders as deploy would, without storing anything."""
+    analysis = c.engine.validate(list(paths))
+    for key, info in sorted(analysis.processes.items()):
+        click.echo(f"ok  {key}  ({info.file})")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True)
+@actor_option()
+@pass_ctx
+@handled
+def deploy(c: Ctx, paths: tuple[str, ...], actor: str | None) -> None:
+    """Validate and deploy files or folders; each changed process becomes a new version."""
+    results = c.engine.deploy(list(paths), actor=actor)
+    table([{"key": r.key, "version": r.version, "id": r.definition_id,
+            "result": "deployed" if r.created else "unchanged"} for r in results],
+          [("key", "PROCESS"), ("version", "VERSION"), ("id", "DEFINITION"), ("result", "RESULT")])
+
+
+@main.command()
+@json_option
+@pass_ctx
+@handled
+def definitions(c: Ctx, as_json: bool) -> None:
+    """List deployed process versions."""
+    rows = c.engine.definitions()
+    if as_json:
+        dump_json(rows)
+    else:
+        table(rows, [("key", "PROCESS"), ("version", "VERSION"), ("id", "ID"), ("name", "NAME"),
+                     ("deployed_at", "DEPLOYED"), ("hash", "HASH"), ("instances", "INSTANCES")])
+
+
+# ----------------------------------------------------------------------------- instances
+@main.command()
+@click.argument("key")
+@click.option("--data", metavar="JSON|@FILE", help="Initial process variables.")
+@click.option("--business-key", metavar="KEY")
+@actor_option()
+@json_option
+@pass_ctx
+@handled
+def start(c: Ctx, key: str, data: str | None, business_key: str | None, actor: str | None,
+          as_json: bool) -> None:
+    """Start an instance of process KEY (its newest version)."""
+    iid = c.engine.start(key, parse_json_arg(data), business_key=business_key, actor=actor)
+    detail = c.engine.instance(iid)
+    if as_json:
+        dump_json({"id": iid, "status": detail["status"], "tasks": [t for t in detail["tasks"]]})
+    else:
+        click.echo(f"started instance {iid} of {key} v{detail['version']}: {detail['status']}")
+        _print_tasks([t for t in detail["tasks"] if t.state == "open"])
+
+
+@main.command()
+@click.option("--status", type=click.Choice(["running", "completed", "cancelled"]))
+@click.option("--key", metavar="PROCESS")
+@click.option("--business-key", metavar="KEY")
+@click.option("--limit", default=200, show_default=True)
+@json_option
+@pass_ctx
+@handled
+def instances(c: Ctx, status: str | None, key: str | None, business_key: str | None, limit: int,
+              as_json: bool) -> None:
+    """List instances, newest first."""
+    rows = c.engine.instances(status, key, business_key, limit)
+    if as_json:
+        dump_json(rows)
+    else:
+        table(rows, [("id", "ID"), ("key", "PROCESS"), ("version", "V"), ("business_key", "BUSINESS KEY"),
+                     ("status", "STATUS"), ("open_tasks", "OPEN TASKS"), ("started_at", "STARTED"),
+                     ("ended_at", "ENDED")])
+
+
+@main.command()
+@click.argument("instance_id", type=int)
+@json_option
+@pass_ctx
+@handled
+def show(c: Ctx, instance_id: int, as_json: bool) -> None:
+    """Show an instance: status, data, tasks, what it waits for."""
+    d = c.engine.instance(instance_id)
+    if as_json:
+        dump_json(d)
+        return
+    click.echo(f"instance {d['id']}  {d['key']} v{d['version']}  {d['status']}"
+               + (f"  business key {d['business_key']}" if d["business_key"] else ""))
+    click.echo(f"started {fmt(d['started_at'])} by {d['started_by'] or '-'}"
+               + (f"; ended {fmt(d['ended_at'])}" if d["ended_at"] else "") + f"; {d['events']} events")
+    click.echo("data: " + json.dumps(d["data"], ensure_ascii=False, sort_keys=True))
+    if d["waiting"]:
+        click.echo("waiting for:")
+        table([{"element": w["element"], "name": w["name"], "event": w["event"], "due": w["due"]}
+               for w in d["waiting"]], [("element", "ELEMENT"), ("name", "NAME"), ("event", "EVENT"), ("due", "DUE")])
+    click.echo("tasks:")
+    _print_tasks(d["tasks"], with_state=True)
+
+
+@main.command()
+@click.argument("instance_id", type=int)
+@click.option("--reason", required=True, help="Why; recorded in the history.")
+@actor_option()
+@pass_ctx
+@handled
+def cancel(c: Ctx, instance_id: int, reason: str, actor: str | None) -> None:
+    """Cancel a running instance."""
+    c.engine.cancel(instance_id, reason, actor=actor)
+    click.echo(f"cancelled instance {instance_id}")
+
+
+@main.command()
+@click.argument("name")
+@click.option("--data", metavar="JSON|@FILE", help="Message payload: becomes process variables.")
+@click.option("--business-key", metavar="KEY", help="Deliver to (or start) the instance with this key.")
+@click.option("--instance", "instance_id", type=int, help="Deliver to this instance.")
+@actor_option()
+@json_option
+@pass_ctx
+@handled
+def message(c: Ctx, name: str, data: str | None, business_key: str | None, instance_id: int | None,
+            actor: str | None, as_json: bool) -> None:
+    """Send message NAME: to the instance waiting for it, or start the process it starts."""
+    result = c.engine.message(name, parse_json_arg(data), actor=actor, business_key=business_key,
+                              instance_id=instance_id)
+    if as_json:
+        dump_json(result)
+    elif "started" in result:
+        click.echo(f"message '{name}' started instance(s) {', '.join(map(str, result['started']))}")
+    else:
+        click.echo(f"message '{name}' delivered to instance {result['delivered_to']}")
+
+
+# ----------------------------------------------------------------------------- tasks
+def _print_tasks(tasks: list[Any], with_state: bool = False) -> None:
+    rows = []
+    for t in tasks:
+        who = t.assignee or ",".join(t.candidate_users + [f"@{g}" for g in t.candidate_groups])
+        rows.append({"id": t.id, "instance": t.instance_id, "name": t.name, "who": who, "due": t.due_at,
+                     "late": "OVERDUE" if t.overdue and t.state == "open" else ("late" if t.overdue else ""),
+                     "form": t.form_key, "state": t.state, "prio": t.priority})
+    cols = [("id", "TASK"), ("instance", "INSTANCE"), ("name", "NAME"), ("who", "ASSIGNEE/CANDIDATES"),
+            ("due", "DUE"), ("late", ""), ("form", "FORM")]
+    if with_state:
+        cols.append(("state", "STATE"))
+    table(rows, cols, empty="(no tasks)")
+
+
+@main.command()
+@actor_option()
+@click.option("--mine", is_flag=True, help="Only tasks assigned to me.")
+@click.option("--all", "all_", is_flag=True, help="Every open task, whoever may work on it.")
+@click.option("--group", metavar="GROUP", help="Tasks offered to this role or department.")
+@click.option("--instance", "instance_id", type=int, help="Tasks of one instance.")
+@click.option("--overdue", is_flag=True, help="Only tasks past their due date.")
+@click.option("--state", type=click.Choice(["open", "completed", "cancelled", "any"]), default="open",
+              show_default=True)
+@json_option
+@pass_ctx
+@handled
+def tasks(c: Ctx, actor: str | None, mine: bool, all_: bool, group: str | None, instance_id: int | None,
+          overdue: bool, state: str, as_json: bool) -> None:
+    """Tasks USER may work on: assigned to them, or unassigned with them a candidate."""
+    scope = "mine" if mine else "all" if (all_ or (actor is None and (group or instance_id or overdue))) \
+        else "available"
+    rows = c.engine.tasks(actor, scope=scope, group=group, instance_id=instance_id, overdue=overdue, state=state)
+    if as_json:
+        dump_json([t.to_json() for t in rows])
+    else:
+        _print_tasks(rows, with_state=state != "open")
+
+
+@main.command()
+@click.argument("task_id", type=int)
+@json_option
+@pass_ctx
+@handled
+def task(c: Ctx, task_id: int, as_json: bool) -> None:
+    """Show one task with its data and its form's fields."""
+    t = c.engine.task(task_id)
+    data = c.engine.task_data(task_id) if t.state == "open" else {}
+    form = c.engine.task_form(task_id)
+    if as_json:
+        dump_json({"task": t.to_json(), "data": data, "form": form})
+        return
+    _print_tasks([t], with_state=True)
+    click.echo("data: " + json.dumps(data, ensure_ascii=False, sort_keys=True))
+    if form:
+        required = set(form.get("required", []))
+        fields = [{"field": k, "type": v.get("type", ""), "required": "yes" if k in required else "",
+                   "title": v.get("title", ""), "values": v.get("enum", "")}
+                  for k, v in form.get("properties", {}).items()]
+        click.echo(f"form {t.form_key}:")
+        table(fields, [("field", "FIELD"), ("type", "TYPE"), ("required", "REQUIRED"), ("title", "TITLE"),
+                       ("values", "VALUES")])
+
+
+@main.command()
+@click.argument("task_id", type=int)
+@actor_option(required=True)
+@pass_ctx
+@handled
+def claim(c: Ctx, task_id: int, actor: str) -> None:
+    """Claim a task you are a candidate for."""
+    c.engine.claim(task_id, actor)
+    click.echo(f"task {task_id} claimed by {actor}")
+
+
+@main.command()
+@click.argument("task_id", type=int)
+@actor_option(required=True)
+@pass_ctx
+@handled
+def unclaim(c: Ctx, task_id: int, actor: str) -> None:
+    """Give a claimed task back to its candidates."""
+    c.engine.unclaim(task_id, actor)
+    click.echo(f"task {task_id} returned to its candidates")
+
+
+@main.command()
+@click.argument("task_id", type=int)
+@click.argument("to_user")
+@actor_option(required=True)
+@pass_ctx
+@handled
+def delegate(c: Ctx, task_id: int, to_user: str, actor: str) -> None:
+    """Hand a task you hold to TO_USER."""
+    c.engine.delegate(task_id, actor, to_user)
+    click.echo(f"task {task_id} delegated to {to_user}")
+
+
+@main.command()
+@click.argument("task_id", type=int)
+@click.option("--data", metavar="JSON|@FILE", help="The form's field values.")
+@actor_option(required=True)
+@pass_ctx
+@handled
+def complete(c: Ctx, task_id: int, data: str | None, actor: str) -> None:
+    """Complete a task with its form data."""
+    c.engine.complete(task_id, actor, parse_json_arg(data))
+    click.echo(f"task {task_id} completed by {actor}")
+
+
+# ----------------------------------------------------------------------------- deadlines
+@main.command()
+@click.option("--once", is_flag=True, help="Do one pass over what is due, then exit.")
+@click.option("--interval", default=5.0, show_default=True, help="Seconds between polls.")
+@click.option("--wait", is_flag=True, help="On SQLite, wait for another worker to stop instead of exiting.")
+@pass_ctx
+@handled
+def worker(c: Ctx, once: bool, interval: float, wait: bool) -> None:
+    """Fire due timers, due dates and escalations, each in its own transaction, in due order."""
+    logging.getLogger("tigao.worker").setLevel(logging.INFO)
+    w = Worker(c.engine)
+
+    def stop(signum: int, _frame: Any) -> None:
+        click.echo(f"stopping after the transaction in flight (signal {signum})", err=True)
+        w.stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    while not w.acquire_lease():
+        if not wait:
+            raise InputError("another worker is running on this SQLite database (one at a time on SQLite); "
+                             "use --wait to wait for it, or PostgreSQL for several workers")
+        time.sleep(interval)
+    try:
+        total = 0
+        while not w.stopping:
+            fired = w.run_once()
+            for f in fired:
+                click.echo(f"{f.outcome:6} {f.kind:8} timer {f.timer_id} instance {f.instance_id or '-'} "
+                           f"{f.element_id or ''} due {fmt(f.due_at)}")
+            total += len(fired)
+            if once:
+                break
+            w.acquire_lease()
+            slept = 0.0
+            while slept < interval and not w.stopping:
+                time.sleep(min(0.2, interval))
+                slept += 0.2
+        click.echo(f"worker done: {total} fired")
+    finally:
+        w.release_lease()
+
+
+@main.command()
+@click.option("--department", metavar="DEPT")
+@json_option
+@pass_ctx
+@handled
+def overdue(c: Ctx, department: str | None, as_json: bool) -> None:
+    """Open tasks past their due date."""
+    rows = c.engine.tasks(scope="all", overdue=True, department=department)
+    if as_json:
+        dump_json([t.to_json() for t in rows])
+    else:
+        _print_tasks(rows)
+
+
+@main.command()
+@actor_option(required=True)
+@click.option("--unread", is_flag=True)
+@json_option
+@pass_ctx
+@handled
+def notifications(c: Ctx, actor: str, unread: bool, as_json: bool) -> None:
+    """Notifications for a user: overdue tasks, reminders, escalations."""
+    rows = [{"id": n.id, "at": n.at, "kind": n.kind, "task": n.task_id, "instance": n.instance_id,
+             "message": n.message} for n in c.engine.notifications(actor, unread)]
+    if as_json:
+        dump_json(rows)
+    else:
+        table(rows, [("id", "ID"), ("at", "AT"), ("kind", "KIND"), ("task", "TASK"), ("message", "MESSAGE")])
+
+
+# ----------------------------------------------------------------------------- history
+@main.command("history")
+@click.argument("instance_id", type=int)
+@json_option
+@pass_ctx
+@handled
+def history_cmd(c: Ctx, instance_id: int, as_json: bool) -> None:
+    """The instance's history: who did what, when."""
+    from engine.audit import summarize
+
+    events = c.engine.history(instance_id)
+    if as_json:
+        dump_json([{"seq": e.seq, "at": e.at, "actor": e.actor, "type": e.type, "element": e.element_id,
+                    "task": e.task_id, "payload": e.payload, "hash": e.hash} for e in events])
+        return
+    table([{"seq": e.seq, "at": fmt(e.at, seconds=True), "actor": e.actor, "type": e.type,
+            "element": e.element_id, "summary": summarize(e)} for e in events],
+          [("seq", "SEQ"), ("at", "TIME"), ("actor", "ACTOR"), ("type", "TYPE"), ("element", "ELEMENT"),
+           ("summary", "SUMMARY")])
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,953 @@
+"""The Engine facade: every command is one transaction over storage, SpiffWorkflow and history."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+from uuid import UUID
+
+from sqlalchemy import and_, delete, exists, func, or_, select
+from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+from SpiffWorkflow.bpmn.util import BpmnEvent
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import SpiffWorkflowException
+from SpiffWorkflow.util.task import TaskState
+
+from storage import db as dbmod
+from storage.models import (
+    Definition,
+    Department,
+    Event,
+    HumanTask,
+    Instance,
+    MessageSubscription,
+    Notification,
+    Role,
+    Setting,
+    TaskCandidate,
+    Timer,
+    User,
+    UserRole,
+)
+
+from . import forms as formsmod
+from . import history
+from .assignment import Dept, Directory, Person, parse_directory_file, split_ids
+from .clock import Clock, SettableClock
+from .definitions import Analysis, BuiltCache, Built, analyse, content_hash, files_for, read_bundle
+from .errors import (
+    Conflict,
+    DefinitionError,
+    EngineError,
+    InputError,
+    NotAllowed,
+    NotFound,
+    ScriptError,
+    StorageError,
+)
+from .scripting import TigaoScriptEngine, ensure_json, is_expression
+from .spiff import StateSerializer, TigaoMessageEventDefinition, next_timer_due
+from .timeutil import due_from, parse_datetime
+
+T = TypeVar("T")
+READ_ONLY_ROLE = "auditor"
+
+
+@dataclass
+class DeployResult:
+    key: str
+    version: int
+    definition_id: int
+    created: bool
+
+
+@dataclass
+class TaskView:
+    id: int
+    instance_id: int
+    element_id: str
+    name: str | None
+    role: str | None
+    assignee: str | None
+    candidate_users: list[str]
+    candidate_groups: list[str]
+    state: str
+    priority: int
+    form_key: str | None
+    created_at: datetime
+    due_at: datetime | None
+    follow_up_at: datetime | None
+    completed_at: datetime | None
+    completed_by: str | None
+    overdue: bool
+    process_key: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k, v in d.items():
+            if isinstance(v, datetime):
+                d[k] = v.isoformat()
+        return d
+
+
+class Engine:
+    """The public facade of the runtime. One instance per database URL; thread-safe per call."""
+
+    def __init__(self, url: str | None = None, clock: Clock | None = None):
+        self.url = dbmod.normalise_url(url)
+        self._given_clock = clock
+        self.clock: Clock = clock or Clock()
+        self.script_engine = TigaoScriptEngine(self.clock)
+        self.serializer = StateSerializer()
+        self.built = BuiltCache()
+        self._sa: Any = None
+        self._sessions: sessionmaker[Session] | None = None
+        self._directory: Directory | None = None
+        self._directory_stamp: str | None = None
+        self.simulated = False
+
+    # ------------------------------------------------------------------ connection & transactions
+    @property
+    def dialect(self) -> str:
+        return self._connect().dialect.name
+
+    def _connect(self, create: bool = False) -> Any:
+        if self._sa is None:
+            try:
+                if not create:
+                    dbmod.check_exists(self.url)
+                self._sa = dbmod.make_engine(self.url)
+            except dbmod.DatabaseProblem as exc:
+                raise StorageError(str(exc)) from exc
+            self._sessions = dbmod.session_factory(self._sa)
+        return self._sa
+
+    def close(self) -> None:
+        if self._sa is not None:
+            self._sa.dispose()
+            self._sa = None
+
+    @contextmanager
+    def _tx(self) -> Iterator[Session]:
+        self._connect()
+        assert self._sessions is not None
+        try:
+            with self._sessions() as session, session.begin():
+                self._sync_clock(session)
+                yield session
+        except EngineError:
+            raise
+        except StaleDataError as exc:
+            raise Conflict("the instance was changed by someone else at the same time; reload and try again") \
+                from exc
+        except IntegrityError as exc:
+            raise Conflict(f"a concurrent change collided with this one; try again ({_short(exc)})") from exc
+        except OperationalError as exc:
+            raise StorageError(_storage_message(self.url, exc)) from exc
+        except DatabaseError as exc:
+            raise StorageError(_storage_message(self.url, exc)) from exc
+        except SQLAlchemyError as exc:
+            raise StorageError(f"database error: {_short(exc)}") from exc
+
+    def _sync_clock(self, session: Session) -> None:
+        try:
+            rows = dict(session.execute(select(Setting.key, Setting.value)
+                                        .where(Setting.key.in_(["clock", "sim_now"]))).all())
+        except (OperationalError, DatabaseError) as exc:
+            msg = str(exc).lower()
+            if "no such table" in msg or "does not exist" in msg or "undefinedtable" in msg:
+                raise StorageError(f"'{self.url}' is not a Tigao database (no tables): run 'tigao init'") from exc
+            raise
+        self.simulated = rows.get("clock") == "simulated"
+        if self._given_clock is not None:
+            return
+        if self.simulated:
+            sim_now = datetime.fromisoformat(rows["sim_now"])
+            if isinstance(self.clock, SettableClock):
+                self.clock.force(sim_now)
+            else:
+                self.clock = SettableClock(sim_now)
+                self.script_engine.clock = self.clock
+        elif isinstance(self.clock, SettableClock):
+            self.clock = Clock()
+            self.script_engine.clock = self.clock
+
+    # ------------------------------------------------------------------ init & clock
+    def init(self, simulated: datetime | None = None) -> str:
+        """Create or upgrade the database. With `simulated`, its clock is stored in it."""
+        sa = self._connect(create=True)
+        path = dbmod.sqlite_path(self.url)
+        if path:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            dbmod.upgrade(sa)
+        except (OperationalError, DatabaseError) as exc:
+            raise StorageError(_storage_message(self.url, exc)) from exc
+        assert self._sessions is not None
+        with self._sessions() as s, s.begin():
+            existing = s.get(Setting, "clock")
+            if existing is None:
+                s.add(Setting(key="clock", value="simulated" if simulated else "system"))
+                if simulated:
+                    s.add(Setting(key="sim_now", value=simulated.astimezone(timezone.utc).isoformat()))
+                s.add(Setting(key="created_at", value=datetime.now(timezone.utc).isoformat()))
+                return "created"
+            if simulated is not None and existing.value != "simulated":
+                raise InputError("this database runs on the real clock; --simulated only applies to a new one")
+        return "upgraded"
+
+    def now(self) -> datetime:
+        with self._tx():
+            return self.clock.now()
+
+    def set_clock(self, when: datetime) -> datetime:
+        with self._tx() as s:
+            if not self.simulated:
+                raise NotAllowed("this database runs on the real clock, which cannot be set; "
+                                 "create a simulated one with 'tigao init --simulated ISO'")
+            clock = self.clock
+            assert isinstance(clock, SettableClock)
+            clock.set(when)
+            s.merge(Setting(key="sim_now", value=clock.now().isoformat()))
+            return clock.now()
+
+    def advance_clock(self, delta: timedelta) -> datetime:
+        with self._tx():
+            if not self.simulated:
+                raise NotAllowed("this database runs on the real clock, which cannot be moved")
+            target = self.clock.now() + delta
+        return self.set_clock(target)
+
+    # ------------------------------------------------------------------ directory
+    def load_directory(self, path: str | Path) -> dict[str, int]:
+        users, depts, roles = parse_directory_file(path)
+        with self._tx() as s:
+            s.execute(delete(UserRole))
+            s.execute(delete(User))
+            s.execute(delete(Department))
+            s.execute(delete(Role))
+            s.flush()
+            s.add_all(Role(id=r, name=n) for r, n in roles.items())
+            s.add_all(Department(id=d.id, name=d.name, head=d.head, parent=d.parent) for d in depts)
+            s.add_all(User(id=u.id, name=u.name, department=u.department) for u in users)
+            s.flush()
+            s.add_all(UserRole(user_id=u.id, role_id=r) for u in users for r in u.roles)
+            s.merge(Setting(key="directory_version", value=self.clock.now().isoformat() + f"/{os.getpid()}"
+                            + f"/{len(users)}/{id(users)}"))
+        self._directory = None
+        return {"users": len(users), "departments": len(depts), "roles": len(roles)}
+
+    def directory(self) -> Directory:
+        with self._tx() as s:
+            return self._dir(s)
+
+    def _dir(self, s: Session) -> Directory:
+        stamp = s.scalar(select(Setting.value).where(Setting.key == "directory_version"))
+        if self._directory is None or stamp != self._directory_stamp:
+            roles_of: dict[str, list[str]] = {}
+            for uid, rid in s.execute(select(UserRole.user_id, UserRole.role_id).order_by(UserRole.role_id)):
+                roles_of.setdefault(uid, []).append(rid)
+            users = [Person(u.id, u.name, u.department, roles_of.get(u.id, [])) for u in s.scalars(select(User))]
+            depts = [Dept(d.id, d.name, d.head, d.parent) for d in s.scalars(select(Department))]
+            roles = {r.id: r.name for r in s.scalars(select(Role))}
+            self._directory = Directory(users, depts, roles)
+            self._directory_stamp = stamp
+        self.script_engine.directory = self._directory
+        return self._directory
+
+    def _check_actor(self, s: Session, actor: str | None, acting: bool = True) -> Directory:
+        d = self._dir(s)
+        if actor is not None and d.users and actor not in d.users and actor not in ("system", "admin"):
+            raise NotAllowed(f"unknown user '{actor}'; users come from the directory ('tigao directory load')")
+        if acting and actor and d.has_role(actor, READ_ONLY_ROLE) and len(d.users[actor].roles) == 1:
+            raise NotAllowed(f"'{actor}' is an auditor and may only read; this command changes state")
+        return d
+
+    # ------------------------------------------------------------------ definitions
+    def validate(self, paths: list[str | Path]) -> Analysis:
+        bundle = read_bundle(paths)
+        with self._tx() as s:
+            directory = self._dir(s)
+            deployed = set(s.scalars(select(Definition.key).distinct()))
+        return analyse(bundle, directory, deployed)
+
+    def deploy(self, paths: list[str | Path], actor: str | None = None) -> list[DeployResult]:
+        bundle = read_bundle(paths)
+        with self._tx() as s:
+            self._check_actor(s, actor)
+            directory = self._dir(s)
+            latest = self._latest_definitions(s)
+            analysis = analyse(bundle, directory, set(latest))
+            now = self.clock.now()
+            results = []
+            deployed_files = {k: d.files for k, d in latest.items()}
+            for key in sorted(analysis.processes):
+                info = analysis.processes[key]
+                if not info.executable:
+                    continue
+                files = files_for(key, analysis, bundle, deployed_files)
+                digest = content_hash(files)
+                current = latest.get(key)
+                if current is not None and current.content_hash == digest:
+                    results.append(DeployResult(key, current.version, current.id, False))
+                    continue
+                d = Definition(key=key, version=(current.version + 1) if current else 1, name=info.name,
+                               content_hash=digest, files=files, deployed_at=now, deployed_by=actor)
+                s.add(d)
+                s.flush()
+                results.append(DeployResult(key, d.version, d.id, True))
+                from .deadlines import schedule_start_timers
+
+                schedule_start_timers(self, s, d, info, now)
+            return results
+
+    def _latest_definitions(self, s: Session) -> dict[str, Definition]:
+        sub = select(Definition.key, func.max(Definition.version).label("v")).group_by(Definition.key).subquery()
+        rows = s.scalars(select(Definition).join(sub, and_(Definition.key == sub.c.key,
+                                                           Definition.version == sub.c.v)))
+        return {d.key: d for d in rows}
+
+    def definitions(self) -> list[dict[str, Any]]:
+        with self._tx() as s:
+            counts = dict(s.execute(select(Instance.definition_id, func.count()).group_by(Instance.definition_id))
+                          .all())
+            return [
+                {"id": d.id, "key": d.key, "version": d.version, "name": d.name, "hash": d.content_hash[:12],
+                 "deployed_at": d.deployed_at, "deployed_by": d.deployed_by, "instances": counts.get(d.id, 0),
+                 "files": sorted(d.files)}
+                for d in s.scalars(select(Definition).order_by(Definition.key, Definition.version))
+            ]
+
+    def _built(self, d: Definition) -> Built:
+        return self.built.get(d.id, d.key, d.files)
+
+    # ------------------------------------------------------------------ instances
+    def start(self, key: str, data: dict[str, Any] | None = None, business_key: str | None = None,
+              actor: str | None = None) -> int:
+        data = _check_data(data)
+        with self._tx() as s:
+            self._check_actor(s, actor)
+            d = self._latest_definitions(s).get(key)
+            if d is None:
+                raise NotFound(f"no process '{key}' is deployed; 'tigao definitions' lists what is")
+            built = self._built(d)
+            info = built.analysis.processes[key]
+            if info.message_starts and not _has_plain_start(built):
+                raise InputError(f"process '{key}' starts when message '{info.message_starts[0]}' arrives; "
+                                 f"send it with 'tigao message {info.message_starts[0]}'")
+            run = self._new_run(s, d, built, data, business_key, actor, {"via": "start"})
+            run.advance()
+            run.finish(actor)
+            return run.inst.id
+
+    def _new_run(self, s: Session, d: Definition, built: Built, data: dict[str, Any], business_key: str | None,
+                 actor: str | None, how: dict[str, Any]) -> Run:
+        now = self.clock.now()
+        wf = BpmnWorkflow(built.spec, built.subprocess_specs, script_engine=self.script_engine)
+        wf.task_tree.data.update(data)
+        for child in wf.task_tree.children:
+            child.data.update(data)
+        inst = Instance(definition_id=d.id, process_key=d.key, business_key=business_key, status="running",
+                        state="", started_at=now, started_by=actor, last_seq=0, last_hash=history.GENESIS)
+        s.add(inst)
+        s.flush()
+        run = Run(self, s, inst, built, wf, now)
+        run.event("instance_started", actor, {"data": data, "business_key": business_key,
+                                               "definition": {"key": d.key, "version": d.version}, **how})
+        return run
+
+    def _run_on(self, instance_id: int, actor: str | None, body: Callable[[Run], T],
+                acting: bool = True) -> T:
+        """Load an instance under lock, apply `body`, advance the engine, sync and save; one transaction.
+
+        A script that fails rolls everything back; the failure itself is then recorded as an event.
+        """
+        try:
+            with self._tx() as s:
+                self._check_actor(s, actor, acting)
+                run = self._load_run(s, instance_id)
+                result = body(run)
+                run.advance()
+                run.finish(actor)
+                return result
+        except ScriptError as exc:
+            self._record_failure(instance_id, actor, exc)
+            raise
+
+    def _load_run(self, s: Session, instance_id: int) -> Run:
+        inst = s.scalar(select(Instance).where(Instance.id == instance_id).with_for_update())
+        if inst is None:
+            raise NotFound(f"no instance {instance_id}; 'tigao instances' lists them")
+        d = s.get(Definition, inst.definition_id)
+        assert d is not None
+        built = self._built(d)
+        wf = self.serializer.loads(inst.state, built.spec, built.subprocess_specs, self.script_engine)
+        return Run(self, s, inst, built, wf, self.clock.now())
+
+    def _record_failure(self, instance_id: int, actor: str | None, exc: ScriptError) -> None:
+        try:
+            with self._tx() as s:
+                inst = s.scalar(select(Instance).where(Instance.id == instance_id).with_for_update())
+                if inst is not None:
+                    history.append(s, inst, "script_failed", self.clock.now(), actor,
+                                   {"error": exc.message, "element": getattr(exc, "element", None)},
+                                   element_id=getattr(exc, "element", None))
+        except EngineError:
+            pass
+
+    def cancel(self, instance_id: int, reason: str, actor: str | None = None) -> None:
+        if not reason or not reason.strip():
+            raise InputError("give a reason for cancelling (--reason TEXT); it goes into the history")
+
+        def body(run: Run) -> None:
+            if run.inst.status != "running":
+                raise Conflict(f"instance {instance_id} is {run.inst.status}, not running")
+            run.wf.cancel()
+            run.event("instance_cancelled", actor, {"reason": reason})
+            run.cancelled = True
+
+        self._run_on(instance_id, actor, body)
+
+    def instances(self, status: str | None = None, key: str | None = None, business_key: str | None = None,
+                  limit: int = 200) -> list[dict[str, Any]]:
+        with self._tx() as s:
+            q = select(Instance.id, Instance.process_key, Definition.version, Instance.business_key,
+                       Instance.status, Instance.started_at, Instance.ended_at, Instance.started_by) \
+                .join(Definition, Definition.id == Instance.definition_id)
+            if status:
+                q = q.where(Instance.status == status)
+            if key:
+                q = q.where(Instance.process_key == key)
+            if business_key:
+                q = q.where(Instance.business_key == business_key)
+            q = q.order_by(Instance.id.desc()).limit(limit)
+            rows = s.execute(q).all()
+            open_counts = dict(s.execute(
+                select(HumanTask.instance_id, func.count()).where(HumanTask.state == "open",
+                                                                  HumanTask.instance_id.in_([r.id for r in rows]))
+                .group_by(HumanTask.instance_id)).all())
+            return [{"id": r.id, "key": r.process_key, "version": r.version, "business_key": r.business_key,
+                     "status": r.status, "started_at": r.started_at, "ended_at": r.ended_at,
+                     "started_by": r.started_by, "open_tasks": open_counts.get(r.id, 0)} for r in rows]
+
+    def instance(self, instance_id: int) -> dict[str, Any]:
+        with self._tx() as s:
+            inst = s.get(Instance, instance_id)
+            if inst is None:
+                raise NotFound(f"no instance {instance_id}; 'tigao instances' lists them")
+            d = s.get(Definition, inst.definition_id)
+            assert d is not None
+            built = self._built(d)
+            wf = self.serializer.loads(inst.state, built.spec, built.subprocess_specs, self.script_engine)
+            tasks = self._task_views(s, select(HumanTask).where(HumanTask.instance_id == instance_id)
+                                     .order_by(HumanTask.id))
+            waiting = [{"element": t.task_spec.bpmn_id, "name": t.task_spec.bpmn_name,
+                        "event": type(t.task_spec.event_definition).__name__,
+                        "due": next_timer_due(t)} for t in wf.get_tasks(state=TaskState.WAITING)
+                       if getattr(t.task_spec, "event_definition", None) is not None]
+            return {"id": inst.id, "key": inst.process_key, "version": d.version, "definition_id": d.id,
+                    "business_key": inst.business_key, "status": inst.status, "started_at": inst.started_at,
+                    "started_by": inst.started_by, "ended_at": inst.ended_at, "end_reason": inst.end_reason,
+                    "data": process_data(wf), "tasks": tasks, "waiting": waiting, "events": inst.last_seq}
+
+    # ------------------------------------------------------------------ tasks
+    def tasks(self, user: str | None = None, scope: str = "available", group: str | None = None,
+              instance_id: int | None = None, overdue: bool = False, state: str = "open",
+              department: str | None = None, limit: int = 500) -> list[TaskView]:
+        """Task list from the projection tables.
+
+        scope: "available" (assigned to the user, or unassigned with the user a candidate),
+        "mine" (assigned to the user), "all" (every task).
+        """
+        if scope not in ("available", "mine", "all"):
+            raise InputError(f"unknown task scope '{scope}'; use available, mine or all")
+        with self._tx() as s:
+            d = self._dir(s)
+            q = select(HumanTask)
+            if state != "any":
+                q = q.where(HumanTask.state == state)
+            if scope != "all" or group:
+                if scope != "all" and not user:
+                    raise InputError("say who you are with --as USER (or use --all)")
+                if scope == "mine":
+                    q = q.where(HumanTask.assignee == user)
+                elif scope == "available":
+                    groups = d.groups_of(user or "")
+                    cand = exists().where(TaskCandidate.task_id == HumanTask.id, or_(
+                        and_(TaskCandidate.kind == "user", TaskCandidate.value == user),
+                        and_(TaskCandidate.kind == "group", TaskCandidate.value.in_(groups or [""]))))
+                    q = q.where(or_(HumanTask.assignee == user, and_(HumanTask.assignee.is_(None), cand)))
+                if group:
+                    q = q.where(exists().where(TaskCandidate.task_id == HumanTask.id, TaskCandidate.kind == "group",
+                                               TaskCandidate.value == group))
+            if instance_id is not None:
+                q = q.where(HumanTask.instance_id == instance_id)
+            if overdue:
+                q = q.where(HumanTask.due_at.is_not(None), HumanTask.due_at < self.clock.now())
+            if department:
+                members = d.staff(department)
+                q = q.where(or_(HumanTask.assignee.in_(members or [""]),
+                                exists().where(TaskCandidate.task_id == HumanTask.id, TaskCandidate.kind == "group",
+                                               TaskCandidate.value == department)))
+            q = q.order_by(HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.priority.desc(), HumanTask.id)
+            return self._task_views(s, q.limit(limit))
+
+    def task(self, task_id: int) -> TaskView:
+        with self._tx() as s:
+            views = self._task_views(s, select(HumanTask).where(HumanTask.id == task_id))
+            if not views:
+                raise NotFound(f"no task {task_id}; 'tigao tasks --as USER' lists yours")
+            return views[0]
+
+    def task_data(self, task_id: int) -> dict[str, Any]:
+        """The data a task sees (its process variables), for filling its form."""
+        with self._tx() as s:
+            row = self._task_row(s, task_id)
+            run = self._load_run(s, row.instance_id)
+            t = run.wf.get_task_from_id(UUID(row.spiff_id))
+            return dict(t.data) if t is not None else {}
+
+    def task_form(self, task_id: int) -> dict[str, Any] | None:
+        with self._tx() as s:
+            row = self._task_row(s, task_id)
+            inst = s.get(Instance, row.instance_id)
+            assert inst is not None
+            d = s.get(Definition, inst.definition_id)
+            assert d is not None
+            return self._built(d).forms.get(row.form_key) if row.form_key else None
+
+    def _task_views(self, s: Session, q: Any) -> list[TaskView]:
+        rows = list(s.scalars(q))
+        if not rows:
+            return []
+        cands: dict[int, tuple[list[str], list[str]]] = {r.id: ([], []) for r in rows}
+        for c in s.scalars(select(TaskCandidate).where(TaskCandidate.task_id.in_(list(cands)))
+                           .order_by(TaskCandidate.value)):
+            cands[c.task_id][0 if c.kind == "user" else 1].append(c.value)
+        keys = dict(s.execute(select(Instance.id, Instance.process_key)
+                              .where(Instance.id.in_({r.instance_id for r in rows}))).all())
+        now = self.clock.now()
+        return [TaskView(r.id, r.instance_id, r.element_id, r.name, r.role, r.assignee, cands[r.id][0],
+                         cands[r.id][1], r.state, r.priority, r.form_key, r.created_at, r.due_at, r.follow_up_at,
+                         r.completed_at, r.completed_by,
+                         bool(r.due_at and (r.completed_at or now) > r.due_at), keys.get(r.instance_id))
+                for r in rows]
+
+    def _task_row(self, s: Session, task_id: int, lock: bool = False) -> HumanTask:
+        q = select(HumanTask).where(HumanTask.id == task_id)
+        if lock:
+            q = q.with_for_update()
+        row = s.scalar(q)
+        if row is None:
+            raise NotFound(f"no task {task_id}; 'tigao tasks --as USER' lists yours")
+        return row
+
+    def _candidates(self, s: Session, task_id: int) -> tuple[list[str], list[str]]:
+        users, groups = [], []
+        for c in s.scalars(select(TaskCandidate).where(TaskCandidate.task_id == task_id)):
+            (users if c.kind == "user" else groups).append(c.value)
+        return users, groups
+
+    def _may_work(self, s: Session, d: Directory, row: HumanTask, user: str) -> bool:
+        if row.assignee is not None:
+            return row.assignee == user
+        users, groups = self._candidates(s, row.id)
+        return user in users or bool(set(groups) & set(d.groups_of(user)))
+
+    def _open_task(self, s: Session, task_id: int, user: str | None) -> tuple[HumanTask, Directory]:
+        if not user:
+            raise InputError("say who you are with --as USER")
+        d = self._check_actor(s, user)
+        row = self._task_row(s, task_id, lock=True)
+        if row.state != "open":
+            raise Conflict(f"task {task_id} is already {row.state}"
+                           + (f" (by {row.completed_by})" if row.completed_by else ""))
+        return row, d
+
+    def claim(self, task_id: int, user: str) -> None:
+        with self._tx() as s:
+            row, d = self._open_task(s, task_id, user)
+            if row.assignee == user:
+                return
+            if row.assignee is not None:
+                raise Conflict(f"task {task_id} is already claimed by {row.assignee}")
+            if not self._may_work(s, d, row, user):
+                raise NotAllowed(f"{user} is not a candidate for task {task_id} ({row.name}); "
+                                 "only its candidate users and groups may claim it")
+            row.assignee = user
+            row.claimed_at = self.clock.now()
+            self._task_event(s, row, "task_claimed", user, {"assignee": user})
+
+    def unclaim(self, task_id: int, user: str) -> None:
+        with self._tx() as s:
+            row, _ = self._open_task(s, task_id, user)
+            if row.assignee != user:
+                raise NotAllowed(f"task {task_id} is not claimed by {user}"
+                                 + (f" but by {row.assignee}" if row.assignee else ""))
+            if not s.scalar(select(func.count()).select_from(TaskCandidate).where(TaskCandidate.task_id == row.id)):
+                raise Conflict(f"task {task_id} was assigned by the process and has no candidates to return to; "
+                               "delegate it instead")
+            row.assignee = None
+            row.claimed_at = None
+            self._task_event(s, row, "task_unclaimed", user, {})
+
+    def delegate(self, task_id: int, user: str, to_user: str) -> None:
+        with self._tx() as s:
+            row, d = self._open_task(s, task_id, user)
+            if to_user not in d.users:
+                raise NotFound(f"no user '{to_user}' in the directory")
+            if not self._may_work(s, d, row, user):
+                raise NotAllowed(f"{user} may not delegate task {task_id}: it is "
+                                 + (f"assigned to {row.assignee}" if row.assignee else "not theirs"))
+            previous = row.assignee
+            row.assignee = to_user
+            row.claimed_at = self.clock.now()
+            self._task_event(s, row, "task_delegated", user, {"from": previous, "to": to_user})
+
+    def _task_event(self, s: Session, row: HumanTask, type_: str, actor: str, payload: dict[str, Any]) -> None:
+        inst = s.scalar(select(Instance).where(Instance.id == row.instance_id).with_for_update())
+        assert inst is not None
+        history.append(s, inst, type_, self.clock.now(), actor, {"spiff_id": row.spiff_id, **payload},
+                       element_id=row.element_id, task_id=row.id)
+
+    def complete(self, task_id: int, user: str, data: dict[str, Any] | None = None) -> None:
+        """Complete a human task as `user` with form `data`; one transaction."""
+        data = _check_data(data)
+        instance_id = None
+        try:
+            with self._tx() as s:
+                row, d = self._open_task(s, task_id, user)
+                instance_id = row.instance_id
+                if not self._may_work(s, d, row, user):
+                    if row.assignee:
+                        raise NotAllowed(f"task {task_id} ({row.name}) is assigned to {row.assignee}, not {user}")
+                    raise NotAllowed(f"{user} is not a candidate for task {task_id} ({row.name})")
+                run = self._load_run(s, row.instance_id)
+                if row.form_key:
+                    schema = run.built.forms.get(row.form_key)
+                    if schema is not None:
+                        formsmod.validate(row.form_key, schema, data)
+                t = run.wf.get_task_from_id(UUID(row.spiff_id))
+                if t is None or t.state != TaskState.READY:
+                    raise Conflict(f"task {task_id} is no longer waiting for input")
+                now = self.clock.now()
+                t.data.update(data)
+                row.state = "completed"
+                row.completed_at = now
+                row.completed_by = user
+                if row.assignee is None:
+                    row.assignee = user
+                run.event("task_completed", user, {"spiff_id": row.spiff_id, "data": data},
+                          element_id=row.element_id, task_id=row.id)
+                run.run_task(t)
+                run.advance()
+                run.finish(user)
+        except ScriptError as exc:
+            if instance_id is not None:
+                self._record_failure(instance_id, user, exc)
+            raise
+
+    # ------------------------------------------------------------------ messages
+    def message(self, name: str, data: dict[str, Any] | None = None, actor: str | None = None,
+                business_key: str | None = None, instance_id: int | None = None) -> dict[str, Any]:
+        """Deliver a message: to the instance waiting for it, else start the process it starts."""
+        data = _check_data(data)
+        with self._tx() as s:
+            self._check_actor(s, actor)
+            q = select(MessageSubscription.instance_id).where(MessageSubscription.message_name == name)
+            if instance_id is not None:
+                q = q.where(MessageSubscription.instance_id == instance_id)
+            if business_key is not None:
+                q = q.join(Instance, Instance.id == MessageSubscription.instance_id) \
+                    .where(Instance.business_key == business_key)
+            waiting = sorted(set(s.scalars(q)))
+        if len(waiting) > 1:
+            raise Conflict(f"{len(waiting)} instances wait for message '{name}' ({', '.join(map(str, waiting[:10]))}); "
+                           "choose one with --instance ID or --business-key KEY")
+        if waiting:
+            def body(run: Run) -> None:
+                run.deliver(name, data, actor)
+
+            self._run_on(waiting[0], actor, body)
+            return {"delivered_to": waiting[0]}
+        if instance_id is not None:
+            raise NotFound(f"instance {instance_id} is not waiting for message '{name}'")
+        with self._tx() as s:
+            starters = []
+            for d in self._latest_definitions(s).values():
+                built = self._built(d)
+                if name in built.analysis.processes[d.key].message_starts:
+                    starters.append((d, built))
+            if not starters:
+                raise NotFound(f"no instance waits for message '{name}' and no deployed process starts with it")
+            started = []
+            for d, built in starters:
+                run = self._new_run(s, d, built, {}, business_key, actor, {"via": "message", "message": name})
+                run.advance()
+                run.deliver(name, data, actor)
+                run.advance()
+                run.finish(actor)
+                started.append(run.inst.id)
+            return {"started": started}
+
+    # ------------------------------------------------------------------ history
+    def history(self, instance_id: int) -> list[Event]:
+        with self._tx() as s:
+            if s.get(Instance, instance_id) is None:
+                raise NotFound(f"no instance {instance_id}")
+            return list(s.scalars(select(Event).where(Event.instance_id == instance_id).order_by(Event.seq)))
+
+    def notifications(self, user: str, unread_only: bool = False) -> list[Notification]:
+        with self._tx() as s:
+            q = select(Notification).where(Notification.recipient == user)
+            if unread_only:
+                q = q.where(Notification.read_at.is_(None))
+            return list(s.scalars(q.order_by(Notification.at, Notification.id)))
+
+
+class Run:
+    """One instance loaded inside a transaction: apply inputs, advance, project, save."""
+
+    def __init__(self, engine: Engine, s: Session, inst: Instance, built: Built, wf: BpmnWorkflow, now: datetime):
+        self.engine = engine
+        self.s = s
+        self.inst = inst
+        self.built = built
+        self.wf = wf
+        self.now = now
+        self.cancelled = False
+        self.new_tasks: list[HumanTask] = []
+
+    def event(self, type_: str, actor: str | None, payload: dict[str, Any], element_id: str | None = None,
+              task_id: int | None = None) -> Event:
+        return history.append(self.s, self.inst, type_, self.now, actor, payload, element_id, task_id)
+
+    def _guard(self, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except EngineError:
+            raise
+        except (SpiffWorkflowException, ValueError, TypeError, KeyError, NameError, ZeroDivisionError,
+                AttributeError, IndexError) as exc:
+            element = None
+            task = getattr(exc, "task", None)
+            if task is not None:
+                element = getattr(task.task_spec, "bpmn_id", None)
+            msg = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+            err = ScriptError(f"process step failed{f' at {element}' if element else ''}: {msg}; "
+                              "nothing was changed")
+            err.element = element  # type: ignore[attr-defined]
+            raise err from exc
+
+    def run_task(self, t: Any) -> None:
+        self._guard(t.run)
+
+    def advance(self) -> None:
+        self._guard(self.wf.do_engine_steps)
+
+    def deliver(self, name: str, data: dict[str, Any], actor: str | None) -> None:
+        targets = [t for t in self.wf.get_tasks(state=TaskState.WAITING)
+                   if isinstance(getattr(t.task_spec, "event_definition", None), TigaoMessageEventDefinition)
+                   and t.task_spec.event_definition.name == name]
+        if not targets:
+            raise NotFound(f"instance {self.inst.id} is not waiting for message '{name}'")
+        self.event("message_received", actor, {"name": name, "data": data},
+                   element_id=targets[0].task_spec.bpmn_id)
+        ev = targets[0].task_spec.event_definition
+        self._guard(lambda: self.wf.send_event(BpmnEvent(ev, payload={"payload": data, "result_var": None})))
+
+    def finish(self, actor: str | None) -> None:
+        """Project tasks, timers and subscriptions; close the instance if done; save the state."""
+        from .deadlines import on_task_created, sync_timers
+
+        s, inst, now = self.s, self.inst, self.now
+        directory = self.engine._dir(s)
+        ready = [t for t in self.wf.get_tasks(state=TaskState.READY) if t.task_spec.manual]
+        ready_ids = {str(t.id) for t in ready}
+        open_rows = {r.spiff_id: r for r in s.scalars(select(HumanTask).where(HumanTask.instance_id == inst.id,
+                                                                               HumanTask.state == "open"))}
+        for sid, row in open_rows.items():
+            if sid not in ready_ids:
+                row.state = "cancelled"
+                row.completed_at = now
+                self.event("task_cancelled", actor, {"spiff_id": sid}, element_id=row.element_id, task_id=row.id)
+        for t in ready:
+            if str(t.id) in open_rows:
+                continue
+            row = self._create_task(t, directory)
+            on_task_created(self, row)
+        sync_timers(self)
+        self._sync_subscriptions()
+        if self.inst.status == "running":
+            if self.cancelled:
+                inst.status = "cancelled"
+                inst.ended_at = now
+                inst.end_reason = "cancelled"
+            elif self.wf.is_completed():
+                inst.status = "completed"
+                inst.ended_at = now
+                self.event("instance_completed", actor, {"data": process_data(self.wf)})
+        try:
+            inst.state = self.engine.serializer.dumps(self.wf)
+        except (TypeError, ValueError) as exc:
+            raise ScriptError(f"process data is not JSON-serialisable ({exc}); scripts must produce JSON values") \
+                from exc
+        s.flush()
+
+    def _create_task(self, t: Any, directory: Directory) -> HumanTask:
+        spec = t.task_spec
+        meta = self.built.task_meta.get((t.workflow.spec.name, spec.bpmn_id))
+        if meta is None:
+            meta = next((m for (owner, eid), m in self.built.task_meta.items() if eid == spec.bpmn_id), None)
+        se = self.engine.script_engine
+
+        def value(text: str | None) -> Any:
+            if text is None or not str(text).strip():
+                return None
+            if is_expression(text):
+                return self._guard(lambda: se.evaluate(t, text))
+            return text
+
+        assignee = value(meta.assignee) if meta else None
+        if isinstance(assignee, (list, tuple)):
+            assignee = assignee[0] if assignee else None
+        cand_users = split_ids(value(meta.candidate_users)) if meta else []
+        cand_groups = split_ids(value(meta.candidate_groups)) if meta else []
+        role = directory.role_for_lane(meta.lane, meta.lane_id) if meta else None
+        if role is None and getattr(spec, "lane", None):
+            role = directory.role_for_lane(spec.lane)
+        if not assignee and not cand_users and not cand_groups and role:
+            cand_groups = [role]
+        due = self._when(value(meta.due_date) if meta else None, "dueDate", spec.bpmn_id)
+        follow = self._when(value(meta.follow_up_date) if meta else None, "followUpDate", spec.bpmn_id)
+        prio_raw = value(meta.priority) if meta else None
+        try:
+            priority = int(prio_raw) if prio_raw is not None else 50
+        except (TypeError, ValueError):
+            raise ScriptError(f"priority of {spec.bpmn_id} is '{prio_raw}', not a whole number") from None
+        row = HumanTask(instance_id=self.inst.id, spiff_id=str(t.id), element_id=spec.bpmn_id,
+                        name=spec.bpmn_name or spec.bpmn_id, lane=meta.lane if meta else None, role=role,
+                        assignee=str(assignee) if assignee else None, state="open", priority=priority,
+                        form_key=meta.form_key if meta else None, created_at=self.now, due_at=due,
+                        follow_up_at=follow, escalation_level=0)
+        self.s.add(row)
+        self.s.flush()
+        self.s.add_all([TaskCandidate(task_id=row.id, kind="user", value=u) for u in dict.fromkeys(cand_users)])
+        self.s.add_all([TaskCandidate(task_id=row.id, kind="group", value=g) for g in dict.fromkeys(cand_groups)])
+        self.event("task_created", None, {
+            "spiff_id": row.spiff_id, "name": row.name, "assignee": row.assignee,
+            "candidate_users": list(dict.fromkeys(cand_users)), "candidate_groups": list(dict.fromkeys(cand_groups)),
+            "due_at": due.isoformat() if due else None, "form_key": row.form_key, "priority": priority,
+        }, element_id=row.element_id, task_id=row.id)
+        self.new_tasks.append(row)
+        return row
+
+    def _when(self, v: Any, attr: str, element: str) -> datetime | None:
+        if v is None:
+            return None
+        if isinstance(v, datetime):
+            return v.astimezone(timezone.utc) if v.tzinfo else v.replace(tzinfo=timezone.utc)
+        try:
+            return due_from(str(v), self.now)
+        except ValueError as exc:
+            raise ScriptError(f"camunda:{attr} of {element}: {exc}") from exc
+
+    def _sync_subscriptions(self) -> None:
+        want = {}
+        for t in self.wf.get_tasks(state=TaskState.WAITING):
+            ev = getattr(t.task_spec, "event_definition", None)
+            if isinstance(ev, TigaoMessageEventDefinition):
+                want[str(t.id)] = (ev.name, t.task_spec.bpmn_id)
+        have = {m.spiff_id: m for m in self.s.scalars(select(MessageSubscription)
+                                                       .where(MessageSubscription.instance_id == self.inst.id))}
+        for sid, m in have.items():
+            if sid not in want:
+                self.s.delete(m)
+        for sid, (name, element) in want.items():
+            if sid not in have:
+                self.s.add(MessageSubscription(instance_id=self.inst.id, message_name=name, spiff_id=sid,
+                                               element_id=element))
+
+
+def process_data(wf: BpmnWorkflow) -> dict[str, Any]:
+    """The instance's process variables as seen by its most recent task."""
+    last = wf.last_task
+    if last is None:
+        return dict(wf.task_tree.data)
+    return dict(last.data)
+
+
+def _has_plain_start(built: Built) -> bool:
+    spec = built.spec
+    starts = getattr(spec, "start", None)
+    for ts in spec.task_specs.values():
+        if ts.__class__.__name__ == "StartEvent" and ts.event_definition.__class__.__name__ == "NoneEventDefinition":
+            return True
+    return starts is None
+
+
+def _check_data(data: Any) -> dict[str, Any]:
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise InputError("data must be a JSON object, e.g. '{\"amount\": 5}'")
+    try:
+        ensure_json(data)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc
+    return data
+
+
+def _short(exc: Exception) -> str:
+    return str(getattr(exc, "orig", exc)).strip().splitlines()[0][:200]
+
+
+def _storage_message(url: str, exc: Exception) -> str:
+    text = str(getattr(exc, "orig", exc)).lower()
+    where = dbmod.sqlite_path(url) or url.split("@")[-1]
+    if "database is locked" in text or "database table is locked" in text:
+        return f"database '{where}' is locked by another process; try again when it is done"
+    if "file is not a database" in text or "not a database" in text:
+        return f"'{where}' is not a database file; point --db at a Tigao database or run 'tigao init' on a new path"
+    if "unable to open database" in text:
+        return f"cannot open database file '{where}': check the path and permissions"
+    if "connection" in text or "could not" in text or "timeout" in text or "refused" in text:
+        return f"cannot reach the database at '{where}': {_short(exc)}"
+    if "no such table" in text or "does not exist" in text:
+        return f"'{where}' is not a Tigao database (missing tables): run 'tigao init'"
+    return f"database error at '{where}': {_short(exc)}"
+
+
+def parse_json_arg(text: str | None) -> dict[str, Any] | None:
+    """`JSON` or `@file` from the command line."""
+    if text is None:
+        return None
+    raw = text
+    if text.startswith("@"):
+        try:
+            raw = Path(text[1:]).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise InputError(f"cannot read data file '{text[1:]}': {exc.strerror}") from exc
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise InputError(f"data is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
+                         "give an object like '{\"field\": 1}' or @file.json") from exc
+    if not isinstance(value, dict):
+        raise InputError("data must be a JSON object, e.g. '{\"field\": 1}'")
+    return value
+
+
+def parse_when(text: str) -> datetime:
+    try:
+        return parse_datetime(text)
+    except ValueError as exc:
+        raise InputError(str(exc)) from exc

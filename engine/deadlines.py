@@ -1,0 +1,404 @@
+"""Due dates, timers, escalation of late work, and the deadline worker.
+
+Everything that falls due is a row in `timers` with an indexed due time; the worker never scans
+serialized state. Kinds:
+
+* ``timer``    a BPMN timer event an instance waits on (date, duration or cycle);
+* ``start``    a timer start event of a deployed process: firing starts a new instance;
+* ``due``      a human task reaches its due date: it becomes overdue, the person responsible and
+               their leader are notified, and an escalation is scheduled after the grace period;
+* ``followup`` a human task's follow-up date: a reminder;
+* ``escalate`` the grace period ran out: the task is escalated one level up (level 1: the head of
+               the responsible person's department; level 2: the office role, by default
+               ``efficiency_office``), naming both the person responsible and their leader.
+
+Escalation policy per process, as extension properties on the process (or on a user task, which
+wins): ``escalation`` (``on``/``off``, default on), ``escalation.grace`` (ISO duration, default
+``P1D``), ``escalation.office`` (role id, default ``efficiency_office``).
+
+Catch-up after downtime: every pending row due by "now" fires exactly once, in due order; a cycle
+timer that missed several occurrences fires once per missed occurrence, each recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time as _time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+from SpiffWorkflow.util.task import TaskState
+
+from storage.models import Definition, HumanTask, Instance, Notification, Setting, TaskCandidate, Timer
+
+from . import history
+from .errors import EngineError, ScriptError, StorageError
+from .spiff import force_start_timers, next_timer_due
+from .timeutil import add_iso_duration, fmt, parse_cycle, parse_datetime
+
+if TYPE_CHECKING:
+    from .core import Engine, Run
+    from .definitions import ProcessInfo
+
+log = logging.getLogger("tigao.worker")
+DEFAULT_GRACE = "P1D"
+DEFAULT_OFFICE = "efficiency_office"
+SQLITE_WORKER_LEASE = timedelta(seconds=30)
+
+
+# ---------------------------------------------------------------------------------------------
+# Scheduling (called inside the command's transaction)
+
+
+def schedule_start_timers(engine: Engine, s: Session, d: Definition, info: ProcessInfo, now: datetime) -> None:
+    """A new version replaces the previous version's pending start timers."""
+    older = select(Definition.id).where(Definition.key == d.key, Definition.id != d.id)
+    s.execute(update(Timer).where(Timer.kind == "start", Timer.state == "pending",
+                                  Timer.definition_id.in_(older)).values(state="cancelled"))
+    for element, kind, text in info.timer_starts:
+        first = _start_occurrence(kind, text, now, 0)
+        if first is not None:
+            s.add(Timer(kind="start", definition_id=d.id, element_id=element, due_at=first, state="pending",
+                        payload={"kind": kind, "value": text, "occurrence": 0, "anchor": now.isoformat()}))
+
+
+def _start_occurrence(kind: str, text: str, anchor: datetime, n: int) -> datetime | None:
+    if kind == "date":
+        return parse_datetime(text) if n == 0 else None
+    if kind == "duration":
+        return add_iso_duration(anchor, text) if n == 0 else None
+    cycle = parse_cycle(text, anchor)
+    if cycle.repetitions >= 0 and n >= cycle.repetitions:
+        return None
+    return cycle.occurrence(n)
+
+
+def on_task_created(run: Run, row: HumanTask) -> None:
+    if row.due_at is not None:
+        if row.due_at <= run.now:
+            _mark_overdue(run.engine, run.s, run.inst, row, run.now)
+        else:
+            run.s.add(Timer(instance_id=row.instance_id, kind="due", task_id=row.id, element_id=row.element_id,
+                            due_at=row.due_at, state="pending"))
+    if row.follow_up_at is not None and row.follow_up_at > run.now:
+        run.s.add(Timer(instance_id=row.instance_id, kind="followup", task_id=row.id,
+                        element_id=row.element_id, due_at=row.follow_up_at, state="pending"))
+
+
+def sync_timers(run: Run) -> None:
+    """Make the pending `timer` rows of an instance equal the timers it waits on."""
+    s, inst, now = run.s, run.inst, run.now
+    want: dict[str, tuple[datetime, str]] = {}
+    for t in run.wf.get_tasks(state=TaskState.WAITING):
+        due = next_timer_due(t)
+        if due is not None:
+            want[str(t.id)] = (due, t.task_spec.bpmn_id)
+    have = {r.spiff_id: r for r in s.scalars(select(Timer).where(Timer.instance_id == inst.id,
+                                                                 Timer.kind == "timer", Timer.state == "pending"))}
+    for sid, row in have.items():
+        if sid not in want:
+            row.state = "fired" if row.due_at <= now else "cancelled"
+            row.fired_at = now if row.state == "fired" else None
+        elif row.due_at != want[sid][0]:
+            row.due_at = want[sid][0]
+    for sid, (due, element) in want.items():
+        if sid not in have:
+            s.add(Timer(instance_id=inst.id, kind="timer", spiff_id=sid, element_id=element, due_at=due,
+                        state="pending"))
+    closed = select(HumanTask.id).where(HumanTask.instance_id == inst.id, HumanTask.state != "open")
+    s.execute(update(Timer).where(Timer.instance_id == inst.id, Timer.state == "pending",
+                                  Timer.task_id.in_(closed)).values(state="cancelled"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Overdue and escalation
+
+
+def _policy(engine: Engine, s: Session, inst: Instance, row: HumanTask) -> dict[str, str]:
+    d = s.get(Definition, inst.definition_id)
+    assert d is not None
+    built = engine._built(d)
+    props: dict[str, str] = {}
+    info = built.analysis.processes.get(inst.process_key)
+    if info is not None:
+        props.update(info.properties)
+    for (_owner, eid), meta in built.task_meta.items():
+        if eid == row.element_id:
+            props.update(meta.properties)
+            break
+    return {
+        "enabled": props.get("escalation", "on").strip().lower(),
+        "grace": props.get("escalation.grace", DEFAULT_GRACE).strip(),
+        "office": props.get("escalation.office", DEFAULT_OFFICE).strip(),
+    }
+
+
+def _responsible(engine: Engine, s: Session, row: HumanTask) -> tuple[list[str], str | None]:
+    """Who answers for the task, and their leader."""
+    directory = engine._dir(s)
+    if row.assignee:
+        return [row.assignee], directory.superior_of(row.assignee)
+    users, groups = engine._candidates(s, row.id)
+    people = list(users)
+    for g in groups:
+        people.extend(directory.group_members(g))
+    people = list(dict.fromkeys(people))
+    leader = None
+    for g in groups:
+        if g in directory.departments:
+            leader = directory.head_of(g)
+            break
+    if leader is None and people:
+        leader = directory.superior_of(people[0])
+    return people, leader
+
+
+def _notify(s: Session, recipients: list[str], at: datetime, kind: str, row: HumanTask, message: str) -> None:
+    for r in dict.fromkeys(x for x in recipients if x):
+        s.add(Notification(recipient=r, at=at, kind=kind, task_id=row.id, instance_id=row.instance_id,
+                           message=message))
+
+
+def _mark_overdue(engine: Engine, s: Session, inst: Instance, row: HumanTask, now: datetime) -> None:
+    row.overdue_since = now
+    people, leader = _responsible(engine, s, row)
+    policy = _policy(engine, s, inst, row)
+    msg = f"task {row.id} '{row.name}' was due {fmt(row.due_at)} and is overdue"
+    _notify(s, people[:50], now, "overdue", row, msg)
+    if leader:
+        _notify(s, [leader], now, "overdue_leader",
+                row, f"{msg}; responsible: {', '.join(people[:5]) or 'nobody'} (you are their leader)")
+    history.append(s, inst, "task_overdue", now, "system",
+                   {"spiff_id": row.spiff_id, "due_at": row.due_at.isoformat() if row.due_at else None,
+                    "responsible": people[:50], "leader": leader},
+                   element_id=row.element_id, task_id=row.id)
+    if policy["enabled"] not in ("off", "false", "no", "0"):
+        s.add(Timer(instance_id=inst.id, kind="escalate", task_id=row.id, element_id=row.element_id,
+                    due_at=add_iso_duration(now, policy["grace"]), state="pending", payload={"level": 1}))
+
+
+def _escalate(engine: Engine, s: Session, inst: Instance, row: HumanTask, level: int, now: datetime) -> None:
+    directory = engine._dir(s)
+    people, leader = _responsible(engine, s, row)
+    policy = _policy(engine, s, inst, row)
+    if level == 1 and leader:
+        target_user, target_group = leader, None
+    else:
+        level = max(level, 2)
+        target_user, target_group = None, policy["office"]
+    if target_user and not s.get(TaskCandidate, (row.id, "user", target_user)):
+        s.add(TaskCandidate(task_id=row.id, kind="user", value=target_user))
+    if target_group and not s.get(TaskCandidate, (row.id, "group", target_group)):
+        s.add(TaskCandidate(task_id=row.id, kind="group", value=target_group))
+    row.escalation_level = level
+    to = target_user or f"role {target_group}"
+    msg = (f"task {row.id} '{row.name}' (due {fmt(row.due_at)}) escalated to {to}; responsible: "
+           f"{', '.join(people[:5]) or 'nobody'}; their leader: {leader or 'none'}")
+    recipients = [target_user] if target_user else directory.role_members(target_group or "")
+    _notify(s, recipients + people[:50] + ([leader] if leader else []), now, "escalated", row, msg)
+    history.append(s, inst, "task_escalated", now, "system",
+                   {"spiff_id": row.spiff_id, "level": level, "to_user": target_user, "to_group": target_group,
+                    "responsible": people[:50], "leader": leader},
+                   element_id=row.element_id, task_id=row.id)
+    if level < 2:
+        s.add(Timer(instance_id=inst.id, kind="escalate", task_id=row.id, element_id=row.element_id,
+                    due_at=add_iso_duration(now, policy["grace"]), state="pending", payload={"level": level + 1}))
+
+
+# ---------------------------------------------------------------------------------------------
+# The worker
+
+
+@dataclass
+class Fired:
+    timer_id: int
+    kind: str
+    instance_id: int | None
+    element_id: str | None
+    due_at: datetime
+    outcome: str  # fired | skipped | failed
+
+
+class Worker:
+    """Fires due rows in due order, each in its own transaction.
+
+    On PostgreSQL several workers share the table: each claims one row with
+    `SELECT ... FOR UPDATE SKIP LOCKED` and then its instance with `SKIP LOCKED`, so no row fires
+    twice; a worker that dies mid-transaction releases its locks and the row is taken by another.
+    On SQLite one worker at a time holds a lease row in `settings`.
+    """
+
+    def __init__(self, engine: Engine, name: str | None = None):
+        self.engine = engine
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.stopping = False
+
+    # -- SQLite single-worker lease (wall clock: it is about processes, not process time)
+    def acquire_lease(self) -> bool:
+        if self.engine.dialect != "sqlite":
+            return True
+        with self.engine._tx() as s:
+            row = s.get(Setting, "worker_lease")
+            wall = datetime.now(timezone.utc)
+            if row is not None:
+                owner, _, until = row.value.partition("|")
+                if owner != self.name and datetime.fromisoformat(until) > wall:
+                    return False
+            s.merge(Setting(key="worker_lease", value=f"{self.name}|{(wall + SQLITE_WORKER_LEASE).isoformat()}"))
+            return True
+
+    def release_lease(self) -> None:
+        if self.engine.dialect != "sqlite":
+            return
+        with self.engine._tx() as s:
+            row = s.get(Setting, "worker_lease")
+            if row is not None and row.value.startswith(self.name + "|"):
+                s.delete(row)
+
+    def run_once(self, limit: int | None = None) -> list[Fired]:
+        """Fire everything due now (up to `limit`); return what was done."""
+        done: list[Fired] = []
+        skip: set[int] = set()
+        last_lease = _time.monotonic()
+        while not self.stopping and (limit is None or len(done) < limit):
+            if self.engine.dialect == "sqlite" and _time.monotonic() - last_lease > 10:
+                self.acquire_lease()
+                last_lease = _time.monotonic()
+            fired = self._fire_next(skip)
+            if fired is None:
+                break
+            if fired.outcome == "skipped":
+                skip.add(fired.timer_id)
+                continue
+            done.append(fired)
+        return done
+
+    def _fire_next(self, skip: set[int]) -> Fired | None:
+        engine = self.engine
+        try:
+            with engine._tx() as s:
+                now = engine.clock.now()
+                q = select(Timer).where(Timer.state == "pending", Timer.due_at <= now)
+                if skip:
+                    q = q.where(Timer.id.not_in(skip))
+                timer = s.scalar(q.order_by(Timer.due_at, Timer.id).limit(1).with_for_update(skip_locked=True))
+                if timer is None:
+                    return None
+                inst = None
+                if timer.instance_id is not None:
+                    inst = s.scalar(select(Instance).where(Instance.id == timer.instance_id)
+                                    .with_for_update(skip_locked=True))
+                    if inst is None:
+                        return Fired(timer.id, timer.kind, timer.instance_id, timer.element_id, timer.due_at,
+                                     "skipped")
+                result = Fired(timer.id, timer.kind, timer.instance_id, timer.element_id, timer.due_at, "fired")
+                self._fire(s, timer, inst, now)
+                if timer.state == "pending":
+                    timer.state = "fired"
+                    timer.fired_at = now
+                log.info("fired %s timer %s (instance %s, %s) due %s", timer.kind, timer.id, timer.instance_id,
+                         timer.element_id, fmt(timer.due_at, seconds=True))
+                return result
+        except ScriptError as exc:
+            return self._fail(skip, exc)
+        except StorageError:
+            raise
+
+    def _fail(self, skip: set[int], exc: EngineError) -> Fired | None:
+        """A step failed: the transaction rolled back; mark the earliest due row failed (an incident)."""
+        with self.engine._tx() as s:
+            now = self.engine.clock.now()
+            q = select(Timer).where(Timer.state == "pending", Timer.due_at <= now)
+            if skip:
+                q = q.where(Timer.id.not_in(skip))
+            timer = s.scalar(q.order_by(Timer.due_at, Timer.id).limit(1).with_for_update(skip_locked=True))
+            if timer is None:
+                return None
+            timer.state = "failed"
+            timer.error = exc.message
+            timer.fired_at = now
+            log.error("timer %s (instance %s) failed: %s", timer.id, timer.instance_id, exc.message)
+            if timer.instance_id is not None:
+                inst = s.get(Instance, timer.instance_id)
+                if inst is not None:
+                    history.append(s, inst, "script_failed", now, "system",
+                                   {"error": exc.message, "timer": timer.id}, element_id=timer.element_id)
+            return Fired(timer.id, timer.kind, timer.instance_id, timer.element_id, timer.due_at, "failed")
+
+    def _fire(self, s: Session, timer: Timer, inst: Instance | None, now: datetime) -> None:
+        engine = self.engine
+        if timer.kind == "start":
+            self._fire_start(s, timer, now)
+            return
+        assert inst is not None
+        if inst.status != "running":
+            timer.state = "cancelled"
+            return
+        if timer.kind == "timer":
+            from .core import Run
+
+            run: Run = engine._load_run(s, inst.id)
+            task = None
+            for t in run.wf.get_tasks(state=TaskState.WAITING):
+                if str(t.id) == timer.spiff_id:
+                    task = t
+            if task is None:
+                timer.state = "cancelled"
+                return
+            timer.state = "fired"
+            timer.fired_at = now
+            run.event("timer_fired", "system", {"spiff_id": timer.spiff_id, "due_at": timer.due_at.isoformat()},
+                      element_id=timer.element_id)
+            run._guard(run.wf.refresh_timers)
+            run.advance()
+            run.finish("system")
+            return
+        row = s.get(HumanTask, timer.task_id) if timer.task_id else None
+        if row is None or row.state != "open":
+            timer.state = "cancelled"
+            return
+        if timer.kind == "due":
+            _mark_overdue(engine, s, inst, row, now)
+        elif timer.kind == "followup":
+            people, _ = _responsible(engine, s, row)
+            _notify(s, people[:50], now, "follow_up", row, f"reminder: task {row.id} '{row.name}' "
+                    f"needs attention (follow-up date {fmt(row.follow_up_at)})")
+            history.append(s, inst, "task_follow_up", now, "system", {"spiff_id": row.spiff_id},
+                           element_id=row.element_id, task_id=row.id)
+        elif timer.kind == "escalate":
+            _escalate(engine, s, inst, row, int((timer.payload or {}).get("level", 1)), now)
+
+    def _fire_start(self, s: Session, timer: Timer, now: datetime) -> None:
+        engine = self.engine
+        d = s.get(Definition, timer.definition_id)
+        assert d is not None
+        built = engine._built(d)
+        payload = dict(timer.payload or {})
+        run = engine._new_run(s, d, built, {}, None, "system",
+                              {"via": "timer", "element": timer.element_id, "due_at": timer.due_at.isoformat()})
+        run.advance()
+        force_start_timers(run.wf, now)
+        run._guard(run.wf.refresh_timers)
+        run.advance()
+        run.finish("system")
+        n = int(payload.get("occurrence", 0)) + 1
+        nxt = _start_occurrence(payload["kind"], payload["value"], datetime.fromisoformat(payload["anchor"]), n)
+        timer.state = "fired"
+        timer.fired_at = now
+        if nxt is not None:
+            payload["occurrence"] = n
+            s.add(Timer(kind="start", definition_id=d.id, element_id=timer.element_id, due_at=nxt,
+                        state="pending", payload=payload))
+
+    def next_due(self) -> datetime | None:
+        with self.engine._tx() as s:
+            return s.scalar(select(Timer.due_at).where(Timer.state == "pending").order_by(Timer.due_at).limit(1))
+
+
+def overdue_tasks(engine: Engine, department: str | None = None) -> list[Any]:
+    return engine.tasks(scope="all", overdue=True, department=department)

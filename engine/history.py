@@ -1,0 +1,58 @@
+"""The append-only, hash-chained history of every instance.
+
+Each event's hash is `sha256(prev_hash + canonical JSON of the event)`, where the canonical JSON
+has sorted keys, UTF-8 text and no insignificant whitespace, and holds: instance, seq, at (ISO 8601
+UTC with microseconds), actor, type, element, task, definition and payload. The first event of an
+instance has prev_hash GENESIS (64 zeros). Events are only ever inserted.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from storage.models import Event, Instance
+
+GENESIS = "0" * 64
+
+
+def canonical(event: dict[str, Any]) -> bytes:
+    return json.dumps(event, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False).encode("utf-8")
+
+
+def event_body(e: Event) -> dict[str, Any]:
+    return {
+        "instance": e.instance_id,
+        "seq": e.seq,
+        "at": e.at.astimezone(timezone.utc).isoformat(timespec="microseconds"),
+        "actor": e.actor,
+        "type": e.type,
+        "element": e.element_id,
+        "task": e.task_id,
+        "definition": e.definition_id,
+        "payload": e.payload,
+    }
+
+
+def chain_hash(prev_hash: str, body: dict[str, Any]) -> str:
+    return hashlib.sha256(prev_hash.encode("ascii") + canonical(body)).hexdigest()
+
+
+def append(session: Session, inst: Instance, type_: str, at: datetime, actor: str | None,
+           payload: dict[str, Any] | None = None, element_id: str | None = None,
+           task_id: int | None = None) -> Event:
+    """Append one event to the instance's chain (the caller's transaction commits it)."""
+    seq = inst.last_seq + 1
+    e = Event(instance_id=inst.id, seq=seq, at=at.astimezone(timezone.utc), actor=actor, type=type_,
+              element_id=element_id, task_id=task_id, definition_id=inst.definition_id,
+              payload=payload or {}, prev_hash=inst.last_hash)
+    e.hash = chain_hash(inst.last_hash, event_body(e))
+    inst.last_seq = seq
+    inst.last_hash = e.hash
+    session.add(e)
+    return e

@@ -1,0 +1,383 @@
+"""Where the engine plugs into SpiffWorkflow: parser, task specs and serializer.
+
+* Timers ask the engine's clock (through the workflow's script engine), never the wall clock,
+  and accept timer values as Camunda Modeler writes them (a literal `P3D`), as `${expr}`, or as a
+  quoted Python string (spiff-arena style).
+* Parallel and inclusive joins merge branch data by write time: each branch keeps its own changes
+  and when two branches wrote the same variable the later write wins (Camunda's process-variable
+  semantics). SpiffWorkflow's default join merges whole branch copies, so a branch's stale copy of
+  a variable could overwrite a value another branch had just submitted.
+* The serializer leaves the process specs out of the stored state: they are rebuilt from the
+  definition version's files (cached per process), so a save writes only the instance's own state.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from copy import deepcopy
+from datetime import datetime
+from typing import Any
+
+from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser, full_tag
+from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
+from SpiffWorkflow.bpmn.serializer.default.event_definition import TimerConditionalEventDefinitionConverter
+from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.specs.defaults import (
+    BoundaryEvent,
+    InclusiveGateway,
+    IntermediateCatchEvent,
+    ParallelGateway,
+    StartEvent,
+)
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
+    CycleTimerEventDefinition,
+    DurationTimerEventDefinition,
+    TimeDateEventDefinition,
+)
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
+from SpiffWorkflow.bpmn.util import PendingBpmnEvent
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
+from SpiffWorkflow.camunda.parser.event_parsers import (
+    CamundaBoundaryEventParser,
+    CamundaIntermediateCatchEventParser,
+    CamundaStartEventParser,
+)
+from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
+from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition as CamundaMessageEventDefinition
+from SpiffWorkflow.bpmn.parser.util import first
+from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
+from SpiffWorkflow.util.task import TaskState
+
+from .scripting import is_expression
+from .timeutil import add_iso_duration, parse_cycle, parse_datetime, parse_duration_parts
+
+# ---------------------------------------------------------------------------------------------
+# Timers on the engine's clock
+
+
+def _now(my_task: Any) -> datetime:
+    return my_task.workflow.top_workflow.script_engine.clock.now()
+
+
+def timer_text(my_task: Any, expression: str) -> str:
+    """The timer value of a task: a literal, or the value of `${expr}` / a quoted Python string."""
+    text = (expression or "").strip()
+    if is_expression(text) or text[:1] in ("'", '"'):
+        value = my_task.workflow.script_engine.evaluate(my_task, text)
+        return value.isoformat() if isinstance(value, datetime) else str(value)
+    return text
+
+
+class ClockTimeDate(TimeDateEventDefinition):
+    def has_fired(self, my_task: Any) -> bool:
+        value = my_task._get_internal_data("event_value")
+        if value is None:
+            value = parse_datetime(timer_text(my_task, self.expression)).isoformat()
+            my_task._set_internal_data(event_value=value)
+        if datetime.fromisoformat(value) <= _now(my_task):
+            my_task._set_internal_data(event_fired=True)
+        return bool(my_task._get_internal_data("event_fired", False))
+
+
+class ClockDuration(DurationTimerEventDefinition):
+    def has_fired(self, my_task: Any) -> bool:
+        value = my_task._get_internal_data("event_value")
+        if value is None:
+            value = add_iso_duration(_now(my_task), timer_text(my_task, self.expression)).isoformat()
+            my_task._set_internal_data(event_value=value)
+        if datetime.fromisoformat(value) <= _now(my_task):
+            my_task._set_internal_data(event_fired=True)
+        return bool(my_task._get_internal_data("event_fired", False))
+
+
+class ClockCycle(CycleTimerEventDefinition):
+    """A repeating timer. Each update fires at most one occurrence, so a worker catching up after
+    downtime fires every missed occurrence once, in order (never silently drops one)."""
+
+    def cycle_complete(self, my_task: Any) -> bool:
+        value = my_task._get_internal_data("event_value")
+        if value is None:
+            cycle = parse_cycle(timer_text(my_task, self.expression), _now(my_task))
+            value = {"cycles": cycle.repetitions, "next": cycle.start.isoformat(),
+                     "interval": cycle.interval_text, "fired": 0}
+        ready = False
+        if value["cycles"] != 0:
+            nxt = datetime.fromisoformat(value["next"])
+            if nxt <= _now(my_task):
+                value["next"] = add_iso_duration(nxt, value["interval"]).isoformat()
+                value["cycles"] -= 1
+                value["fired"] = value.get("fired", 0) + 1
+                ready = True
+        else:
+            my_task.internal_data["event_fired"] = True
+        my_task._set_internal_data(event_value=value)
+        return ready
+
+    def details(self, my_task: Any) -> PendingBpmnEvent:
+        value = my_task._get_internal_data("event_value")
+        nxt = value["next"] if value is not None and value["cycles"] != 0 else None
+        return PendingBpmnEvent(self.name, self.__class__.__name__, nxt)
+
+
+def next_timer_due(my_task: Any) -> datetime | None:
+    """When a waiting timer task next needs the worker, or None if it is not a timer."""
+    ev = getattr(my_task.task_spec, "event_definition", None)
+    if not isinstance(ev, (ClockTimeDate, ClockDuration, ClockCycle)):
+        return None
+    value = my_task._get_internal_data("event_value")
+    if value is None:
+        return None
+    if isinstance(ev, ClockCycle):
+        if value["cycles"] == 0:
+            return _now(my_task)
+        return datetime.fromisoformat(value["next"])
+    return datetime.fromisoformat(value)
+
+
+class _TimerParsing:
+    """Creates the clock-aware timer definitions; refuses values that cannot be parsed."""
+
+    def parse_timer_event(self, event: Any) -> Any:
+        description = self.get_event_description(event)  # type: ignore[attr-defined]
+        name = self.node.get("name", self.node.get("id"))  # type: ignore[attr-defined]
+        for tag, cls, kind in (("timeDate", ClockTimeDate, "date"), ("timeDuration", ClockDuration, "duration"),
+                               ("timeCycle", ClockCycle, "cycle")):
+            node = first(self.xpath(f".//bpmn:{tag}"))  # type: ignore[attr-defined]
+            if node is not None:
+                return cls(name, (node.text or "").strip(), description=description)
+        raise ValidationException("a timer event needs a timeDate, timeDuration or timeCycle",
+                                  node=self.node, file_name=self.filename)  # type: ignore[attr-defined]
+
+
+class TigaoMessageEventDefinition(CamundaMessageEventDefinition):
+    """A message whose payload (a JSON object) becomes process variables of the receiving task,
+    unless the diagram names a `camunda:resultVariable` to hold it."""
+
+    def update_internal_data(self, my_task: Any, event: Any) -> None:
+        my_task.internal_data[self.name] = event.payload
+
+    def update_task_data(self, my_task: Any) -> None:
+        event_data = my_task.internal_data.get(self.name)
+        if event_data is None:
+            return
+        payload = event_data.get("payload")
+        if self.result_var:
+            my_task.data[self.result_var] = payload
+        elif isinstance(payload, dict):
+            my_task.data.update(deepcopy(payload))
+        elif payload is not None:
+            my_task.data[f"{my_task.task_spec.bpmn_id}_payload"] = payload
+
+
+class _EventParsing(_TimerParsing):
+    def parse_message_event(self, message_event: Any) -> Any:
+        parsed = super().parse_message_event(message_event)  # type: ignore[misc]
+        return TigaoMessageEventDefinition(parsed.name, parsed.correlation_properties, parsed.expression,
+                                           parsed.result_var, description=parsed.description)
+
+
+class TigaoStartEventParser(_EventParsing, CamundaStartEventParser):
+    pass
+
+
+class TigaoIntermediateCatchEventParser(_EventParsing, CamundaIntermediateCatchEventParser):
+    pass
+
+
+class TigaoBoundaryEventParser(_EventParsing, CamundaBoundaryEventParser):
+    pass
+
+
+# ---------------------------------------------------------------------------------------------
+# Joins that keep every branch's writes
+
+
+class _MergingJoin:
+    def _merge_branches(self, my_task: Any) -> None:
+        others = [
+            t for t in my_task.workflow.tasks.values()
+            if t.task_spec == self and t.has_state(TaskState.FINISHED_MASK) and not my_task.is_descendant_of(t)
+        ]
+        branches = others + [my_task]
+        chains = [_ancestors(t.parent) for t in branches]
+        common = set(id(t) for t in chains[0])
+        for chain in chains[1:]:
+            common &= set(id(t) for t in chain)
+        split = next((t for t in chains[0] if id(t) in common), None)
+        # Latest write per variable across all branches: (time, order, present, value).
+        writes: dict[str, tuple[float, int, bool, Any]] = {}
+        order = 0
+        for chain in chains:
+            for task in chain:
+                if id(task) in common:
+                    break
+                if task.parent is None:
+                    continue
+                before, after = task.parent.data, task.data
+                stamp = task.last_state_change
+                for key, value in after.items():
+                    if key not in before or before[key] != value:
+                        order += 1
+                        if key not in writes or writes[key][:2] < (stamp, order):
+                            writes[key] = (stamp, order, True, value)
+                for key in before:
+                    if key not in after:
+                        order += 1
+                        if key not in writes or writes[key][:2] < (stamp, order):
+                            writes[key] = (stamp, order, False, None)
+        for task in others:
+            if task.has_state(TaskState.COMPLETED):
+                task._drop_children(force=True)
+        base = deepcopy(split.data) if split is not None else deepcopy(my_task.parent.data)
+        for key, (_stamp, _order, present, value) in writes.items():
+            if present:
+                base[key] = deepcopy(value)
+            else:
+                base.pop(key, None)
+        my_task.data = base
+
+
+def _ancestors(task: Any) -> list[Any]:
+    chain = []
+    while task is not None:
+        chain.append(task)
+        task = task.parent
+    return chain
+
+
+class TigaoParallelGateway(_MergingJoin, ParallelGateway):
+    def _run_hook(self, my_task: Any) -> bool:
+        self._merge_branches(my_task)
+        return True
+
+
+class TigaoInclusiveGateway(_MergingJoin, InclusiveGateway):
+    def _run_hook(self, my_task: Any) -> bool:
+        # As InclusiveGateway._run_hook, with the merge replaced.
+        self._merge_branches(my_task)
+        matches, defaults = self._get_matching_outputs(my_task)
+        if len(matches + defaults) == 0:
+            raise WorkflowTaskException("No conditions satisfied on gateway", task=my_task)
+        my_task._sync_children(matches or defaults, TaskState.FUTURE)
+        for child in my_task.children:
+            child.task_spec._predict(child, mask=TaskState.FUTURE | TaskState.PREDICTED_MASK)
+        return True
+
+
+# ---------------------------------------------------------------------------------------------
+# Parser
+
+
+class TigaoParser(CamundaParser):
+    OVERRIDE_PARSER_CLASSES = dict(CamundaParser.OVERRIDE_PARSER_CLASSES)
+    OVERRIDE_PARSER_CLASSES.update({
+        full_tag("startEvent"): (TigaoStartEventParser, StartEvent),
+        full_tag("intermediateCatchEvent"): (TigaoIntermediateCatchEventParser, IntermediateCatchEvent),
+        full_tag("boundaryEvent"): (TigaoBoundaryEventParser, BoundaryEvent),
+        full_tag("parallelGateway"): (BpmnParser.PARSER_CLASSES[full_tag("parallelGateway")][0],
+                                      TigaoParallelGateway),
+        full_tag("inclusiveGateway"): (BpmnParser.PARSER_CLASSES[full_tag("inclusiveGateway")][0],
+                                       TigaoInclusiveGateway),
+    })
+
+
+# ---------------------------------------------------------------------------------------------
+# Serializer
+
+_SPECS: contextvars.ContextVar[tuple[Any, dict[str, Any]]] = contextvars.ContextVar("tigao_specs")
+
+
+class SpeclessWorkflowConverter(BpmnWorkflowConverter):
+    """Stores a workflow without its specs; restores it with the specs given in context."""
+
+    def to_dict(self, workflow: Any) -> dict[str, Any]:
+        dct = WorkflowConverter.to_dict(self, workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def from_dict(self, dct: dict[str, Any]) -> Any:
+        from uuid import UUID
+
+        spec, subprocess_specs = _SPECS.get()
+        workflow = self.target_class(spec, subprocess_specs, deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        return workflow
+
+
+def _config() -> dict[Any, Any]:
+    config = dict(CAMUNDA_CONFIG)
+    config[BpmnWorkflow] = SpeclessWorkflowConverter
+    config[ClockTimeDate] = TimerConditionalEventDefinitionConverter
+    config[ClockDuration] = TimerConditionalEventDefinitionConverter
+    config[ClockCycle] = TimerConditionalEventDefinitionConverter
+    config[TigaoMessageEventDefinition] = config[CamundaMessageEventDefinition]
+    config[TigaoParallelGateway] = config[ParallelGateway]
+    config[TigaoInclusiveGateway] = config[InclusiveGateway]
+    return config
+
+
+class StateSerializer:
+    """JSON state of a workflow, without its specs. FORMAT is stamped on every stored state."""
+
+    FORMAT = 1
+
+    def __init__(self) -> None:
+        self._inner = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(_config()))
+
+    def dumps(self, workflow: BpmnWorkflow) -> str:
+        return self._inner.serialize_json(workflow)
+
+    def loads(self, text: str, spec: Any, subprocess_specs: dict[str, Any], script_engine: Any) -> BpmnWorkflow:
+        token = _SPECS.set((spec, subprocess_specs))
+        try:
+            workflow = self._inner.deserialize_json(text)
+        finally:
+            _SPECS.reset(token)
+        workflow.script_engine = script_engine
+        return workflow
+
+
+def check_duration_literal(text: str) -> None:
+    parse_duration_parts(text)
+
+
+def force_start_timers(workflow: BpmnWorkflow, now: datetime) -> None:
+    """An instance started by a start timer: its timer start event fires once, now.
+
+    The engine owns start timers (one new instance per occurrence, as in Camunda), so the start
+    event of the instance it creates must not keep its own schedule.
+    """
+    for task in workflow.get_tasks(state=TaskState.WAITING, skip_subprocesses=True):
+        ev = getattr(task.task_spec, "event_definition", None)
+        if task.workflow is not workflow or not isinstance(task.task_spec, StartEvent):
+            continue
+        if isinstance(ev, ClockCycle):
+            task._set_internal_data(event_value={"cycles": 1, "next": now.isoformat(), "interval": "P1D",
+                                                 "fired": 0})
+        elif isinstance(ev, (ClockTimeDate, ClockDuration)):
+            task._set_internal_data(event_value=now.isoformat())
+
+
+def comparable_state(state_json: str) -> dict[str, Any]:
+    """Stored state as a dict in which SpiffWorkflow's set-ordered lists (a task's data delta
+    `deletions`) are sorted, so two equal states compare equal."""
+    import json
+
+    def norm(value: Any) -> Any:
+        if isinstance(value, dict):
+            out = {k: norm(v) for k, v in value.items()}
+            delta = out.get("delta")
+            if isinstance(delta, dict) and isinstance(delta.get("deletions"), list):
+                delta["deletions"] = sorted(delta["deletions"], key=str)
+            return out
+        if isinstance(value, list):
+            return [norm(v) for v in value]
+        return value
+
+    return norm(json.loads(state_json))

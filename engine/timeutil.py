@@ -1,0 +1,140 @@
+"""ISO 8601 dates, durations and repeating intervals, and the display time zone.
+
+Stored times are UTC. Naive inputs and date-only values are read in the display time zone
+(`TIGAO_TZ`, default Asia/Shanghai), which is also what every table shows.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone
+from functools import lru_cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+
+DEFAULT_TZ = "Asia/Shanghai"
+_DURATION = re.compile(r"^P(?!$)(\d+(\.\d+)?Y)?(\d+(\.\d+)?M)?(\d+(\.\d+)?W)?(\d+(\.\d+)?D)?"
+                       r"(T(?=\d)(\d+(\.\d+)?H)?(\d+(\.\d+)?M)?(\d+(\.\d+)?S)?)?$")
+
+
+@lru_cache(maxsize=8)
+def display_tz(name: str | None = None) -> ZoneInfo:
+    name = name or os.environ.get("TIGAO_TZ") or DEFAULT_TZ
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"unknown time zone '{name}' (TIGAO_TZ); use an IANA name like Asia/Shanghai") from exc
+
+
+def is_duration(text: str) -> bool:
+    return bool(_DURATION.match(text.strip().upper()))
+
+
+def parse_duration_parts(text: str) -> dict[str, float]:
+    text = text.strip().upper()
+    if not is_duration(text):
+        raise ValueError(f"'{text}' is not an ISO 8601 duration (e.g. P3D, PT4H, P1M)")
+    return TimerEventDefinition.parse_iso_duration(text)
+
+
+def add_iso_duration(start: datetime, text: str) -> datetime:
+    """start + duration, counting months and years on the calendar (P1M from Jan 31 is Mar 2/3)."""
+    parts = parse_duration_parts(text)
+    return start + TimerEventDefinition.get_timedelta_from_start(parts, start)
+
+
+def parse_datetime(text: str, end_of_day: bool = False) -> datetime:
+    """An ISO date-time (with `Z` or an offset; naive means display time zone) or a date.
+
+    A date alone means the start of that day, or its last second with `end_of_day`.
+    """
+    raw = text.strip()
+    if not raw:
+        raise ValueError("empty date")
+    try:
+        if len(raw) == 10 and raw[4] == "-" and raw[7] == "-":
+            d = date.fromisoformat(raw)
+            t = time(23, 59, 59) if end_of_day else time(0, 0)
+            return datetime.combine(d, t, display_tz()).astimezone(timezone.utc)
+        dt = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError as exc:
+        raise ValueError(f"'{raw}' is not an ISO 8601 date or date-time (e.g. 2012-04-30T18:00:00+08:00)") \
+            from exc
+    if dt.tzinfo is None:
+        dt = dt.replace(tzinfo=display_tz())
+    return dt.astimezone(timezone.utc)
+
+
+def due_from(text: str, created: datetime) -> datetime:
+    """A due/follow-up date: a duration from `created`, a date (end of day) or a date-time."""
+    raw = text.strip()
+    if raw.upper().startswith("P"):
+        return add_iso_duration(created, raw)
+    return parse_datetime(raw, end_of_day=True)
+
+
+@dataclass(frozen=True)
+class Cycle:
+    repetitions: int  # -1: unbounded
+    start: datetime
+    interval_text: str
+
+    def occurrence(self, n: int) -> datetime:
+        """The n-th firing time (0-based), counting months on the calendar."""
+        when = self.start
+        for _ in range(n):
+            when = add_iso_duration(when, self.interval_text)
+        return when
+
+
+def parse_cycle(text: str, now: datetime) -> Cycle:
+    """`R4/2012-04-01T00:00:00+08:00/P3M`, `R/P1D` (from now), `R3/P1W/2012-12-31T00:00:00Z`."""
+    raw = text.strip().upper()
+    parts = raw.split("/")
+    if not parts[0].startswith("R") or len(parts) not in (2, 3):
+        raise ValueError(f"'{text}' is not an ISO 8601 repeating interval (e.g. R4/2012-04-01T00:00:00+08:00/P3M)")
+    reps_text = parts[0][1:]
+    if reps_text and not reps_text.isdigit():
+        raise ValueError(f"'{text}': the repetition count after R must be a whole number")
+    reps = int(reps_text) if reps_text else -1
+    if len(parts) == 2:
+        interval = parts[1]
+        parse_duration_parts(interval)
+        return Cycle(reps, add_iso_duration(now, interval), interval)
+    first, second = parts[1], parts[2]
+    if is_duration(second) and not is_duration(first):
+        return Cycle(reps, parse_datetime(first), second)
+    if is_duration(first) and not is_duration(second):
+        end = parse_datetime(second)
+        if reps < 0:
+            raise ValueError(f"'{text}': an interval that ends at a date needs a repetition count")
+        parts_ = parse_duration_parts(first)
+        span = TimerEventDefinition.get_timedelta_from_end(dict(parts_), end)
+        return Cycle(reps, end - span * max(reps - 1, 0), first)
+    raise ValueError(f"'{text}' is not a repeating interval: give R<n>/<start>/<duration>")
+
+
+def check_timer_literal(kind: str, text: str) -> None:
+    """Raise ValueError if a literal timer value of this kind ("date", "duration", "cycle") is bad."""
+    now = datetime(2000, 1, 1, tzinfo=timezone.utc)
+    if kind == "date":
+        parse_datetime(text)
+    elif kind == "duration":
+        parse_duration_parts(text)
+    else:
+        parse_cycle(text, now)
+
+
+def fmt(dt: datetime | None, seconds: bool = False) -> str:
+    """A time for people: in the display time zone, to the minute."""
+    if dt is None:
+        return ""
+    local = dt.astimezone(display_tz())
+    return local.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def parse_duration_td(text: str, start: datetime) -> timedelta:
+    return add_iso_duration(start, text) - start

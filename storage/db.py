@@ -1,0 +1,101 @@
+"""Connecting to the database, creating or upgrading its schema (Alembic)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event, inspect
+from sqlalchemy.engine import Engine as SAEngine
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.orm import Session, sessionmaker
+
+DEFAULT_DB = "tigao.db"
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+
+class DatabaseProblem(Exception):
+    """The database cannot be used as asked: missing, not initialised, or a bad URL."""
+
+
+def normalise_url(url: str | None) -> str:
+    """Turn a path or URL into a SQLAlchemy URL; PostgreSQL URLs use psycopg 3."""
+    url = url or os.environ.get("TIGAO_DB") or DEFAULT_DB
+    if "://" not in url:
+        return f"sqlite:///{url}"
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        return "postgresql+psycopg://" + url.split("://", 1)[1]
+    return url
+
+
+def sqlite_path(url: str) -> str | None:
+    u = make_url(url)
+    if u.get_backend_name() != "sqlite":
+        return None
+    return u.database or ""
+
+
+def make_engine(url: str) -> SAEngine:
+    try:
+        u = make_url(url)
+    except ArgumentError as exc:
+        raise DatabaseProblem(f"'{url}' is not a database URL; give a file path or e.g. "
+                              "postgresql://user@host/db") from exc
+    backend = u.get_backend_name()
+    if backend == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": 15, "isolation_level": None})
+
+        @event.listens_for(engine, "connect")
+        def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            # FULL: a commit is on disk before the command returns (durable, not just crash-safe).
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.execute("PRAGMA busy_timeout=15000")
+            cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _on_begin(conn: Any) -> None:
+            # Take the write lock up front: two writers serialise instead of failing mid-way
+            # with SQLITE_BUSY on lock upgrade.
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+        return engine
+    if backend == "postgresql":
+        return create_engine(url, pool_pre_ping=True, connect_args={"connect_timeout": 5})
+    raise DatabaseProblem(f"unsupported database '{backend}': use a SQLite file or a PostgreSQL URL")
+
+
+def check_exists(url: str) -> None:
+    """Refuse to silently create a new SQLite file for anything but `init`."""
+    path = sqlite_path(url)
+    if path is None:
+        return
+    if path in ("", ":memory:"):
+        raise DatabaseProblem("an in-memory database keeps nothing; give a file path")
+    if not Path(path).exists():
+        raise DatabaseProblem(f"no database at '{path}': run 'tigao init' first (or pass --db)")
+
+
+def upgrade(engine: SAEngine) -> None:
+    """Create or upgrade the schema to the newest Alembic revision."""
+    from alembic import command
+    from alembic.config import Config
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
+
+
+def is_initialised(engine: SAEngine) -> bool:
+    with engine.connect() as conn:
+        return inspect(conn).has_table("alembic_version") and inspect(conn).has_table("instances")
+
+
+def session_factory(engine: SAEngine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
