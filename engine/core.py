@@ -725,6 +725,10 @@ class Run:
         self.now = now
         self.cancelled = False
         self.new_tasks: list[HumanTask] = []
+        # Timer occurrences fired during this command are recorded by the timer sync; the worker
+        # marks the first one as the trigger of its pass (an input for replay).
+        self.trigger_pending = False
+        self.actor_for_timers: str | None = None
 
     def event(self, type_: str, actor: str | None, payload: dict[str, Any], element_id: str | None = None,
               task_id: int | None = None) -> Event:
@@ -766,10 +770,11 @@ class Run:
 
     def finish(self, actor: str | None) -> None:
         """Project tasks, timers and subscriptions; close the instance if done; save the state."""
-        from .deadlines import on_task_created, sync_timers
+        from .deadlines import on_task_created, record_fired_timers, sync_timers
 
         s, inst, now = self.s, self.inst, self.now
         directory = self.engine._dir(s)
+        record_fired_timers(self)
         ready = [t for t in self.wf.get_tasks(state=TaskState.READY) if t.task_spec.manual]
         ready_ids = {str(t.id) for t in ready}
         open_rows = {r.spiff_id: r for r in s.scalars(select(HumanTask).where(HumanTask.instance_id == inst.id,

@@ -38,7 +38,7 @@ from storage.models import Definition, HumanTask, Instance, Notification, Settin
 
 from . import history
 from .errors import EngineError, ScriptError, StorageError
-from .spiff import force_start_timers, next_timer_due
+from .spiff import force_start_timers, next_timer_due, pop_fired
 from .timeutil import add_iso_duration, fmt, parse_cycle, parse_datetime
 
 if TYPE_CHECKING:
@@ -90,24 +90,34 @@ def on_task_created(run: Run, row: HumanTask) -> None:
                         element_id=row.element_id, due_at=row.follow_up_at, state="pending"))
 
 
+def record_fired_timers(run: Run) -> None:
+    """Record every timer occurrence that fired during this command, in due order."""
+    fired = []
+    for t in run.wf.get_tasks():
+        for due in pop_fired(t):
+            fired.append((due, str(t.id), t.task_spec.bpmn_id))
+    for due, sid, element in sorted(fired):
+        run.event("timer_fired", run.actor_for_timers, {"spiff_id": sid, "due_at": due,
+                                                        "trigger": run.trigger_pending}, element_id=element)
+        run.trigger_pending = False
+
+
 def sync_timers(run: Run) -> None:
-    """Make the pending `timer` rows of an instance equal the timers it waits on."""
+    """Make the pending `timer` rows of the instance equal the timers it now waits on."""
     s, inst, now = run.s, run.inst, run.now
-    want: dict[str, tuple[datetime, str]] = {}
+    want: dict[tuple[str, datetime], str] = {}
     for t in run.wf.get_tasks(state=TaskState.WAITING):
-        due = next_timer_due(t)
-        if due is not None:
-            want[str(t.id)] = (due, t.task_spec.bpmn_id)
-    have = {r.spiff_id: r for r in s.scalars(select(Timer).where(Timer.instance_id == inst.id,
-                                                                 Timer.kind == "timer", Timer.state == "pending"))}
-    for sid, row in have.items():
-        if sid not in want:
+        due_at = next_timer_due(t)
+        if due_at is not None:
+            want[(str(t.id), due_at)] = t.task_spec.bpmn_id
+    have = {(r.spiff_id, r.due_at): r for r in s.scalars(select(Timer).where(
+        Timer.instance_id == inst.id, Timer.kind == "timer", Timer.state == "pending"))}
+    for key, row in have.items():
+        if key not in want:
             row.state = "fired" if row.due_at <= now else "cancelled"
             row.fired_at = now if row.state == "fired" else None
-        elif row.due_at != want[sid][0]:
-            row.due_at = want[sid][0]
-    for sid, (due, element) in want.items():
-        if sid not in have:
+    for (sid, due), element in want.items():
+        if (sid, due) not in have:
             s.add(Timer(instance_id=inst.id, kind="timer", spiff_id=sid, element_id=element, due_at=due,
                         state="pending"))
     closed = select(HumanTask.id).where(HumanTask.instance_id == inst.id, HumanTask.state != "open")
@@ -350,10 +360,8 @@ class Worker:
             if task is None:
                 timer.state = "cancelled"
                 return
-            timer.state = "fired"
-            timer.fired_at = now
-            run.event("timer_fired", "system", {"spiff_id": timer.spiff_id, "due_at": timer.due_at.isoformat()},
-                      element_id=timer.element_id)
+            run.trigger_pending = True  # the first occurrence recorded is this pass's input (replay)
+            run.actor_for_timers = "system"
             run._guard(run.wf.refresh_timers)
             run.advance()
             run.finish("system")
@@ -381,9 +389,9 @@ class Worker:
         payload = dict(timer.payload or {})
         run = engine._new_run(s, d, built, {}, None, "system",
                               {"via": "timer", "element": timer.element_id, "due_at": timer.due_at.isoformat()})
-        run.advance()
         force_start_timers(run.wf, now)
-        run._guard(run.wf.refresh_timers)
+        run.advance()
+        run._guard(run.wf.refresh_timers)  # a cycle start event completes once its one occurrence fired
         run.advance()
         run.finish("system")
         n = int(payload.get("occurrence", 0)) + 1

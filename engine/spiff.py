@@ -69,26 +69,41 @@ def timer_text(my_task: Any, expression: str) -> str:
     return text
 
 
-class ClockTimeDate(TimeDateEventDefinition):
+FIRED_KEY = "fired_occurrences"
+
+
+def _record_fired(my_task: Any, due: str) -> None:
+    """Note an occurrence that fired in this step; the engine turns it into a history event."""
+    my_task.internal_data.setdefault(FIRED_KEY, []).append(due)
+
+
+def pop_fired(my_task: Any) -> list[str]:
+    return list(my_task.internal_data.pop(FIRED_KEY, []) or [])
+
+
+class _OneShot:
+    def _due(self, my_task: Any) -> str:
+        raise NotImplementedError
+
     def has_fired(self, my_task: Any) -> bool:
         value = my_task._get_internal_data("event_value")
         if value is None:
-            value = parse_datetime(timer_text(my_task, self.expression)).isoformat()
+            value = self._due(my_task)
             my_task._set_internal_data(event_value=value)
-        if datetime.fromisoformat(value) <= _now(my_task):
+        if not my_task._get_internal_data("event_fired", False) and datetime.fromisoformat(value) <= _now(my_task):
             my_task._set_internal_data(event_fired=True)
+            _record_fired(my_task, value)
         return bool(my_task._get_internal_data("event_fired", False))
 
 
-class ClockDuration(DurationTimerEventDefinition):
-    def has_fired(self, my_task: Any) -> bool:
-        value = my_task._get_internal_data("event_value")
-        if value is None:
-            value = add_iso_duration(_now(my_task), timer_text(my_task, self.expression)).isoformat()
-            my_task._set_internal_data(event_value=value)
-        if datetime.fromisoformat(value) <= _now(my_task):
-            my_task._set_internal_data(event_fired=True)
-        return bool(my_task._get_internal_data("event_fired", False))
+class ClockTimeDate(_OneShot, TimeDateEventDefinition):
+    def _due(self, my_task: Any) -> str:
+        return parse_datetime(timer_text(my_task, self.expression)).isoformat()
+
+
+class ClockDuration(_OneShot, DurationTimerEventDefinition):
+    def _due(self, my_task: Any) -> str:
+        return add_iso_duration(_now(my_task), timer_text(my_task, self.expression)).isoformat()
 
 
 class ClockCycle(CycleTimerEventDefinition):
@@ -105,6 +120,7 @@ class ClockCycle(CycleTimerEventDefinition):
         if value["cycles"] != 0:
             nxt = datetime.fromisoformat(value["next"])
             if nxt <= _now(my_task):
+                _record_fired(my_task, value["next"])
                 value["next"] = add_iso_duration(nxt, value["interval"]).isoformat()
                 value["cycles"] -= 1
                 value["fired"] = value.get("fired", 0) + 1
@@ -351,13 +367,14 @@ def force_start_timers(workflow: BpmnWorkflow, now: datetime) -> None:
     """An instance started by a start timer: its timer start event fires once, now.
 
     The engine owns start timers (one new instance per occurrence, as in Camunda), so the start
-    event of the instance it creates must not keep its own schedule.
+    event of the instance it creates must not keep its own schedule. Call before the first step.
     """
-    for task in workflow.get_tasks(state=TaskState.WAITING, skip_subprocesses=True):
+    for task in workflow.get_tasks(skip_subprocesses=True):
         ev = getattr(task.task_spec, "event_definition", None)
         if task.workflow is not workflow or not isinstance(task.task_spec, StartEvent):
             continue
         if isinstance(ev, ClockCycle):
+            # One occurrence left, due now; once fired the start event completes.
             task._set_internal_data(event_value={"cycles": 1, "next": now.isoformat(), "interval": "P1D",
                                                  "fired": 0})
         elif isinstance(ev, (ClockTimeDate, ClockDuration)):

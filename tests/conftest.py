@@ -55,8 +55,9 @@ def pg_template() -> Iterator[str]:
     with admin.connect() as c:
         c.execute(text(f'DROP DATABASE IF EXISTS "{_TEMPLATE}"'))
         c.execute(text(f'CREATE DATABASE "{_TEMPLATE}"'))
-    Engine(_admin_url(_TEMPLATE)).init()
-    # Make sure no connection to the template is left open (CREATE DATABASE ... TEMPLATE needs that).
+    tpl = Engine(_admin_url(_TEMPLATE))
+    tpl.init()
+    tpl.close()  # CREATE DATABASE ... TEMPLATE needs no open connection to the template
     yield _TEMPLATE
     with admin.connect() as c:
         c.execute(text(f'DROP DATABASE IF EXISTS "{_TEMPLATE}" WITH (FORCE)'))
