@@ -147,7 +147,7 @@ def init(c: Ctx, simulated: str | None) -> None:
     """Create a database, or upgrade an existing one to the current schema."""
     start = parse_when(simulated) if simulated else None
     what = c.engine.init(simulated=start)
-    click.echo(f"{what} database {c.engine.url}" + (f" (simulated clock at {fmt(start)})" if start else ""))
+    click.echo(f"{what} database {c.engine.safe_url}" + (f" (simulated clock at {fmt(start)})" if start else ""))
 
 
 @main.group(invoke_without_command=True)

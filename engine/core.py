@@ -103,6 +103,7 @@ class Engine:
 
     def __init__(self, url: str | None = None, clock: Clock | None = None):
         self.url = dbmod.normalise_url(url)
+        self.safe_url = dbmod.safe_url(self.url)
         self._given_clock = clock
         self.clock: Clock = clock or Clock()
         self.script_engine = TigaoScriptEngine(self.clock)
@@ -151,9 +152,9 @@ class Engine:
         except IntegrityError as exc:
             raise Conflict(f"a concurrent change collided with this one; try again ({_short(exc)})") from exc
         except OperationalError as exc:
-            raise StorageError(_storage_message(self.url, exc)) from exc
+            raise StorageError(_storage_message(self.safe_url, exc)) from exc
         except DatabaseError as exc:
-            raise StorageError(_storage_message(self.url, exc)) from exc
+            raise StorageError(_storage_message(self.safe_url, exc)) from exc
         except SQLAlchemyError as exc:
             raise StorageError(f"database error: {_short(exc)}") from exc
 
@@ -163,8 +164,9 @@ class Engine:
                                         .where(Setting.key.in_(["clock", "sim_now"]))).all())
         except (OperationalError, DatabaseError) as exc:
             msg = str(exc).lower()
-            if "no such table" in msg or "does not exist" in msg or "undefinedtable" in msg:
-                raise StorageError(f"'{self.url}' is not a Tigao database (no tables): run 'tigao init'") from exc
+            if "no such table" in msg or "undefinedtable" in msg or "relation" in msg and "does not exist" in msg:
+                raise StorageError(f"'{self.safe_url}' is not a Tigao database (no tables): run 'tigao init'") \
+                    from exc
             raise
         self.simulated = rows.get("clock") == "simulated"
         if self._given_clock is not None:
@@ -190,7 +192,7 @@ class Engine:
         try:
             dbmod.upgrade(sa)
         except (OperationalError, DatabaseError) as exc:
-            raise StorageError(_storage_message(self.url, exc)) from exc
+            raise StorageError(_storage_message(self.safe_url, exc)) from exc
         assert self._sessions is not None
         with self._sessions() as s, s.begin():
             existing = s.get(Setting, "clock")
@@ -918,6 +920,9 @@ def _short(exc: Exception) -> str:
 def _storage_message(url: str, exc: Exception) -> str:
     text = str(getattr(exc, "orig", exc)).lower()
     where = dbmod.sqlite_path(url) or url.split("@")[-1]
+    if "database" in text and "does not exist" in text:
+        return (f"database '{where}' does not exist on that server: create it first (e.g. createdb), "
+                "then run 'tigao init'")
     if "database is locked" in text or "database table is locked" in text:
         return f"database '{where}' is locked by another process; try again when it is done"
     if "file is not a database" in text or "not a database" in text:
@@ -943,6 +948,8 @@ def parse_json_arg(text: str | None) -> dict[str, Any] | None:
             raise InputError(f"cannot read data file '{text[1:]}': {exc.strerror}") from exc
     try:
         value = json.loads(raw)
+    except RecursionError as exc:
+        raise InputError("data is nested too deeply; give a flat JSON object of field values") from exc
     except json.JSONDecodeError as exc:
         raise InputError(f"data is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
                          "give an object like '{\"field\": 1}' or @file.json") from exc

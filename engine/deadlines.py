@@ -95,7 +95,8 @@ def record_fired_timers(run: Run) -> None:
     fired = []
     for t in run.wf.get_tasks():
         for due in pop_fired(t):
-            fired.append((due, str(t.id), t.task_spec.bpmn_id))
+            utc_due = datetime.fromisoformat(due).astimezone(timezone.utc).isoformat()
+            fired.append((utc_due, str(t.id), t.task_spec.bpmn_id))
     for due, sid, element in sorted(fired):
         run.event("timer_fired", run.actor_for_timers, {"spiff_id": sid, "due_at": due,
                                                         "trigger": run.trigger_pending}, element_id=element)

@@ -34,7 +34,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 from .assignment import Directory
 from .errors import DefinitionError, InputError, Problem
 from .scripting import ScriptCheckError, check_source, is_expression, strip_expression
-from .spiff import TigaoParser
+from .spiff import TigaoParser, upgrade_specs
 from .timeutil import check_timer_literal, due_from
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -135,8 +135,9 @@ def read_bundle(paths: list[str | Path]) -> Bundle:
             raise InputError(f"no such file or folder: '{p}'")
         if p.is_dir():
             found = sorted(list(p.glob("*.bpmn")) + list(p.glob("*.dmn")))
-            if not found:
-                raise InputError(f"folder '{p}' has no .bpmn or .dmn files")
+            schemas = sorted(p.glob("*.json")) + sorted(p.glob("forms/*.json"))
+            if not found and not schemas:
+                raise InputError(f"folder '{p}' has no .bpmn, .dmn or form (.json) files")
             for f in found:
                 add(f, f.name)
             add_forms_near(p)
@@ -187,6 +188,8 @@ class ProcessInfo:
     timer_starts: list[tuple[str, str, str]]  # (element id, kind, value)
     executable: bool
     properties: dict[str, str] = field(default_factory=dict)
+    # Where each called process / decision is referenced: (element id, line).
+    references: dict[str, tuple[str | None, int | None]] = field(default_factory=dict)
 
 
 @dataclass
@@ -290,19 +293,26 @@ def analyse(bundle: Bundle, directory: Directory | None, deployed_keys: set[str]
         try:
             validator.validate(root, name)
         except ValidationException as exc:
-            problems.append(Problem(name, f"not valid BPMN 2.0: {_first_line(exc)}",
-                                    line=getattr(exc, "line_number", None) or None))
+            line = getattr(exc, "line_number", None) or None
+            element = next((str(el.get("id")) for el in root.iter() if el.sourceline == line and el.get("id")),
+                           None)
+            message = _first_line(exc).replace(f"{{{BPMN_NS}}}", "bpmn:").rstrip(".")
+            problems.append(Problem(name, f"not valid BPMN 2.0: {message}", element=element, line=line))
             continue
         _analyse_bpmn(name, root, bundle, forms, directory, check_roles, processes, task_meta, problems)
 
     known_keys = set(processes) | deployed_keys
     for info in processes.values():
         for called in sorted(info.called - known_keys):
+            element, line = info.references.get(f"process:{called}", (None, None))
             problems.append(Problem(info.file, f"called process '{called}' is neither in this bundle nor "
-                                               "deployed; deploy it first or add its file", element=called))
+                                               "deployed; deploy it first or add its file", element=element,
+                                    line=line))
         for dec in sorted(info.decisions - set(decisions)):
+            element, line = info.references.get(f"decision:{dec}", (None, None))
             problems.append(Problem(info.file, f"decision '{dec}' is not in any DMN file of this bundle; "
-                                               "deploy its DMN file together with the process", element=dec))
+                                               "deploy its DMN file together with the process", element=element,
+                                    line=line))
     if problems:
         raise DefinitionError(problems)
 
@@ -361,7 +371,8 @@ def _check_expr(file: str, node: etree._Element, text: str, problems: list[Probl
         line = node.sourceline
         if exc.line and mode == "exec" and line:
             line = line + exc.line - 1
-        problems.append(Problem(file, f"{exc} in: {text.strip()[:80]}", element=element, line=line))
+        snippet = " ".join(text.split())
+        problems.append(Problem(file, f"{exc} in: {snippet[:80]}", element=element, line=line))
 
 
 def _check_unary(file: str, node: etree._Element, text: str, problems: list[Problem]) -> None:
@@ -375,11 +386,11 @@ def _check_unary(file: str, node: etree._Element, text: str, problems: list[Prob
             return
         except ScriptCheckError as exc:
             if not str(exc).startswith("syntax error"):
-                problems.append(Problem(file, f"{exc} in: {text.strip()[:80]}", element=_element_id(node),
+                problems.append(Problem(file, f"{exc} in: {' '.join(text.split())[:80]}", element=_element_id(node),
                                         line=node.sourceline))
                 return
             syntax = syntax or exc
-    problems.append(Problem(file, f"{syntax} in: {text.strip()[:80]}", element=_element_id(node),
+    problems.append(Problem(file, f"{syntax} in: {' '.join(text.split())[:80]}", element=_element_id(node),
                             line=node.sourceline))
 
 
@@ -441,6 +452,7 @@ def _analyse_bpmn(name: str, root: etree._Element, bundle: Bundle, forms: dict[s
                                         line=call.sourceline))
             else:
                 info.called.add(called)
+                info.references.setdefault(f"process:{called}", (call.get("id"), call.sourceline))
         for brt in proc.iterfind(".//bpmn:businessRuleTask", NS):
             ref = brt.get(f"{{{CAMUNDA_NS}}}decisionRef")
             if not ref:
@@ -448,6 +460,7 @@ def _analyse_bpmn(name: str, root: etree._Element, bundle: Bundle, forms: dict[s
                                         element=brt.get("id"), line=brt.sourceline))
             else:
                 info.decisions.add(ref)
+                info.references.setdefault(f"decision:{ref}", (brt.get("id"), brt.sourceline))
         for tdef in proc.iterfind(".//bpmn:timerEventDefinition", NS):
             _check_timer(name, tdef, problems, info)
         for start in proc.iterfind("bpmn:startEvent", NS):
@@ -612,5 +625,6 @@ def build(definition_id: int, key: str, files: dict[str, str]) -> Built:
         parser.add_bpmn_xml(parse_xml(name, files[name]), filename=name)
     spec = parser.get_spec(key)
     subs = parser.get_subprocess_specs(key)
+    upgrade_specs([spec, *subs.values()])
     forms = {n[len("forms/"):-len(".json")]: json.loads(t) for n, t in files.items() if n.startswith("forms/")}
     return Built(definition_id, key, spec, subs, analysis.task_meta, forms, analysis)

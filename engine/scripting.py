@@ -41,6 +41,9 @@ FORBIDDEN_NAMES = frozenset(
     "id print bytearray bytes".split()
 )
 FORBIDDEN_ATTRIBUTES = frozenset({"format", "format_map", "mro"})
+# Frame, code and function internals of generators, coroutines and tracebacks: a way back to the
+# interpreter's globals without any underscore.
+FORBIDDEN_ATTRIBUTE_PREFIXES = ("gi_", "cr_", "ag_", "f_", "tb_", "co_", "func_", "im_")
 FORBIDDEN_NODES: dict[type, str] = {
     ast.Import: "imports are not allowed",
     ast.ImportFrom: "imports are not allowed",
@@ -97,7 +100,7 @@ def check_source(source: str, mode: str = "exec") -> None:
             if node.attr.startswith("_"):
                 raise ScriptCheckError(
                     f"attribute '{node.attr}' is not allowed (attributes may not start with '_')", line)
-            if node.attr in FORBIDDEN_ATTRIBUTES:
+            if node.attr in FORBIDDEN_ATTRIBUTES or node.attr.startswith(FORBIDDEN_ATTRIBUTE_PREFIXES):
                 raise ScriptCheckError(f"'.{node.attr}' is not allowed in process scripts", line)
         elif isinstance(node, (ast.FunctionDef, ast.Lambda)):
             args = node.args
@@ -156,6 +159,8 @@ class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
             if key not in g:
                 del context[key]
         for key, value in g.items():
+            if key.startswith("_"):
+                continue  # interpreter bookkeeping such as __warningregistry__
             if key in provided and provided[key] is value:
                 continue  # a builtin, helper or literal the script did not rebind
             if callable(value):

@@ -45,6 +45,8 @@ from SpiffWorkflow.camunda.parser.event_parsers import (
 )
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition as CamundaMessageEventDefinition
+from SpiffWorkflow.camunda.specs.multiinstance_task import ParallelMultiInstanceTask as CamundaParallelMI
+from SpiffWorkflow.camunda.specs.multiinstance_task import SequentialMultiInstanceTask as CamundaSequentialMI
 from SpiffWorkflow.bpmn.parser.util import first
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.util.task import TaskState
@@ -282,6 +284,61 @@ class TigaoInclusiveGateway(_MergingJoin, InclusiveGateway):
 
 
 # ---------------------------------------------------------------------------------------------
+# Multi-instance: what an instance writes becomes a process variable
+
+
+def _digest(value: Any) -> str:
+    import hashlib
+    import json
+
+    return hashlib.sha1(json.dumps(value, sort_keys=True, default=str).encode("utf-8")).hexdigest()
+
+
+class _MergingMultiInstance:
+    """Camunda semantics for a multi-instance activity over a collection: besides the element
+    variable written back into the collection, every variable an instance wrote (a submitted form
+    field, a script result) becomes a variable of the activity, the later write winning.
+    SpiffWorkflow keeps only the element variable. Each child remembers digests of the data it
+    started from, so a child's stale copy of a variable never overwrites a sibling's write."""
+
+    def create_child(self, my_task: Any, item: Any, key_or_index: Any = None) -> None:
+        super().create_child(my_task, item, key_or_index)  # type: ignore[misc]
+        child = my_task.children[-1]
+        child.internal_data["seen"] = {k: _digest(v) for k, v in my_task.data.items()}
+
+    def merge_child(self, workflow: Any, child: Any) -> None:
+        my_task = child.parent
+        super().merge_child(workflow, child)  # type: ignore[misc]
+        seen = child.internal_data.get("seen")
+        if seen is None:
+            return
+        skip = {ref.bpmn_id for ref in (getattr(self, "data_output", None), getattr(self, "output_item", None),
+                                        getattr(self, "data_input", None), getattr(self, "input_item", None))
+                if ref is not None}
+        for key, value in child.data.items():
+            if key not in skip and seen.get(key) != _digest(value):
+                my_task.data[key] = deepcopy(value)
+
+
+class TigaoParallelMultiInstance(_MergingMultiInstance, CamundaParallelMI):
+    pass
+
+
+class TigaoSequentialMultiInstance(_MergingMultiInstance, CamundaSequentialMI):
+    pass
+
+
+def upgrade_specs(specs: list[Any]) -> None:
+    """Give parsed Camunda multi-instance specs the merging behaviour (same state, subclass)."""
+    for spec in specs:
+        for ts in spec.task_specs.values():
+            if type(ts) is CamundaParallelMI:
+                ts.__class__ = TigaoParallelMultiInstance
+            elif type(ts) is CamundaSequentialMI:
+                ts.__class__ = TigaoSequentialMultiInstance
+
+
+# ---------------------------------------------------------------------------------------------
 # Parser
 
 
@@ -334,6 +391,8 @@ def _config() -> dict[Any, Any]:
     config[ClockCycle] = TimerConditionalEventDefinitionConverter
     config[TigaoMessageEventDefinition] = config[CamundaMessageEventDefinition]
     config[TigaoParallelGateway] = config[ParallelGateway]
+    config[TigaoParallelMultiInstance] = config[CamundaParallelMI]
+    config[TigaoSequentialMultiInstance] = config[CamundaSequentialMI]
     config[TigaoInclusiveGateway] = config[InclusiveGateway]
     return config
 

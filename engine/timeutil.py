@@ -41,12 +41,18 @@ def parse_duration_parts(text: str) -> dict[str, float]:
 
 
 def add_iso_duration(start: datetime, text: str) -> datetime:
-    """start + duration, counting months and years on the calendar (P1M from Jan 31 is Mar 2/3)."""
+    """start + duration, counting months and years on the local calendar: the start's own offset,
+    or the display time zone for a UTC start (P3M from 1 April 00:00 +08:00 is 1 July 00:00 +08:00)."""
     parts = parse_duration_parts(text)
-    return start + TimerEventDefinition.get_timedelta_from_start(parts, start)
+    local = start.astimezone(display_tz()) if start.utcoffset() == timedelta(0) else start
+    result = local + TimerEventDefinition.get_timedelta_from_start(parts, local)
+    if isinstance(local.tzinfo, ZoneInfo):
+        # Same wall-clock time across a daylight-saving change.
+        result = (local.replace(tzinfo=None) + (result - local)).replace(tzinfo=local.tzinfo)
+    return result.astimezone(start.tzinfo)
 
 
-def parse_datetime(text: str, end_of_day: bool = False) -> datetime:
+def parse_datetime(text: str, end_of_day: bool = False, keep_offset: bool = False) -> datetime:
     """An ISO date-time (with `Z` or an offset; naive means display time zone) or a date.
 
     A date alone means the start of that day, or its last second with `end_of_day`.
@@ -65,7 +71,7 @@ def parse_datetime(text: str, end_of_day: bool = False) -> datetime:
             from exc
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=display_tz())
-    return dt.astimezone(timezone.utc)
+    return dt if keep_offset else dt.astimezone(timezone.utc)
 
 
 def due_from(text: str, created: datetime) -> datetime:
@@ -106,9 +112,9 @@ def parse_cycle(text: str, now: datetime) -> Cycle:
         return Cycle(reps, add_iso_duration(now, interval), interval)
     first, second = parts[1], parts[2]
     if is_duration(second) and not is_duration(first):
-        return Cycle(reps, parse_datetime(first), second)
+        return Cycle(reps, parse_datetime(first, keep_offset=True), second)
     if is_duration(first) and not is_duration(second):
-        end = parse_datetime(second)
+        end = parse_datetime(second, keep_offset=True)
         if reps < 0:
             raise ValueError(f"'{text}': an interval that ends at a date needs a repetition count")
         parts_ = parse_duration_parts(first)

@@ -30,6 +30,14 @@ def normalise_url(url: str | None) -> str:
     return url
 
 
+def safe_url(url: str) -> str:
+    """The URL with any password hidden, for messages."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
 def sqlite_path(url: str) -> str | None:
     u = make_url(url)
     if u.get_backend_name() != "sqlite":
