@@ -53,12 +53,12 @@ CONTAINER_TAGS = {"subProcess", "transaction"}
 TASK_W, TASK_H = 100, 80
 EVENT_SIZE = 36
 GATEWAY_SIZE = 50
-COLUMN_GAP = 50          # horizontal space between two columns
+COLUMN_GAP = 50          # horizontal space between a node and the next one
 ROW_TOP = 30             # space above the nodes of a row
 ROW_BOTTOM = 40          # space below them; loop edges run here
 LANE_LABEL_W = 30        # the strip holding a lane's (or participant's) name
 PARTICIPANT_LABEL_W = 30
-CONTENT_LEFT = 50        # space between the lane label strip and the first column
+CONTENT_LEFT = 50        # space between the lane label strip and the first node
 CONTENT_RIGHT = 50
 SUB_PAD_X, SUB_PAD_TOP, SUB_PAD_BOTTOM = 30, 30, 10
 ORIGIN_X, ORIGIN_Y = 160, 80
@@ -137,6 +137,12 @@ class Layout:
     bands: list[Band]
     width: float
     height: float
+
+    def incoming(self, node_id: str) -> list[etree._Element]:
+        return [f for f in self.flows if f.get("targetRef") == node_id]
+
+    def outgoing(self, node_id: str) -> list[etree._Element]:
+        return [f for f in self.flows if f.get("sourceRef") == node_id]
 
     def shift(self, dx: float, dy: float) -> None:
         for box in self.boxes.values():
@@ -362,9 +368,11 @@ def candidate_routes(flow: etree._Element, layout: Layout, source: Box, target: 
         for offset in (0, -8, 8, -16, 16):
             zigzags.append([(source.right, source.cy), (x + offset, source.cy),
                             (x + offset, target.cy), (target.x, target.cy)])
-    if source.kind in GATEWAY_TAGS:
+    # As bpmn-js draws them: a split leaves by its top or bottom corner, a join is entered
+    # there; otherwise a flow leaves by the right and enters by the left side.
+    if source.kind in GATEWAY_TAGS and len(layout.outgoing(source.id)) > 1:
         return [vertical_first, horizontal_first] + zigzags + detours
-    if target.kind in GATEWAY_TAGS:
+    if target.kind in GATEWAY_TAGS and len(layout.incoming(target.id)) > 1:
         return [horizontal_first, vertical_first] + zigzags + detours
     return zigzags + [vertical_first, horizontal_first] + detours
 
@@ -411,7 +419,27 @@ def add_label(shape: etree._Element, x: float, y: float, text: str) -> None:
     add_bounds(label, x - w / 2, y, w, h)
 
 
-def emit_shapes(plane: etree._Element, layout: Layout) -> None:
+def route_all(layout: Layout) -> dict[str, list[Point]]:
+    """Waypoints of every sequence flow of the layout and of its sub-processes."""
+    drawn: list[tuple[Point, Point]] = []
+    routes = {flow.get("id"): route(flow, layout, drawn) for flow in layout.flows}
+    for box in layout.boxes.values():
+        if box.inner is not None:
+            routes.update(route_all(box.inner))
+    return routes
+
+
+def gateway_label_y(box: Box, height: float, routes: dict[str, list[Point]]) -> float:
+    """Above the gateway, unless a flow uses its top corner; then below, unless that is used too."""
+    ends = [p for points in routes.values() for p in (points[0], points[-1])]
+    top_used = any(abs(x - box.cx) < 1 and abs(y - box.y) < 1 for x, y in ends)
+    bottom_used = any(abs(x - box.cx) < 1 and abs(y - box.bottom) < 1 for x, y in ends)
+    if top_used and not bottom_used:
+        return box.bottom + 7
+    return box.y - height - 7
+
+
+def emit_shapes(plane: etree._Element, layout: Layout, routes: dict[str, list[Point]]) -> None:
     for node_id, box in layout.boxes.items():
         attributes = {"id": f"{node_id}_di", "bpmnElement": node_id}
         if box.kind in CONTAINER_TAGS:
@@ -423,32 +451,34 @@ def emit_shapes(plane: etree._Element, layout: Layout) -> None:
             add_label(shape, box.cx, box.bottom + 7, name)
         elif name and box.kind in GATEWAY_TAGS:
             _, h = label_size(name)
-            add_label(shape, box.cx, box.y - h - 7, name)
+            add_label(shape, box.cx, gateway_label_y(box, h, routes), name)
         if box.inner is not None:
-            emit_shapes(plane, box.inner)
+            emit_shapes(plane, box.inner, routes)
 
 
-def emit_edges(plane: etree._Element, layout: Layout) -> None:
-    drawn: list[tuple[Point, Point]] = []
+def emit_edges(plane: etree._Element, layout: Layout, routes: dict[str, list[Point]]) -> None:
     for flow in layout.flows:
         edge = etree.SubElement(plane, q(BPMNDI, "BPMNEdge"),
                                 id=f"{flow.get('id')}_di", bpmnElement=flow.get("id"))
-        points = route(flow, layout, drawn)
+        points = routes[flow.get("id")]
         for x, y in points:
             etree.SubElement(edge, q(DI, "waypoint"), x=fmt(x), y=fmt(y))
         name = flow.get("name")
         if name:
-            (x0, y0), (x1, y1) = points[0], points[1]
+            # Beside the first segment long enough to hold a label.
             w, h = label_size(name)
-            if abs(x0 - x1) < 1:   # leaves vertically: label beside the first segment
-                add_bounds(etree.SubElement(edge, q(BPMNDI, "BPMNLabel")),
-                           x0 + 6, (y0 + y1) / 2 - h / 2, w, h)
-            else:                  # leaves horizontally: label above it
-                add_bounds(etree.SubElement(edge, q(BPMNDI, "BPMNLabel")),
-                           x0 + 8, y0 - h - 4, w, h)
+            pairs = segments(points)
+            (x0, y0), (x1, y1) = next((p for p in pairs if math.dist(*p) >= 40), pairs[0])
+            label = etree.SubElement(edge, q(BPMNDI, "BPMNLabel"))
+            if abs(x0 - x1) < 1:
+                add_bounds(label, x0 + 6, (y0 + y1) / 2 - h / 2, w, h)
+            elif y0 < min(points[0][1], points[-1][1]) - 1:   # a loop running over the top
+                add_bounds(label, min(x0, x1) + 8, y0 + 4, w, h)
+            else:
+                add_bounds(label, min(x0, x1) + 8, y0 - h - 4, w, h)
     for box in layout.boxes.values():
         if box.inner is not None:
-            emit_edges(plane, box.inner)
+            emit_edges(plane, box.inner, routes)
 
 
 def build_diagram(root: etree._Element) -> etree._Element:
@@ -486,8 +516,9 @@ def build_diagram(root: etree._Element) -> etree._Element:
             shape = etree.SubElement(plane, q(BPMNDI, "BPMNShape"), id=f"{band.lane.get('id')}_di",
                                      bpmnElement=band.lane.get("id"), isHorizontal="true")
             add_bounds(shape, lane_x, band.y, lane_width, band.height)
-    emit_shapes(plane, layout)
-    emit_edges(plane, layout)
+    routes = route_all(layout)
+    emit_shapes(plane, layout, routes)
+    emit_edges(plane, layout, routes)
     return diagram
 
 
