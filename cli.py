@@ -132,7 +132,8 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON i
 def main(ctx: click.Context, db: str | None, debug: bool) -> None:
     """Tigao: a durable BPMN 2.0 workflow engine with deadlines, escalation and audit."""
     ctx.obj = Ctx(db, debug)
-    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(asctime)s %(message)s")
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="%(asctime)s %(name)s %(message)s")
 
 
 pass_ctx = click.make_pass_decorator(Ctx)
@@ -491,10 +492,7 @@ def worker(c: Ctx, once: bool, interval: float, wait: bool) -> None:
     try:
         total = 0
         while not w.stopping:
-            fired = w.run_once()
-            for f in fired:
-                click.echo(f"{f.outcome:6} {f.kind:8} timer {f.timer_id} instance {f.instance_id or '-'} "
-                           f"{f.element_id or ''} due {fmt(f.due_at)}")
+            fired = w.run_once()  # each firing is logged (stderr) as it happens
             total += len(fired)
             if once:
                 break
@@ -553,10 +551,148 @@ def history_cmd(c: Ctx, instance_id: int, as_json: bool) -> None:
         dump_json([{"seq": e.seq, "at": e.at, "actor": e.actor, "type": e.type, "element": e.element_id,
                     "task": e.task_id, "payload": e.payload, "hash": e.hash} for e in events])
         return
+    names = c.engine.element_names(instance_id)
     table([{"seq": e.seq, "at": fmt(e.at, seconds=True), "actor": e.actor, "type": e.type,
-            "element": e.element_id, "summary": summarize(e)} for e in events],
+            "element": names.get(e.element_id or "", e.element_id), "summary": summarize(e)} for e in events],
           [("seq", "SEQ"), ("at", "TIME"), ("actor", "ACTOR"), ("type", "TYPE"), ("element", "ELEMENT"),
            ("summary", "SUMMARY")])
+
+
+# ----------------------------------------------------------------------------- audit
+def _auditor(c: Ctx, actor: str | None) -> Any:
+    from engine.audit import Auditor
+
+    if actor:
+        c.engine.check_reader(actor)
+    return Auditor(c.engine)
+
+
+@main.group()
+def audit() -> None:
+    """Audit checkpoints."""
+
+
+@audit.command("seal")
+@actor_option()
+@pass_ctx
+@handled
+def audit_seal(c: Ctx, actor: str | None) -> None:
+    """Record every instance's chain head and print one Merkle root to keep outside the system."""
+    seal_id, root, n = _auditor(c, actor).seal(actor)
+    click.echo(f"seal {seal_id} over {n} instances")
+    click.echo(f"root {root}")
+
+
+@main.command()
+@click.argument("instance_id", type=int, required=False)
+@click.option("--all", "all_", is_flag=True, help="Every instance.")
+@click.option("--no-replay", is_flag=True, help="Check the chains and seals only.")
+@actor_option()
+@pass_ctx
+@handled
+def verify(c: Ctx, instance_id: int | None, all_: bool, no_replay: bool, actor: str | None) -> None:
+    """Verify hash chains, seals and replays; exit 0 when all hold."""
+    if (instance_id is None) == (not all_):
+        raise InputError("give an instance ID or --all")
+    auditor = _auditor(c, actor)
+    ids = [instance_id] if instance_id is not None else None
+    with click.progressbar(length=1, label="verifying", file=sys.stderr) as bar:
+        def progress(done: int, total: int) -> None:
+            bar.length = total
+            bar.update(1)
+
+        n, failures = auditor.verify(ids, replay=not no_replay, progress=progress)
+    for f in failures:
+        click.echo(f"FAIL {f}")
+    if failures:
+        click.echo(f"{len(failures)} of {n} instances fail verification", err=True)
+        click.get_current_context().exit(11)
+    click.echo(f"ok: {n} instances verified (chain, seals{'' if no_replay else ', replay'})")
+
+
+def _print_steps(result: Any, step: int | None) -> None:
+    steps = result.steps
+    if step is not None:
+        chosen = [s for s in steps if s.seq <= step]
+        if not chosen:
+            raise InputError(f"no step {step}; the history has {steps[-1].seq if steps else 0} events")
+        s = chosen[-1]
+        click.echo(f"after step {s.seq} ({s.type} by {s.actor or '-'} at {fmt(s.at, seconds=True)}):")
+        click.echo("open tasks: " + (", ".join(s.open_tasks) or "(none)"))
+        click.echo("data: " + json.dumps(s.data, ensure_ascii=False, sort_keys=True))
+        click.echo("changed: " + json.dumps(s.changed, ensure_ascii=False, sort_keys=True))
+        return
+    table([{"seq": s.seq, "at": fmt(s.at, seconds=True), "type": s.type, "actor": s.actor,
+            "open": ",".join(s.open_tasks), "changed": json.dumps(s.changed, ensure_ascii=False, sort_keys=True)}
+           for s in steps],
+          [("seq", "SEQ"), ("at", "TIME"), ("type", "TYPE"), ("actor", "ACTOR"), ("open", "OPEN TASKS"),
+           ("changed", "CHANGED")])
+
+
+@main.command()
+@click.argument("instance_id", type=int, required=False)
+@click.option("--step", type=int, help="Show the state after this sequence number.")
+@click.option("--from-file", "from_file", type=click.Path(dir_okay=False), help="Replay from an audit file.")
+@actor_option()
+@json_option
+@pass_ctx
+@handled
+def replay(c: Ctx, instance_id: int | None, step: int | None, from_file: str | None, actor: str | None,
+           as_json: bool) -> None:
+    """Rebuild an instance from its recorded inputs at the recorded times and compare."""
+    from engine.audit import Failure, read_audit_file, verify_file
+
+    if from_file:
+        results = verify_file(read_audit_file(from_file), instance_id, upto=None)
+    else:
+        if instance_id is None:
+            raise InputError("give an instance ID (or --from-file FILE)")
+        results = [_auditor(c, actor).replay(instance_id)]
+    bad = 0
+    for r in results:
+        if isinstance(r, Failure):
+            click.echo(f"FAIL {r}")
+            bad += 1
+            continue
+        if as_json:
+            dump_json({"instance": r.instance_id, "ok": r.ok, "divergence": str(r.divergence) if r.divergence else None,
+                       "steps": [{"seq": s.seq, "at": s.at, "type": s.type, "actor": s.actor,
+                                  "open_tasks": s.open_tasks, "data": s.data, "changed": s.changed} for s in r.steps]})
+        else:
+            click.echo(f"instance {r.instance_id}: {len(r.steps)} steps replayed")
+            if step is not None or instance_id is not None:
+                _print_steps(r, step)
+            click.echo(f"FAIL {r.divergence}" if r.divergence else
+                       "ok: the replayed state equals the stored state")
+        if not r.ok:
+            bad += 1
+    if bad:
+        click.get_current_context().exit(11)
+
+
+@main.command()
+@click.argument("instance_id", type=int, required=False)
+@click.option("--all", "all_", is_flag=True, help="Every instance.")
+@click.option("--format", "fmt_", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--out", type=click.Path(dir_okay=False), help="Write to this file (default: standard output).")
+@actor_option()
+@pass_ctx
+@handled
+def export(c: Ctx, instance_id: int | None, all_: bool, fmt_: str, out: str | None, actor: str | None) -> None:
+    """A self-contained audit file: definitions, directory, events, seals and stored states."""
+    if (instance_id is None) == (not all_):
+        raise InputError("give an instance ID or --all")
+    lines = _auditor(c, actor).export([instance_id] if instance_id is not None else None, fmt_)
+    if out:
+        with open(out, "w", encoding="utf-8") as f:
+            n = 0
+            for line in lines:
+                f.write(line + "\n")
+                n += 1
+        click.echo(f"wrote {out}")
+    else:
+        for line in lines:
+            click.echo(line)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -59,6 +59,25 @@ class Directory:
                 self._members.setdefault(r, []).append(u.id)
         self._by_role_name = {name.strip(): rid for rid, name in self.roles.items()}
 
+    # --- a snapshot as plain data (stored with every load, exported with audit files)
+    def to_content(self) -> dict[str, Any]:
+        return {
+            "roles": dict(sorted(self.roles.items())),
+            "departments": {d.id: {"name": d.name, "head": d.head, "parent": d.parent}
+                            for d in sorted(self.departments.values(), key=lambda d: d.id)},
+            "users": {u.id: {"name": u.name, "department": u.department, "roles": list(u.roles)}
+                      for u in sorted(self.users.values(), key=lambda u: u.id)},
+        }
+
+    @classmethod
+    def from_content(cls, content: dict[str, Any]) -> Directory:
+        return cls(
+            [Person(uid, u["name"], u.get("department"), list(u.get("roles", [])))
+             for uid, u in content.get("users", {}).items()],
+            [Dept(did, d["name"], d.get("head"), d.get("parent")) for did, d in content.get("departments", {}).items()],
+            dict(content.get("roles", {})),
+        )
+
     # --- queries used by scripts, assignment and escalation
     def department_ids(self) -> list[str]:
         return sorted(self.departments)

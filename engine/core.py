@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections.abc import Callable, Iterator
@@ -25,6 +26,7 @@ from storage import db as dbmod
 from storage.models import (
     Definition,
     Department,
+    DirectoryVersion,
     Event,
     HumanTask,
     Instance,
@@ -113,6 +115,7 @@ class Engine:
         self._sessions: sessionmaker[Session] | None = None
         self._directory: Directory | None = None
         self._directory_stamp: str | None = None
+        self.directory_version: int | None = None
         self.simulated = False
 
     # ------------------------------------------------------------------ connection & transactions
@@ -170,17 +173,15 @@ class Engine:
             raise
         self.simulated = rows.get("clock") == "simulated"
         if self._given_clock is not None:
-            return
-        if self.simulated:
-            sim_now = datetime.fromisoformat(rows["sim_now"])
-            if isinstance(self.clock, SettableClock):
-                self.clock.force(sim_now)
-            else:
-                self.clock = SettableClock(sim_now)
-                self.script_engine.clock = self.clock
-        elif isinstance(self.clock, SettableClock):
-            self.clock = Clock()
-            self.script_engine.clock = self.clock
+            base = self._given_clock.now()
+        elif self.simulated:
+            base = datetime.fromisoformat(rows["sim_now"])
+        else:
+            base = datetime.now(timezone.utc)
+        # Time stands still within one transaction: every "now" of a command (events, due dates,
+        # timers evaluated by SpiffWorkflow) is the same instant, which is what replay sets.
+        self.clock = SettableClock(base)
+        self.script_engine.clock = self.clock
 
     # ------------------------------------------------------------------ init & clock
     def init(self, simulated: datetime | None = None) -> str:
@@ -230,7 +231,9 @@ class Engine:
 
     # ------------------------------------------------------------------ directory
     def load_directory(self, path: str | Path) -> dict[str, int]:
+        """Replace the directory with the file's content; the previous versions stay on record."""
         users, depts, roles = parse_directory_file(path)
+        content = Directory(users, depts, roles).to_content()
         with self._tx() as s:
             s.execute(delete(UserRole))
             s.execute(delete(User))
@@ -242,10 +245,13 @@ class Engine:
             s.add_all(User(id=u.id, name=u.name, department=u.department) for u in users)
             s.flush()
             s.add_all(UserRole(user_id=u.id, role_id=r) for u in users for r in u.roles)
-            s.merge(Setting(key="directory_version", value=self.clock.now().isoformat() + f"/{os.getpid()}"
-                            + f"/{len(users)}/{id(users)}"))
+            version = DirectoryVersion(loaded_at=self.clock.now(), content=content,
+                                       hash=hashlib.sha256(history.canonical(content)).hexdigest())
+            s.add(version)
+            s.flush()
+            s.merge(Setting(key="directory_version", value=str(version.id)))
         self._directory = None
-        return {"users": len(users), "departments": len(depts), "roles": len(roles)}
+        return {"users": len(users), "departments": len(depts), "roles": len(roles), "version": version.id}
 
     def directory(self) -> Directory:
         with self._tx() as s:
@@ -262,6 +268,7 @@ class Engine:
             roles = {r.id: r.name for r in s.scalars(select(Role))}
             self._directory = Directory(users, depts, roles)
             self._directory_stamp = stamp
+            self.directory_version = int(stamp) if stamp and stamp.isdigit() else None
         self.script_engine.directory = self._directory
         return self._directory
 
@@ -353,6 +360,7 @@ class Engine:
     def _new_run(self, s: Session, d: Definition, built: Built, data: dict[str, Any], business_key: str | None,
                  actor: str | None, how: dict[str, Any]) -> Run:
         now = self.clock.now()
+        self._dir(s)
         wf = BpmnWorkflow(built.spec, built.subprocess_specs, script_engine=self.script_engine)
         wf.task_tree.data.update(data)
         for child in wf.task_tree.children:
@@ -391,6 +399,7 @@ class Engine:
         d = s.get(Definition, inst.definition_id)
         assert d is not None
         built = self._built(d)
+        self._dir(s)
         wf = self.serializer.loads(inst.state, built.spec, built.subprocess_specs, self.script_engine)
         return Run(self, s, inst, built, wf, self.clock.now())
 
@@ -707,6 +716,28 @@ class Engine:
                 raise NotFound(f"no instance {instance_id}")
             return list(s.scalars(select(Event).where(Event.instance_id == instance_id).order_by(Event.seq)))
 
+    def element_names(self, instance_id: int) -> dict[str, str]:
+        """Element id -> name (label) for the diagrams an instance runs on."""
+        with self._tx() as s:
+            inst = s.get(Instance, instance_id)
+            if inst is None:
+                raise NotFound(f"no instance {instance_id}")
+            d = s.get(Definition, inst.definition_id)
+            assert d is not None
+            built = self._built(d)
+        names: dict[str, str] = {}
+        for spec in [built.spec, *built.subprocess_specs.values()]:
+            for ts in spec.task_specs.values():
+                bid, label = getattr(ts, "bpmn_id", None), getattr(ts, "bpmn_name", None)
+                if bid and label:
+                    names[bid] = label
+        return names
+
+    def check_reader(self, user: str) -> None:
+        """Anyone in the directory may read the history; unknown users may not."""
+        with self._tx() as s:
+            self._check_actor(s, user, acting=False)
+
     def notifications(self, user: str, unread_only: bool = False) -> list[Notification]:
         with self._tx() as s:
             q = select(Notification).where(Notification.recipient == user)
@@ -734,6 +765,9 @@ class Run:
 
     def event(self, type_: str, actor: str | None, payload: dict[str, Any], element_id: str | None = None,
               task_id: int | None = None) -> Event:
+        if type_ in history.INPUT_TYPES:
+            # Replay runs each input with the organisation that was in force.
+            payload = {**payload, "dir": self.engine.directory_version}
         return history.append(self.s, self.inst, type_, self.now, actor, payload, element_id, task_id)
 
     def _guard(self, fn: Callable[[], Any]) -> Any:

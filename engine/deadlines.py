@@ -312,8 +312,8 @@ class Worker:
                 if timer.state == "pending":
                     timer.state = "fired"
                     timer.fired_at = now
-                log.info("fired %s timer %s (instance %s, %s) due %s", timer.kind, timer.id, timer.instance_id,
-                         timer.element_id, fmt(timer.due_at, seconds=True))
+                log.info("fired %s %s (instance %s, %s) due %s; now %s", timer.kind, timer.id, timer.instance_id,
+                         timer.element_id, fmt(timer.due_at, seconds=True), fmt(now, seconds=True))
                 return result
         except ScriptError as exc:
             return self._fail(skip, exc)

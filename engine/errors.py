@@ -3,7 +3,7 @@
 Exit codes (the command line's contract, documented in the README):
     1 internal error, 2 usage (wrong options), 3 bad input, 4 definition invalid,
     5 form data invalid, 6 not found, 7 not allowed, 8 conflict, 9 storage problem,
-    10 script failed at run time.
+    10 script failed at run time, 11 verification failed (tampered or diverging history).
 """
 
 from __future__ import annotations

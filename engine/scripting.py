@@ -58,6 +58,10 @@ FORBIDDEN_NODES: dict[type, str] = {
     ast.YieldFrom: "generators are not allowed",
 }
 
+# The engine's helper functions (TigaoScriptEngine._functions): a variable may not take their names.
+HELPER_NAMES = frozenset({"now", "add_duration", "departments", "department_head", "staff", "role_members",
+                          "user_department"})
+
 # Literal names Camunda (JUEL) users write in conditions.
 JUEL_LITERALS = {"true": True, "false": False, "null": None}
 
@@ -96,6 +100,9 @@ def check_source(source: str, mode: str = "exec") -> None:
                 raise ScriptCheckError(f"name '{node.id}' is not allowed (names may not start with '_')", line)
             if node.id in FORBIDDEN_NAMES:
                 raise ScriptCheckError(f"'{node.id}' is not allowed in process scripts", line)
+            if isinstance(node.ctx, (ast.Store, ast.Del)) and node.id in HELPER_NAMES:
+                raise ScriptCheckError(f"'{node.id}' is the name of a helper function; store the value under "
+                                       f"another name (e.g. '{node.id}_list')", line)
         elif isinstance(node, ast.Attribute):
             if node.attr.startswith("_"):
                 raise ScriptCheckError(

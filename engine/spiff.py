@@ -457,3 +457,31 @@ def comparable_state(state_json: str) -> dict[str, Any]:
         return value
 
     return norm(json.loads(state_json))
+
+
+def fingerprint(workflow: BpmnWorkflow) -> list[dict[str, Any]]:
+    """The workflow's state without its random task ids and wall-clock stamps, for comparing a
+    replayed instance with the stored one: every task in tree order (subprocesses included) with
+    its element, state, data and internal data, task ids replaced by their position."""
+    tasks = workflow.get_tasks()
+    index = {str(t.id): i for i, t in enumerate(tasks)}
+
+    def scrub(value: Any) -> Any:
+        if isinstance(value, str):
+            return f"#task{index[value]}" if value in index else value
+        if isinstance(value, dict):
+            return {scrub(k): scrub(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [scrub(v) for v in value]
+        return value
+
+    out = []
+    for t in tasks:
+        out.append({
+            "element": getattr(t.task_spec, "bpmn_id", None) or t.task_spec.name,
+            "state": TaskState.get_name(t.state),
+            "parent": index.get(str(t.parent.id)) if t.parent is not None else None,
+            "data": scrub(t.data),
+            "internal": scrub({k: v for k, v in t.internal_data.items() if k != FIRED_KEY}),
+        })
+    return out

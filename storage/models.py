@@ -212,6 +212,38 @@ class Event(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class Seal(Base):
+    """A checkpoint of every instance's chain head, and one Merkle root over them."""
+
+    __tablename__ = "seals"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime)
+    sealer: Mapped[str | None] = mapped_column(String(200))
+    root: Mapped[str] = mapped_column(String(64))
+    instances: Mapped[int] = mapped_column(Integer)
+
+
+class SealHead(Base):
+    __tablename__ = "seal_heads"
+
+    seal_id: Mapped[int] = mapped_column(ForeignKey("seals.id"), primary_key=True)
+    instance_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    seq: Mapped[int] = mapped_column(Integer)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class DirectoryVersion(Base):
+    """Every directory ever loaded, so a replay sees the organisation an instance ran with."""
+
+    __tablename__ = "directory_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    content: Mapped[dict[str, Any]] = mapped_column(JsonType)
+    hash: Mapped[str] = mapped_column(String(64))
+
+
 class Notification(Base):
     __tablename__ = "notifications"
     __table_args__ = (Index("ix_notifications_recipient", "recipient", "at"),)

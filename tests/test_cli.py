@@ -246,7 +246,8 @@ def test_history_table_shows_seq_type_and_actor(db: str) -> None:
     assert heading(out) == ["SEQ", "TIME", "ACTOR", "TYPE", "ELEMENT", "SUMMARY"]
     body = out.splitlines()[2:]
     assert body[0].split()[0] == "1" and "instance_started" in body[0] and "alice" in body[0]
-    assert any("task_completed" in ln and "alice" in ln and "Task_fill" in ln for ln in body)
+    # The element column shows the element's name (its label in the diagram).
+    assert any("task_completed" in ln and "alice" in ln and "Fill in the form" in ln for ln in body)
     assert "instance_completed" in body[-1]
     events = ok_json(db, "history", str(iid))
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))

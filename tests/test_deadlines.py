@@ -285,3 +285,30 @@ def test_postgres__four_workers_2000_timers__each_fires_exactly_once_even_if_one
     assert len(per_instance) == n and all(c == 1 for _, c in per_instance)
     assert all(i["status"] == "completed" for i in eng.instances(limit=n + 10))
     eng.close()
+
+
+def test_cli_worker__sigterm__stops_cleanly_after_the_transaction_in_flight(tmp_path: Path) -> None:
+    url = str(tmp_path / "w.db")
+    from conftest import ORG, set_simulated
+
+    Engine(url).init()
+    set_simulated(url)
+    eng = Engine(url)
+    eng.load_directory(ORG)
+    eng.deploy([BPMN / "timer_only.bpmn"])
+    iid = eng.start("timer_only", {"wait": "PT1H"}, actor="alice")
+    eng.advance_clock(timedelta(hours=2))
+    tigao = Path(sys.executable).parent / "tigao"
+    proc = subprocess.Popen([str(tigao), "--db", url, "worker", "--interval", "0.2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while status(eng, iid) != "completed" and time.monotonic() < deadline:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "stopping after the transaction in flight" in err
+    assert "worker done: 1 fired" in out
+    assert status(eng, iid) == "completed"
+    # The lease is released: another worker may start at once.
+    assert Worker(Engine(url), name="next").acquire_lease()
