@@ -312,7 +312,8 @@ def show(c: Ctx, instance_id: int, as_json: bool) -> None:
     click.echo(f"instance {d['id']}  {d['key']} v{d['version']}  {d['status']}"
                + (f"  business key {d['business_key']}" if d["business_key"] else ""))
     click.echo(f"started {fmt(d['started_at'])} by {d['started_by'] or '-'}"
-               + (f"; ended {fmt(d['ended_at'])}" if d["ended_at"] else "") + f"; {d['events']} events")
+               + (f"; ended {fmt(d['ended_at'])}" if d["ended_at"] else "")
+               + (f" ({d['end_reason']})" if d["end_reason"] else "") + f"; {d['events']} events")
     click.echo("data: " + json.dumps(d["data"], ensure_ascii=False, sort_keys=True))
     if d["waiting"]:
         click.echo("waiting for:")
@@ -693,6 +694,66 @@ def export(c: Ctx, instance_id: int | None, all_: bool, fmt_: str, out: str | No
     else:
         for line in lines:
             click.echo(line)
+
+
+# ----------------------------------------------------------------------------- demo and campaign report
+@main.command("demo")
+@click.option("--db", "demo_db", metavar="URL",
+              help="A new database for the demo (default: a new file demo-SEED.db here); an existing "
+                   "one must be empty. TIGAO_DB is not used: the demo never writes into your database.")
+@click.option("--seed", default=1, show_default=True, type=int, help="Seed of the year: same seed, same year.")
+@click.option("--complaints", default=24, show_default=True, type=click.IntRange(min=0),
+              help="Complaints arriving during the year.")
+@click.option("--staff", type=click.IntRange(min=0), metavar="N",
+              help="A smaller bureau: each department's head, the bureau roles and N further staff.")
+@click.pass_context
+@handled
+def demo_cmd(ctx: click.Context, demo_db: str | None, seed: int, complaints: int, staff: int | None) -> None:
+    """Play the whole Improvement Year (2012-03-01 to 2012-12-31) on a simulated clock into a new
+    database, then print the campaign report."""
+    import os
+
+    from engine.demo import run_demo
+    from engine.report import format_report
+    from storage.db import safe_url, sqlite_path
+
+    c: Ctx = ctx.obj
+    parent = ctx.parent
+    given = c.db if parent is not None and \
+        parent.get_parameter_source("db") == click.core.ParameterSource.COMMANDLINE else None
+    db = demo_db or given or f"demo-{seed}.db"
+    path = sqlite_path(db) if "://" in db else db
+    if not (demo_db or given) and path and os.path.exists(path):
+        raise InputError(f"'{path}' already exists and the demo does not overwrite it; remove it, or give "
+                         "another file with --db")
+    shown = safe_url(db) if "://" in db else db
+    click.echo(f"playing the Improvement Year into {shown} (seed {seed}, {complaints} complaints"
+               + (f", {staff} staff per department" if staff is not None else "") + ")")
+    report_ = run_demo(db, seed=seed, complaints=complaints, staff_limit=staff, progress=click.echo)
+    click.echo("")
+    click.echo(format_report(report_))
+    campaign = report_["campaign"]["instance"]
+    click.echo("")
+    click.echo("explore it with:")
+    for command in ("tasks --all --state any", "instances", f"history {campaign}", f"show {campaign}", "report"):
+        click.echo(f"  tigao --db {shown} {command}")
+
+
+@main.command("report")
+@click.option("--from", "date_from", metavar="DATE", help="Start of the window (a date or an ISO date-time).")
+@click.option("--to", "date_to", metavar="DATE", help="End of the window (a date, to the end of that day).")
+@json_option
+@pass_ctx
+@handled
+def report_cmd(c: Ctx, date_from: str | None, date_to: str | None, as_json: bool) -> None:
+    """The campaign report: phases, departments, complaints, escalations, discipline, evaluation."""
+    from engine.report import campaign_report, format_report
+
+    result = campaign_report(c.engine, date_from, date_to)
+    if as_json:
+        dump_json(result)
+    else:
+        click.echo(format_report(result))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -116,6 +116,7 @@ class Engine:
         self._directory: Directory | None = None
         self._directory_stamp: str | None = None
         self.directory_version: int | None = None
+        self._tx_directory_stamp: str | None = None
         self.simulated = False
 
     # ------------------------------------------------------------------ connection & transactions
@@ -164,7 +165,7 @@ class Engine:
     def _sync_clock(self, session: Session) -> None:
         try:
             rows = dict(session.execute(select(Setting.key, Setting.value)
-                                        .where(Setting.key.in_(["clock", "sim_now"]))).all())
+                                        .where(Setting.key.in_(["clock", "sim_now", "directory_version"]))).all())
         except (OperationalError, DatabaseError) as exc:
             msg = str(exc).lower()
             if "no such table" in msg or "undefinedtable" in msg or "relation" in msg and "does not exist" in msg:
@@ -172,6 +173,7 @@ class Engine:
                     from exc
             raise
         self.simulated = rows.get("clock") == "simulated"
+        self._tx_directory_stamp = rows.get("directory_version")
         if self._given_clock is not None:
             base = self._given_clock.now()
         elif self.simulated:
@@ -250,6 +252,7 @@ class Engine:
             s.add(version)
             s.flush()
             s.merge(Setting(key="directory_version", value=str(version.id)))
+            self._tx_directory_stamp = str(version.id)
         self._directory = None
         return {"users": len(users), "departments": len(depts), "roles": len(roles), "version": version.id}
 
@@ -258,7 +261,8 @@ class Engine:
             return self._dir(s)
 
     def _dir(self, s: Session) -> Directory:
-        stamp = s.scalar(select(Setting.value).where(Setting.key == "directory_version"))
+        # The stamp was read with the clock at the start of the transaction (one query for both).
+        stamp = self._tx_directory_stamp
         if self._directory is None or stamp != self._directory_stamp:
             roles_of: dict[str, list[str]] = {}
             for uid, rid in s.execute(select(UserRole.user_id, UserRole.role_id).order_by(UserRole.role_id)):
@@ -423,7 +427,7 @@ class Engine:
                 raise Conflict(f"instance {instance_id} is {run.inst.status}, not running")
             run.wf.cancel()
             run.event("instance_cancelled", actor, {"reason": reason})
-            run.cancelled = True
+            run.cancelled = reason
 
         self._run_on(instance_id, actor, body)
 
@@ -654,6 +658,7 @@ class Engine:
                 row.state = "completed"
                 row.completed_at = now
                 row.completed_by = user
+                run.closed_task_ids.append(row.id)
                 if row.assignee is None:
                     row.assignee = user
                 run.event("task_completed", user, {"spiff_id": row.spiff_id, "data": data},
@@ -756,8 +761,9 @@ class Run:
         self.built = built
         self.wf = wf
         self.now = now
-        self.cancelled = False
+        self.cancelled: str | None = None  # the reason, once cancelled
         self.new_tasks: list[HumanTask] = []
+        self.closed_task_ids: list[int] = []
         # Timer occurrences fired during this command are recorded by the timer sync; the worker
         # marks the first one as the trigger of its pass (an input for replay).
         self.trigger_pending = False
@@ -819,6 +825,7 @@ class Run:
             if sid not in ready_ids:
                 row.state = "cancelled"
                 row.completed_at = now
+                self.closed_task_ids.append(row.id)
                 self.event("task_cancelled", actor, {"spiff_id": sid}, element_id=row.element_id, task_id=row.id)
         for t in ready:
             if str(t.id) in open_rows:
@@ -831,7 +838,7 @@ class Run:
             if self.cancelled:
                 inst.status = "cancelled"
                 inst.ended_at = now
-                inst.end_reason = "cancelled"
+                inst.end_reason = self.cancelled
             elif self.wf.is_completed():
                 inst.status = "completed"
                 inst.ended_at = now

@@ -121,9 +121,10 @@ def sync_timers(run: Run) -> None:
         if (sid, due) not in have:
             s.add(Timer(instance_id=inst.id, kind="timer", spiff_id=sid, element_id=element, due_at=due,
                         state="pending"))
-    closed = select(HumanTask.id).where(HumanTask.instance_id == inst.id, HumanTask.state != "open")
-    s.execute(update(Timer).where(Timer.instance_id == inst.id, Timer.state == "pending",
-                                  Timer.task_id.in_(closed)).values(state="cancelled"))
+    if run.closed_task_ids:
+        # Due dates, reminders and escalations of tasks closed by this command are void.
+        s.execute(update(Timer).where(Timer.task_id.in_(run.closed_task_ids), Timer.state == "pending")
+                  .values(state="cancelled"))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -165,7 +165,7 @@ class Timer(Base):
     definition_id: Mapped[int | None] = mapped_column(ForeignKey("definitions.id"))
     kind: Mapped[str] = mapped_column(String(12))
     spiff_id: Mapped[str | None] = mapped_column(String(36))
-    task_id: Mapped[int | None] = mapped_column(ForeignKey("human_tasks.id"))
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("human_tasks.id"), index=True)
     element_id: Mapped[str | None] = mapped_column(String(200))
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)
     state: Mapped[str] = mapped_column(String(12))  # pending | fired | cancelled | failed

@@ -38,6 +38,8 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['seal_id'], ['seals.id'], ),
     sa.PrimaryKeyConstraint('seal_id', 'instance_id')
     )
+    with op.batch_alter_table('timers', schema=None) as batch_op:
+        batch_op.create_index(batch_op.f('ix_timers_task_id'), ['task_id'], unique=False)
     # History is append-only: the database itself refuses to change or remove an event.
     if op.get_bind().dialect.name == "postgresql":
         op.execute("""
@@ -67,6 +69,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table('timers', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_timers_task_id'))
     if op.get_bind().dialect.name == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS events_no_truncate ON events")
         op.execute("DROP TRIGGER IF EXISTS events_append_only ON events")
