@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
@@ -60,6 +61,7 @@ from .spiff import StateSerializer, TigaoMessageEventDefinition, next_timer_due
 from .timeutil import due_from, parse_datetime
 
 T = TypeVar("T")
+WF_CACHE_SIZE = 256  # instances whose last saved workflow object is kept in memory
 READ_ONLY_ROLE = "auditor"
 
 
@@ -114,6 +116,8 @@ class Engine:
         self._sa: Any = None
         self._sessions: sessionmaker[Session] | None = None
         self._directory: Directory | None = None
+        self._wf_cache: OrderedDict[int, tuple[int, BpmnWorkflow]] = OrderedDict()
+        self._saved_runs: list[Run] = []
         self._directory_stamp: str | None = None
         self.directory_version: int | None = None
         self._tx_directory_stamp: str | None = None
@@ -144,10 +148,16 @@ class Engine:
     def _tx(self) -> Iterator[Session]:
         self._connect()
         assert self._sessions is not None
+        self._saved_runs: list[Run] = []
         try:
             with self._sessions() as session, session.begin():
                 self._sync_clock(session)
                 yield session
+            for run in self._saved_runs:  # committed: these objects are what the database holds
+                self._wf_cache[run.inst.id] = (run.inst.version, run.wf)
+                self._wf_cache.move_to_end(run.inst.id)
+            while len(self._wf_cache) > WF_CACHE_SIZE:
+                self._wf_cache.popitem(last=False)
         except EngineError:
             raise
         except StaleDataError as exc:
@@ -396,7 +406,7 @@ class Engine:
             self._record_failure(instance_id, actor, exc)
             raise
 
-    def _load_run(self, s: Session, instance_id: int) -> Run:
+    def _load_run(self, s: Session, instance_id: int, for_update: bool = True) -> Run:
         inst = s.scalar(select(Instance).where(Instance.id == instance_id).with_for_update())
         if inst is None:
             raise NotFound(f"no instance {instance_id}; 'tigao instances' lists them")
@@ -404,7 +414,14 @@ class Engine:
         assert d is not None
         built = self._built(d)
         self._dir(s)
-        wf = self.serializer.loads(inst.state, built.spec, built.subprocess_specs, self.script_engine)
+        # The workflow this process saved last is reused when the stored version is still the one
+        # it saved (no one else changed the instance since); it is taken out of the cache, so a
+        # command that fails can never leave a half-changed object behind.
+        cached = self._wf_cache.pop(instance_id, None) if for_update else None
+        if cached is not None and cached[0] == inst.version:
+            wf = cached[1]
+        else:
+            wf = self.serializer.loads(inst.state, built.spec, built.subprocess_specs, self.script_engine)
         return Run(self, s, inst, built, wf, self.clock.now())
 
     def _record_failure(self, instance_id: int, actor: str | None, exc: ScriptError) -> None:
@@ -526,7 +543,7 @@ class Engine:
         """The data a task sees (its process variables), for filling its form."""
         with self._tx() as s:
             row = self._task_row(s, task_id)
-            run = self._load_run(s, row.instance_id)
+            run = self._load_run(s, row.instance_id, for_update=False)
             t = run.wf.get_task_from_id(UUID(row.spiff_id))
             return dict(t.data) if t is not None else {}
 
@@ -816,8 +833,10 @@ class Run:
 
         s, inst, now = self.s, self.inst, self.now
         directory = self.engine._dir(s)
-        record_fired_timers(self)
-        ready = [t for t in self.wf.get_tasks(state=TaskState.READY) if t.task_spec.manual]
+        tasks = self.wf.get_tasks()  # one walk of the tree serves every projection below
+        waiting = [t for t in tasks if t.state == TaskState.WAITING]
+        record_fired_timers(self, tasks)
+        ready = [t for t in tasks if t.state == TaskState.READY and t.task_spec.manual]
         ready_ids = {str(t.id) for t in ready}
         open_rows = {r.spiff_id: r for r in s.scalars(select(HumanTask).where(HumanTask.instance_id == inst.id,
                                                                                HumanTask.state == "open"))}
@@ -832,8 +851,8 @@ class Run:
                 continue
             row = self._create_task(t, directory)
             on_task_created(self, row)
-        sync_timers(self)
-        self._sync_subscriptions()
+        sync_timers(self, waiting)
+        self._sync_subscriptions(waiting)
         if self.inst.status == "running":
             if self.cancelled:
                 inst.status = "cancelled"
@@ -849,6 +868,7 @@ class Run:
             raise ScriptError(f"process data is not JSON-serialisable ({exc}); scripts must produce JSON values") \
                 from exc
         s.flush()
+        self.engine._saved_runs.append(self)
 
     def _create_task(self, t: Any, directory: Directory) -> HumanTask:
         spec = t.task_spec
@@ -908,9 +928,9 @@ class Run:
         except ValueError as exc:
             raise ScriptError(f"camunda:{attr} of {element}: {exc}") from exc
 
-    def _sync_subscriptions(self) -> None:
+    def _sync_subscriptions(self, waiting: list[Any]) -> None:
         want = {}
-        for t in self.wf.get_tasks(state=TaskState.WAITING):
+        for t in waiting:
             ev = getattr(t.task_spec, "event_definition", None)
             if isinstance(ev, TigaoMessageEventDefinition):
                 want[str(t.id)] = (ev.name, t.task_spec.bpmn_id)

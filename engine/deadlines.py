@@ -90,10 +90,10 @@ def on_task_created(run: Run, row: HumanTask) -> None:
                         element_id=row.element_id, due_at=row.follow_up_at, state="pending"))
 
 
-def record_fired_timers(run: Run) -> None:
+def record_fired_timers(run: Run, tasks: list[Any]) -> None:
     """Record every timer occurrence that fired during this command, in due order."""
     fired = []
-    for t in run.wf.get_tasks():
+    for t in tasks:
         for due in pop_fired(t):
             utc_due = datetime.fromisoformat(due).astimezone(timezone.utc).isoformat()
             fired.append((utc_due, str(t.id), t.task_spec.bpmn_id))
@@ -103,11 +103,11 @@ def record_fired_timers(run: Run) -> None:
         run.trigger_pending = False
 
 
-def sync_timers(run: Run) -> None:
+def sync_timers(run: Run, waiting: list[Any]) -> None:
     """Make the pending `timer` rows of the instance equal the timers it now waits on."""
     s, inst, now = run.s, run.inst, run.now
     want: dict[tuple[str, datetime], str] = {}
-    for t in run.wf.get_tasks(state=TaskState.WAITING):
+    for t in waiting:
         due_at = next_timer_due(t)
         if due_at is not None:
             want[(str(t.id), due_at)] = t.task_spec.bpmn_id
