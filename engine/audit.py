@@ -351,12 +351,7 @@ class Auditor:
     def replay(self, instance_id: int, upto: int | None = None) -> ReplayResult:
         eng = self.engine
         with eng._tx() as s:
-            inst = s.get(Instance, instance_id)
-            if inst is None:
-                raise NotFound(f"no instance {instance_id}; 'tigao instances' lists them")
-            d = s.get(Definition, inst.definition_id)
-            assert d is not None
-            built = eng._built(d)
+            inst, _d, built = eng._instance_built(s, instance_id)
             events = self._events(s, instance_id)
             dirs = self._directories(s)
             state = inst.state

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,7 +35,6 @@ from storage.models import (
     Role,
     Setting,
     TaskCandidate,
-    Timer,
     User,
     UserRole,
 )
@@ -48,7 +46,6 @@ from .clock import Clock, SettableClock
 from .definitions import Analysis, BuiltCache, Built, analyse, content_hash, files_for, read_bundle
 from .errors import (
     Conflict,
-    DefinitionError,
     EngineError,
     InputError,
     NotAllowed,
@@ -407,12 +404,7 @@ class Engine:
             raise
 
     def _load_run(self, s: Session, instance_id: int, for_update: bool = True) -> Run:
-        inst = s.scalar(select(Instance).where(Instance.id == instance_id).with_for_update())
-        if inst is None:
-            raise NotFound(f"no instance {instance_id}; 'tigao instances' lists them")
-        d = s.get(Definition, inst.definition_id)
-        assert d is not None
-        built = self._built(d)
+        inst, _d, built = self._instance_built(s, instance_id, lock=True)
         self._dir(s)
         # The workflow this process saved last is reused when the stored version is still the one
         # it saved (no one else changed the instance since); it is taken out of the cache, so a
@@ -470,14 +462,19 @@ class Engine:
                      "status": r.status, "started_at": r.started_at, "ended_at": r.ended_at,
                      "started_by": r.started_by, "open_tasks": open_counts.get(r.id, 0)} for r in rows]
 
+    def _instance_built(self, s: Session, instance_id: int, lock: bool = False) -> tuple[Instance, Definition, Built]:
+        """An instance with the definition version it runs on, built; NotFound if there is none."""
+        q = select(Instance).where(Instance.id == instance_id)
+        inst = s.scalar(q.with_for_update() if lock else q)
+        if inst is None:
+            raise NotFound(f"no instance {instance_id}; 'tigao instances' lists them")
+        d = s.get(Definition, inst.definition_id)
+        assert d is not None
+        return inst, d, self._built(d)
+
     def instance(self, instance_id: int) -> dict[str, Any]:
         with self._tx() as s:
-            inst = s.get(Instance, instance_id)
-            if inst is None:
-                raise NotFound(f"no instance {instance_id}; 'tigao instances' lists them")
-            d = s.get(Definition, inst.definition_id)
-            assert d is not None
-            built = self._built(d)
+            inst, d, built = self._instance_built(s, instance_id)
             wf = self.serializer.loads(inst.state, built.spec, built.subprocess_specs, self.script_engine)
             tasks = self._task_views(s, select(HumanTask).where(HumanTask.instance_id == instance_id)
                                      .order_by(HumanTask.id))
@@ -550,11 +547,8 @@ class Engine:
     def task_form(self, task_id: int) -> dict[str, Any] | None:
         with self._tx() as s:
             row = self._task_row(s, task_id)
-            inst = s.get(Instance, row.instance_id)
-            assert inst is not None
-            d = s.get(Definition, inst.definition_id)
-            assert d is not None
-            return self._built(d).forms.get(row.form_key) if row.form_key else None
+            built = self._instance_built(s, row.instance_id)[2]
+            return built.forms.get(row.form_key) if row.form_key else None
 
     def _task_views(self, s: Session, q: Any) -> list[TaskView]:
         rows = list(s.scalars(q))
@@ -741,12 +735,7 @@ class Engine:
     def element_names(self, instance_id: int) -> dict[str, str]:
         """Element id -> name (label) for the diagrams an instance runs on."""
         with self._tx() as s:
-            inst = s.get(Instance, instance_id)
-            if inst is None:
-                raise NotFound(f"no instance {instance_id}")
-            d = s.get(Definition, inst.definition_id)
-            assert d is not None
-            built = self._built(d)
+            built = self._instance_built(s, instance_id)[2]
         names: dict[str, str] = {}
         for spec in [built.spec, *built.subprocess_specs.values()]:
             for ts in spec.task_specs.values():

@@ -37,7 +37,7 @@ from SpiffWorkflow.util.task import TaskState
 from storage.models import Definition, HumanTask, Instance, Notification, Setting, TaskCandidate, Timer
 
 from . import history
-from .errors import EngineError, ScriptError, StorageError
+from .errors import EngineError, ScriptError
 from .spiff import force_start_timers, next_timer_due, pop_fired
 from .timeutil import add_iso_duration, fmt, parse_cycle, parse_datetime
 
@@ -290,15 +290,23 @@ class Worker:
             done.append(fired)
         return done
 
+    @staticmethod
+    def _claim(s: Session, now: datetime, skip: set[int], timer_id: int | None = None) -> Timer | None:
+        """The earliest due pending row no other worker holds (or row `timer_id`), locked."""
+        q = select(Timer).where(Timer.state == "pending", Timer.due_at <= now)
+        if timer_id is not None:
+            q = q.where(Timer.id == timer_id)
+        elif skip:
+            q = q.where(Timer.id.not_in(skip))
+        return s.scalar(q.order_by(Timer.due_at, Timer.id).limit(1).with_for_update(skip_locked=True))
+
     def _fire_next(self, skip: set[int]) -> Fired | None:
         engine = self.engine
+        claimed: Timer | None = None
         try:
             with engine._tx() as s:
                 now = engine.clock.now()
-                q = select(Timer).where(Timer.state == "pending", Timer.due_at <= now)
-                if skip:
-                    q = q.where(Timer.id.not_in(skip))
-                timer = s.scalar(q.order_by(Timer.due_at, Timer.id).limit(1).with_for_update(skip_locked=True))
+                timer = claimed = self._claim(s, now, skip)
                 if timer is None:
                     return None
                 inst = None
@@ -317,20 +325,16 @@ class Worker:
                          timer.element_id, fmt(timer.due_at, seconds=True), fmt(now, seconds=True))
                 return result
         except ScriptError as exc:
-            return self._fail(skip, exc)
-        except StorageError:
-            raise
+            assert claimed is not None
+            return self._fail(claimed.id, exc)
 
-    def _fail(self, skip: set[int], exc: EngineError) -> Fired | None:
-        """A step failed: the transaction rolled back; mark the earliest due row failed (an incident)."""
+    def _fail(self, timer_id: int, exc: EngineError) -> Fired | None:
+        """A step failed and its transaction rolled back: mark the row failed (an incident, not retried)."""
         with self.engine._tx() as s:
             now = self.engine.clock.now()
-            q = select(Timer).where(Timer.state == "pending", Timer.due_at <= now)
-            if skip:
-                q = q.where(Timer.id.not_in(skip))
-            timer = s.scalar(q.order_by(Timer.due_at, Timer.id).limit(1).with_for_update(skip_locked=True))
+            timer = self._claim(s, now, set(), timer_id)
             if timer is None:
-                return None
+                return None  # another worker took it over meanwhile
             timer.state = "failed"
             timer.error = exc.message
             timer.fired_at = now
@@ -352,7 +356,6 @@ class Worker:
             timer.state = "cancelled"
             return
         if timer.kind == "timer":
-            from .core import Run
 
             run: Run = engine._load_run(s, inst.id)
             task = None
