@@ -36,7 +36,7 @@ from .clock import SettableClock
 from .definitions import Built, build
 from .errors import InputError, NotFound
 from .scripting import TigaoScriptEngine
-from .spiff import StateSerializer, TigaoMessageEventDefinition, fingerprint, force_start_timers
+from .spiff import StateSerializer, TigaoMessageEventDefinition, TigaoWorkflow, fingerprint, force_start_timers
 
 if TYPE_CHECKING:
     from .core import Engine
@@ -234,7 +234,7 @@ class _Replayer:
         if "dir" in p:
             self.se.directory = self.directories.get(p["dir"], self.se.directory)
         if e.type == "instance_started":
-            self.wf = BpmnWorkflow(self.built.spec, self.built.subprocess_specs, script_engine=self.se)
+            self.wf = TigaoWorkflow(self.built.spec, self.built.subprocess_specs, script_engine=self.se)
             data = p.get("data") or {}
             self.wf.task_tree.data.update(data)
             for child in self.wf.task_tree.children:

@@ -54,7 +54,7 @@ from .errors import (
     StorageError,
 )
 from .scripting import TigaoScriptEngine, ensure_json, is_expression
-from .spiff import StateSerializer, TigaoMessageEventDefinition, next_timer_due
+from .spiff import StateSerializer, TigaoMessageEventDefinition, TigaoWorkflow, next_timer_due
 from .timeutil import due_from, parse_datetime
 
 T = TypeVar("T")
@@ -372,7 +372,7 @@ class Engine:
                  actor: str | None, how: dict[str, Any]) -> Run:
         now = self.clock.now()
         self._dir(s)
-        wf = BpmnWorkflow(built.spec, built.subprocess_specs, script_engine=self.script_engine)
+        wf = TigaoWorkflow(built.spec, built.subprocess_specs, script_engine=self.script_engine)
         wf.task_tree.data.update(data)
         for child in wf.task_tree.children:
             child.data.update(data)

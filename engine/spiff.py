@@ -21,7 +21,14 @@ from typing import Any
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser, full_tag
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.event_definition import TimerConditionalEventDefinitionConverter
-from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter, WorkflowConverter
+from SpiffWorkflow.bpmn.serializer.default.workflow import (
+    BpmnSubWorkflowConverter,
+    BpmnWorkflowConverter,
+    WorkflowConverter,
+)
+from SpiffWorkflow.bpmn.specs.control import _EndJoin
+from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
+from SpiffWorkflow.util.task import TaskIterator
 from SpiffWorkflow.bpmn.specs.defaults import (
     BoundaryEvent,
     InclusiveGateway,
@@ -329,13 +336,62 @@ class TigaoSequentialMultiInstance(_MergingMultiInstance, CamundaSequentialMI):
 
 
 def upgrade_specs(specs: list[Any]) -> None:
-    """Give parsed Camunda multi-instance specs the merging behaviour (same state, subclass)."""
+    """Give parsed specs the engine's behaviour (same state, subclass): merging multi-instance,
+    an end join that sees the whole tree."""
     for spec in specs:
         for ts in spec.task_specs.values():
+            if type(ts) is _EndJoin:
+                ts.__class__ = TigaoEndJoin
             if type(ts) is CamundaParallelMI:
                 ts.__class__ = TigaoParallelMultiInstance
             elif type(ts) is CamundaSequentialMI:
                 ts.__class__ = TigaoSequentialMultiInstance
+
+
+# ---------------------------------------------------------------------------------------------
+# Workflows that see their whole task tree
+
+# SpiffWorkflow's task iterators stop 1,000 levels down by default. A loop taken a few hundred
+# times makes the tree deeper than that, and then the engine stops seeing its ready tasks and
+# decides the workflow is complete. The engine's workflows walk the whole tree.
+UNBOUNDED_DEPTH = 10**9
+
+
+class _WholeTree:
+    def get_tasks_iterator(self, first_task: Any = None, **kwargs: Any) -> Any:
+        kwargs.setdefault("max_depth", UNBOUNDED_DEPTH)
+        return super().get_tasks_iterator(first_task, **kwargs)  # type: ignore[misc]
+
+    def is_completed(self) -> bool:
+        if not self.completed:  # type: ignore[has-type]
+            try:
+                next(iter(self.get_tasks_iterator(state=TaskState.NOT_FINISHED_MASK, skip_subprocesses=True)))
+            except StopIteration:
+                self.completed = True
+        return bool(self.completed)
+
+
+class TigaoSubWorkflow(_WholeTree, BpmnSubWorkflow):
+    pass
+
+
+class TigaoWorkflow(_WholeTree, BpmnWorkflow):
+    def create_subprocess(self, my_task: Any, spec_name: str) -> Any:
+        subprocess = TigaoSubWorkflow(self.subprocess_specs[spec_name], parent_task_id=my_task.id,
+                                      top_workflow=self)
+        self.subprocesses[my_task.id] = subprocess
+        return subprocess
+
+
+class TigaoEndJoin(_EndJoin):
+    """The end of a process waits for every unfinished task, however deep in the tree."""
+
+    def _check_threshold_unstructured(self, my_task: Any) -> bool:
+        for task in TaskIterator(my_task.workflow.task_tree, state=TaskState.NOT_FINISHED_MASK,
+                                 end_at_spec=self.name, max_depth=UNBOUNDED_DEPTH):
+            if task != my_task:
+                return False
+        return True
 
 
 # ---------------------------------------------------------------------------------------------
@@ -374,7 +430,7 @@ class SpeclessWorkflowConverter(BpmnWorkflowConverter):
         from uuid import UUID
 
         spec, subprocess_specs = _SPECS.get()
-        workflow = self.target_class(spec, subprocess_specs, deserializing=True)
+        workflow = TigaoWorkflow(spec, subprocess_specs, deserializing=True)
         workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
         workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
         self.set_default_attributes(workflow, dct)
@@ -383,9 +439,26 @@ class SpeclessWorkflowConverter(BpmnWorkflowConverter):
         return workflow
 
 
+class TigaoSubWorkflowConverter(BpmnSubWorkflowConverter):
+    def from_dict(self, dct: dict[str, Any], task: Any, top_workflow: Any) -> Any:
+        from uuid import UUID
+
+        spec = top_workflow.subprocess_specs.get(task.task_spec.spec)
+        subprocess = TigaoSubWorkflow(spec, task.id, top_workflow, deserializing=True)
+        subprocess.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=subprocess)
+        subprocess.task_tree = subprocess.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(subprocess, dct)
+        return subprocess
+
+
 def _config() -> dict[Any, Any]:
     config = dict(CAMUNDA_CONFIG)
+    # Both names restore the engine's classes (states written before the subclasses existed
+    # name SpiffWorkflow's own).
     config[BpmnWorkflow] = SpeclessWorkflowConverter
+    config[TigaoWorkflow] = SpeclessWorkflowConverter
+    config[BpmnSubWorkflow] = TigaoSubWorkflowConverter
+    config[TigaoSubWorkflow] = TigaoSubWorkflowConverter
     config[ClockTimeDate] = TimerConditionalEventDefinitionConverter
     config[ClockDuration] = TimerConditionalEventDefinitionConverter
     config[ClockCycle] = TimerConditionalEventDefinitionConverter
