@@ -522,41 +522,15 @@ def test_message__nobody_waiting__raises_not_found_and_changes_nothing(engine: E
 # ---------------------------------------------------------------------------------------------- boundary events
 
 
-@pytest.mark.parametrize(("fail", "taken", "not_taken"), [
-    (True, "Task_recover", "Task_ok"),
-    (False, "Task_ok", "Task_recover"),
-], ids=["error_thrown", "no_error"])
-def test_error_boundary__error_end_event_is_caught_by_boundary(engine: Engine, fail: bool, taken: str,
-                                                               not_taken: str) -> None:
-    iid = start(engine, "error_boundary")
-    assert open_elements(engine, iid) == ["Task_work"]
-
-    complete(engine, iid, "Task_work", {"fail": fail}, user="alice")
-
-    assert open_elements(engine, iid) == [taken]
-    complete(engine, iid, taken, {"ok": True}, user="bob")
-
-    assert_completed(engine, iid)
-    assert data(engine, iid)["fail"] is fail
-    assert data(engine, iid)["ok"] is True
-    assert not_taken not in created_elements(engine, iid)
-    assert path(engine, iid) == [
-        ("instance_started", "alice", None),
-        ("task_created", None, "Task_work"),
-        ("task_completed", "alice", "Task_work"),
-        ("task_created", None, taken),
-        ("task_completed", "bob", taken),
-        ("instance_completed", "bob", None),
-    ]
-
-
-@pytest.mark.parametrize(("fail", "taken", "not_taken"), [
-    (True, "Task_escalated", "Task_ok"),
-    (False, "Task_ok", "Task_escalated"),
-], ids=["escalated", "not_escalated"])
-def test_escalation_boundary__escalation_end_event_is_caught_by_boundary(engine: Engine, fail: bool, taken: str,
-                                                                         not_taken: str) -> None:
-    iid = start(engine, "escalation_boundary")
+@pytest.mark.parametrize(("process", "fail", "taken", "not_taken"), [
+    ("error_boundary", True, "Task_recover", "Task_ok"),
+    ("error_boundary", False, "Task_ok", "Task_recover"),
+    ("escalation_boundary", True, "Task_escalated", "Task_ok"),
+    ("escalation_boundary", False, "Task_ok", "Task_escalated"),
+], ids=["error_thrown", "no_error", "escalated", "not_escalated"])
+def test_boundary__error_or_escalation_end_event_is_caught_by_boundary(engine: Engine, process: str, fail: bool,
+                                                                       taken: str, not_taken: str) -> None:
+    iid = start(engine, process)
     assert open_elements(engine, iid) == ["Task_work"]
 
     complete(engine, iid, "Task_work", {"fail": fail}, user="alice")

@@ -6,6 +6,7 @@ Run with threads (one engine each) and with separate processes, on SQLite and on
 from __future__ import annotations
 
 import multiprocessing as mp
+import queue
 import threading
 from typing import Any
 
@@ -48,10 +49,8 @@ def _check(engine: Engine, iid: int, outcomes: list[tuple[str, str]]) -> None:
     assert_roundtrip(engine, iid)
 
 
-def test_complete__same_task_from_two_threads__exactly_one_wins(engine: Engine, db_url: str) -> None:
-    iid, task_id = _race_setup(engine)
-    import queue
-
+def _race_threads(db_url: str, task_id: int) -> list[tuple[str, str]]:
+    """alice and bob complete the task at the same moment, each from a thread with its own engine."""
     results: queue.Queue[tuple[str, str]] = queue.Queue()
     barrier = threading.Barrier(2)
     threads = [threading.Thread(target=_complete_as, args=(db_url, task_id, u, barrier, results))
@@ -60,7 +59,12 @@ def test_complete__same_task_from_two_threads__exactly_one_wins(engine: Engine, 
         th.start()
     for th in threads:
         th.join(60)
-    _check(engine, iid, [results.get_nowait() for _ in range(2)])
+    return [results.get_nowait() for _ in range(2)]
+
+
+def test_complete__same_task_from_two_threads__exactly_one_wins(engine: Engine, db_url: str) -> None:
+    iid, task_id = _race_setup(engine)
+    _check(engine, iid, _race_threads(db_url, task_id))
 
 
 def test_complete__same_task_from_two_processes__exactly_one_wins(engine: Engine, db_url: str) -> None:
@@ -80,16 +84,6 @@ def test_complete__same_task_from_two_processes__exactly_one_wins(engine: Engine
 
 @pytest.mark.parametrize("rounds", [5])
 def test_complete__many_races__never_two_winners(engine: Engine, db_url: str, rounds: int) -> None:
-    import queue
-
     for _ in range(rounds):
         iid, task_id = _race_setup(engine)
-        results: queue.Queue[tuple[str, str]] = queue.Queue()
-        barrier = threading.Barrier(2)
-        threads = [threading.Thread(target=_complete_as, args=(db_url, task_id, u, barrier, results))
-                   for u in ("alice", "bob")]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(60)
-        _check(engine, iid, [results.get_nowait() for _ in range(2)])
+        _check(engine, iid, _race_threads(db_url, task_id))
