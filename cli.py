@@ -381,19 +381,23 @@ def _print_tasks(tasks: list[Any], with_state: bool = False) -> None:
 @click.option("--overdue", is_flag=True, help="Only tasks past their due date.")
 @click.option("--state", type=click.Choice(["open", "completed", "cancelled", "any"]), default="open",
               show_default=True)
+@click.option("--limit", default=500, show_default=True, help="At most this many tasks (soonest due first).")
 @json_option
 @pass_ctx
 @handled
 def tasks(c: Ctx, actor: str | None, mine: bool, all_: bool, group: str | None, instance_id: int | None,
-          overdue: bool, state: str, as_json: bool) -> None:
+          overdue: bool, state: str, limit: int, as_json: bool) -> None:
     """Tasks USER may work on: assigned to them, or unassigned with them a candidate."""
     scope = "mine" if mine else "all" if (all_ or (actor is None and (group or instance_id or overdue))) \
         else "available"
-    rows = c.engine.tasks(actor, scope=scope, group=group, instance_id=instance_id, overdue=overdue, state=state)
+    rows = c.engine.tasks(actor, scope=scope, group=group, instance_id=instance_id, overdue=overdue, state=state,
+                          limit=limit)
     if as_json:
         dump_json([t.to_json() for t in rows])
     else:
         _print_tasks(rows, with_state=state != "open")
+        if len(rows) == limit:
+            click.echo(f"(the first {limit}; more with --limit N)", err=True)
 
 
 @main.command()

@@ -53,7 +53,7 @@ from .errors import (
     ScriptError,
     StorageError,
 )
-from .scripting import TigaoScriptEngine, ensure_json, is_expression
+from .scripting import HELPER_NAMES, TigaoScriptEngine, ensure_json, is_expression
 from .spiff import StateSerializer, TigaoMessageEventDefinition, TigaoWorkflow, next_timer_due
 from .timeutil import due_from, parse_datetime
 
@@ -960,6 +960,10 @@ def _check_data(data: Any) -> dict[str, Any]:
         ensure_json(data)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
+    shadowing = sorted(set(data) & HELPER_NAMES)
+    if shadowing:
+        raise InputError(f"field name(s) {', '.join(shadowing)} are reserved for the script helpers; "
+                         "rename them")
     return data
 
 

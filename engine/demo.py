@@ -28,6 +28,7 @@ computed from what the engine stored, never from the simulation's own counters.
 from __future__ import annotations
 
 import heapq
+import json
 import random
 import tempfile
 import tomllib
@@ -43,7 +44,7 @@ from storage.models import Definition, Department, Event, Instance, Setting, Use
 
 from .core import Engine, TaskView
 from .deadlines import Worker
-from .errors import InputError, StorageError
+from .errors import Conflict, InputError, StorageError
 from .timeutil import display_tz
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -92,13 +93,27 @@ class _Action:
 
 @dataclass
 class _Plan:
+    """When a task will be done and by whom."""
+
     at: datetime
     actor: str
-    late: bool
+    task: TaskView
 
 
 class Simulation:
-    """Plays the year on an engine whose database holds the deployed campaign."""
+    """Plays the year on an engine whose database holds the deployed campaign.
+
+    A discrete-event loop: the clock jumps to whatever comes next (a timer the deadline worker
+    must fire, or something a person or the public does), the worker fires what is due, and the
+    people act. Each open task is planned once, when first seen: who does it and when.
+
+    Args:
+        engine: the engine of a simulated-clock database with the directory and campaign loaded.
+        seed: seed of the one random generator.
+        complaints: how many complaints arrive during the year.
+        progress: called with one line of text per simulated month.
+        end: when to stop playing.
+    """
 
     def __init__(self, engine: Engine, seed: int, complaints: int,
                  progress: Callable[[str], None] | None = None, end: datetime = YEAR_END):
@@ -119,18 +134,24 @@ class Simulation:
         self.verify_failures: dict[tuple[Any, ...], int] = {}
         self.stubborn_case: tuple[Any, ...] | None = None
         self.inspections = 0
+        self.bulletins = 0
+        self.plan_sent_back = False
+        self.complaint_payloads: dict[int, dict[str, Any]] = {}
+        self.dirty = True
         self.month_stats = {"done": 0, "late": 0, "complaints": 0, "checks": 0}
         self.month: tuple[int, int] | None = None
+        self.now = engine.now()  # the simulated time; only this simulation moves the clock
 
     # ------------------------------------------------------------------ the year
     def run(self, campaign_actor: str) -> int:
         """Start the campaign and play until the end of the year; return the campaign instance id."""
         campaign = self.engine.start("campaign", actor=campaign_actor, business_key="提高年-2012")
         self._schedule_outside_world()
-        self.month = self._month_of(self.engine.now())
+        self.now = self.engine.now()
+        self.month = self._month_of(self.now)
         while True:
             self._plan_new_tasks()
-            now = self.engine.now()
+            now = self.now
             nxt_timer = self.worker.next_due()
             nxt_action = self.agenda[0].at if self.agenda else None
             upcoming = [t for t in (nxt_timer, nxt_action) if t is not None]
@@ -139,14 +160,16 @@ class Simulation:
             when = max(min(upcoming), now)
             if when > now:
                 self._report_months_until(when)
-                self.engine.set_clock(when)
-            self.worker.run_once()
+                self.now = self.engine.set_clock(when)
+            if self.worker.run_once():
+                self.dirty = True
             self._plan_new_tasks()
-            while self.agenda and self.agenda[0].at <= self.engine.now():
+            while self.agenda and self.agenda[0].at <= self.now:
                 self._perform(heapq.heappop(self.agenda))
+                self.dirty = True
         self._report_months_until(self.end)
-        if self.engine.now() < self.end:
-            self.engine.set_clock(self.end)
+        if self.now < self.end:
+            self.now = self.engine.set_clock(self.end)
         self.worker.run_once()
         self._flush_month()
         return campaign
@@ -211,10 +234,15 @@ class Simulation:
 
     # ------------------------------------------------------------------ planning
     def _plan_new_tasks(self) -> None:
+        """Plan every open task not planned yet (after anything that may have created tasks)."""
+        if not self.dirty:
+            return
+        self.dirty = False
         for t in sorted(self.engine.tasks(scope="all", limit=100000), key=lambda v: v.id):
             if t.id in self.plans:
                 continue
             plan = self._plan(t)
+            plan.at = _whole_minute(plan.at)
             self.plans[t.id] = plan
             self._push(plan.at, "task", t.id)
 
@@ -226,20 +254,20 @@ class Simulation:
         if t.element_id == "Task_register_complaint":
             # The 24-hour hotline: registered within hours, whatever the hour.
             if rng.random() < 0.05:
-                return _Plan(created + timedelta(hours=rng.uniform(25, 30)), actor, True)
-            return _Plan(created + timedelta(minutes=rng.uniform(5, 180)), actor, False)
+                return _Plan(created + timedelta(hours=rng.uniform(25, 30)), actor, t)
+            return _Plan(created + timedelta(minutes=rng.uniform(5, 180)), actor, t)
         due = t.due_at or created + timedelta(days=5)
         late_p, lo, hi = PACE.get(t.element_id, (0.08, 0.15, 0.85))
         late = rng.random() < late_p
         if late or due <= created + timedelta(hours=2):
             start = max(due, created)
             hours = rng.uniform(26, 90) if late else rng.uniform(1, 20)
-            return _Plan(self._working(start + timedelta(hours=hours)), actor, late)
+            return _Plan(self._working(start + timedelta(hours=hours)), actor, t)
         at = created + (due - created) * rng.uniform(lo, hi)
         snapped = self._working(at)
         if snapped > due:
             snapped = self._working_before(at, created) or at
-        return _Plan(max(snapped, created), actor, False)
+        return _Plan(max(snapped, created), actor, t)
 
     def _who(self, t: TaskView) -> str:
         if t.assignee:
@@ -287,7 +315,9 @@ class Simulation:
         if action.kind == "task":
             self._work_on(action.data)
         elif action.kind == "complaint":
-            self.engine.message("complaint_received", action.data)
+            started = self.engine.message("complaint_received", action.data)
+            for iid in started.get("started", []):
+                self.complaint_payloads[iid] = action.data
             self.month_stats["complaints"] += 1
         elif action.kind == "spot_check":
             starters = sorted(set(self.directory.role_members("efficiency_office")
@@ -300,22 +330,23 @@ class Simulation:
             self.month_stats["checks"] += 1
 
     def _work_on(self, task_id: int) -> None:
-        t = self.engine.task(task_id)
-        if t.state != "open":
-            return
         plan = self.plans[task_id]
+        t = plan.task  # as it was when first seen: its assignment and due date do not change
         make = FORMS_BY_KEY.get(t.form_key or "", _no_form)
         data = make(self, t)
-        if t.assignee is None:
-            self.engine.claim(t.id, plan.actor)
-        self.engine.complete(t.id, plan.actor, data)
+        try:
+            if t.assignee is None:
+                self.engine.claim(t.id, plan.actor)
+            self.engine.complete(t.id, plan.actor, data)
+        except Conflict:
+            return  # closed meanwhile (completed or cancelled): nothing left to do
         self.month_stats["done"] += 1
-        if t.due_at is not None and self.engine.now() > t.due_at:
+        if t.due_at is not None and self.now > t.due_at:
             self.month_stats["late"] += 1
 
     # ------------------------------------------------------------------ helpers for form data
     def today(self) -> str:
-        return self.engine.now().astimezone(self.tz).date().isoformat()
+        return self.now.astimezone(self.tz).date().isoformat()
 
     def staff_of(self, dept: str) -> list[str]:
         return self.directory.staff(dept)
@@ -324,8 +355,9 @@ class Simulation:
         """A problem found by an inspection, a check or a complaint, classified in the six categories."""
         rng = self.rng
         depts = self.directory.department_ids()
-        if self.offences and rng.random() < 0.2:
-            dept, category = rng.choice(sorted(self.offences))
+        known = sorted(o for o in self.offences if dept_hint is None or o[0] == dept_hint)
+        if known and rng.random() < 0.1:
+            dept, category = rng.choice(known)  # the same problem again where it was found before
         else:
             dept = dept_hint or rng.choice(depts)
             category = rng.randint(1, 6)
@@ -336,12 +368,19 @@ class Simulation:
             person = rng.choice(members) if members else ""
         return {
             "category": category,
-            "severity": "serious" if rng.random() < 0.15 else "minor",
+            "severity": "serious" if rng.random() < 0.1 else "minor",
             "repeated": named and (dept, category) in self.offences,
             "department": dept if named else "",
             "person": person,
             "description": rng.choice(CATEGORY_PROBLEMS[category]),
         }
+
+
+def _whole_minute(when: datetime) -> datetime:
+    """`when` rounded up to a whole minute (people act at 09:41, not at 09:40:13.2)."""
+    if when.second or when.microsecond:
+        when = when.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return when
 
 
 # How people pace each kind of task: (probability of being late, earliest and latest point of
@@ -406,14 +445,14 @@ def _plan_draft(sim: Simulation, t: TaskView) -> dict[str, Any]:
     data = {"title": "關於開展機關效能建設「提高年」活動的實施意見",
             "goals": "提高機關效能,優化發展環境", "steps": "動員部署、組織實施、評估考核三個階段",
             "responsibilities": "各股室站所負責人為第一責任人"}
-    if sim.engine.task_data(t.id).get("approved") is False:
+    if sim.plan_sent_back:
         data["revision_notes"] = "按領導小組意見補充了考核辦法和時間節點"
     return data
 
 
 def _plan_approval(sim: Simulation, t: TaskView) -> dict[str, Any]:
-    sent_back_before = sim.engine.task_data(t.id).get("revision_notes") is not None
-    if not sent_back_before and sim.rng.random() < 0.6:
+    if not sim.plan_sent_back and sim.rng.random() < 0.6:
+        sim.plan_sent_back = True
         return {"approved": False, "comments": "時間節點和責任分工不夠具體,請修改"}
     return {"approved": True, "comments": "同意印發"}
 
@@ -446,11 +485,11 @@ def _research_article(sim: Simulation, t: TaskView) -> dict[str, Any]:
 
 
 def _bulletin(sim: Simulation, t: TaskView) -> dict[str, Any]:
-    previous = sim.engine.task_data(t.id).get("issue")
-    issue = int(previous) + 1 if isinstance(previous, int) else 1
+    sim.bulletins += 1
+    issue = sim.bulletins
     return {"issue": issue, "title": f"「提高年」活動簡報第{issue}期", "content": "各股室站所活動動態",
             "media_coverage": "縣電視台報道一次" if sim.rng.random() < 0.3 else "",
-            "more_bulletins": sim.engine.now() < LAST_BULLETIN_AFTER}
+            "more_bulletins": sim.now < LAST_BULLETIN_AFTER}
 
 
 def _self_check(sim: Simulation, t: TaskView) -> dict[str, Any]:
@@ -458,23 +497,24 @@ def _self_check(sim: Simulation, t: TaskView) -> dict[str, Any]:
     if rng.random() < 0.2:
         category = rng.randint(1, 6)
         return {"found_problem": True, "category": category,
-                "description": rng.choice(CATEGORY_PROBLEMS[category]), "reflection": "宗旨意識不強,服務意識淡薄"}
+                "description": rng.choice(CATEGORY_PROBLEMS[category]),
+                "reflection": "宗旨意識不強,服務意識淡薄"}
     return {"found_problem": False, "reflection": "對照六個方面逐項檢查,未發現突出問題"}
 
 
 def _quarterly_inspection(sim: Simulation, t: TaskView) -> dict[str, Any]:
     rng = sim.rng
     sim.inspections += 1
-    n = {1: rng.randint(2, 3), 2: rng.randint(1, 3)}.get(sim.inspections, rng.randint(0, 1))
+    # The last inspection (late November) finds the bureau in order: its findings could not be
+    # rectified before the phase ends.
+    n = {1: rng.randint(2, 3), 2: rng.randint(1, 3)}.get(sim.inspections, 0)
     findings = [sim.finding() for _ in range(n)]
     if sim.inspections == 2 and sim.offences:
         # Found again where the department was already dealt with: a repeated offence.
         dept, category = sorted(sim.offences)[0]
         findings.insert(0, {"category": category, "severity": "minor", "repeated": True, "department": dept,
-                            "person": "", "description": rng.choice(CATEGORY_PROBLEMS[category]) + "(再次發現)"})
-    if sim.inspections >= 3:
-        for f in findings:
-            f["severity"], f["repeated"] = "minor", False
+                            "person": "",
+                            "description": rng.choice(CATEGORY_PROBLEMS[category]) + "(再次發現)"})
     return {"summary": f"第{sim.inspections}次季度檢查講評:總體推進有力,發現問題{len(findings)}個",
             "findings": findings}
 
@@ -485,10 +525,10 @@ def _phase_summary(sim: Simulation, t: TaskView) -> dict[str, Any]:
 
 
 def _complaint_register(sim: Simulation, t: TaskView) -> dict[str, Any]:
-    data = sim.engine.task_data(t.id)
+    payload = sim.complaint_payloads.get(t.instance_id, {})
     found = sim.finding()
-    return {**found, "complainant": data.get("complainant", ""), "contact": data.get("contact", ""),
-            "source": data.get("via", "hotline"), "sensitive_matter": "none"}
+    return {**found, "complainant": payload.get("complainant", ""), "contact": payload.get("contact", ""),
+            "source": payload.get("via", "hotline"), "sensitive_matter": "none"}
 
 
 def _complaint_feedback(sim: Simulation, t: TaskView) -> dict[str, Any]:
@@ -498,9 +538,9 @@ def _complaint_feedback(sim: Simulation, t: TaskView) -> dict[str, Any]:
         feedback = "經調查核實,反映問題不屬實,已向投訴人說明"
     else:
         feedback = f"反映問題屬實,已責成整改並處理({data.get('disposition', '')})"
-    return {"feedback": feedback,
-            "notified_via": "not_reachable" if rng.random() < 0.05 else rng.choice(["phone", "phone", "sms", "visit"]),
-            "satisfaction": rng.choice(["satisfied", "satisfied", "basically_satisfied", "unsatisfied", "unknown"])}
+    via = "not_reachable" if rng.random() < 0.05 else rng.choice(["phone", "phone", "sms", "visit"])
+    satisfaction = rng.choice(["satisfied", "satisfied", "basically_satisfied", "unsatisfied", "unknown"])
+    return {"feedback": feedback, "notified_via": via, "satisfaction": satisfaction}
 
 
 def _spot_check_record(sim: Simulation, t: TaskView) -> dict[str, Any]:
@@ -518,8 +558,8 @@ def _after_check_record(sim: Simulation, t: TaskView) -> dict[str, Any]:
     matter = rng.choice(["personnel", "money", "goods", "construction"])
     dept = rng.choice(sim.directory.department_ids())
     data: dict[str, Any] = {"sensitive_matter": matter, "checked_department": dept,
-                            "matter": {"personnel": "年度招聘", "money": "專項資金使用", "goods": "辦公用品採購",
-                                       "construction": "農村公路工程招標"}[matter],
+                            "matter": {"personnel": "年度招聘", "money": "專項資金使用",
+                                       "goods": "辦公用品採購", "construction": "農村公路工程招標"}[matter],
                             "problem_found": rng.random() < 0.4}
     if data["problem_found"]:
         found = sim.finding(dept_hint=dept)
@@ -561,8 +601,8 @@ def _rectification_report(sim: Simulation, t: TaskView) -> dict[str, Any]:
 def _verification(sim: Simulation, t: TaskView) -> dict[str, Any]:
     rng = sim.rng
     data = sim.engine.task_data(t.id)
-    case = (t.instance_id, t.element_id, data.get("registered_at"), data.get("description"), data.get("person"),
-            data.get("department"), data.get("member"))
+    case = (t.instance_id, t.element_id, data.get("registered_at"), data.get("description"),
+            data.get("person"), data.get("department"), data.get("member"))
     failures = sim.verify_failures.get(case, 0)
     if t.element_id == "Task_verify" and sim.stubborn_case is None:
         sim.stubborn_case = case  # the first case of the year needs three rounds
@@ -667,8 +707,6 @@ def reduced_org(staff_limit: int, source: Path = ORG) -> str:
              "per department", ""]
 
     def q(text: Any) -> str:
-        import json
-
         return json.dumps(str(text), ensure_ascii=False)
 
     for rid, r in raw["roles"].items():
@@ -695,18 +733,15 @@ def prepare_database(engine: Engine, start: datetime = YEAR_START) -> None:
     """
     from storage import db as dbmod
 
-    path = dbmod.sqlite_path(engine.url)
-    if path is not None and Path(path).is_file() and Path(path).stat().st_size > 0:
-        try:
-            engine.now()
-        except StorageError as exc:
+    try:
+        engine.now()  # a Tigao database already?
+    except StorageError as exc:
+        path = dbmod.sqlite_path(engine.url)
+        if path and Path(path).is_file() and Path(path).stat().st_size > 0:
             raise InputError(f"'{path}' exists and is not an empty Tigao database ({exc.message}); "
                              "give --db a new file name") from exc
-    try:
-        status = engine.init(simulated=start)
-    except InputError:
-        status = "existing"  # initialised on the real clock: switched below if empty
-    if status == "created":
+        engine.close()
+        engine.init(simulated=start)  # a new file, or a server database without tables
         return
     with engine._tx() as s:
         counts = {
@@ -723,6 +758,7 @@ def prepare_database(engine: Engine, start: datetime = YEAR_START) -> None:
                              "empty database: give --db a new file name or an empty PostgreSQL database")
         s.merge(Setting(key="clock", value="simulated"))
         s.merge(Setting(key="sim_now", value=start.astimezone(timezone.utc).isoformat()))
+    engine.init()  # bring an empty database's schema up to date
 
 
 def run_demo(url: str, seed: int = 1, complaints: int = 24, staff_limit: int | None = None,

@@ -624,3 +624,13 @@ def test_postgresql_database_that_does_not_exist_is_named_as_missing(pg_template
         line = assert_refused(result, 9, name, "does not exist")
         assert "no tables" not in line  # it is not an uninitialised database: there is none
         assert secret not in result.output
+
+
+def test_start_or_message__data_named_like_a_script_helper__is_refused(engine) -> None:
+    from engine import InputError
+
+    with pytest.raises(InputError, match="reserved"):
+        engine.start("user_task", {"now": "x"}, actor="alice")
+    with pytest.raises(InputError, match="reserved"):
+        engine.message("complaint", {"staff": []}, actor="bob")
+    assert engine.instances() == []
