@@ -841,7 +841,8 @@ class Run:
             row = self._create_task(t, directory)
             on_task_created(self, row)
         sync_timers(self, waiting)
-        self._sync_subscriptions(waiting)
+        if self.built.has_messages:
+            self._sync_subscriptions(waiting)
         if self.inst.status == "running":
             if self.cancelled:
                 inst.status = "cancelled"

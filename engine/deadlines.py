@@ -37,7 +37,7 @@ from SpiffWorkflow.util.task import TaskState
 from storage.models import Definition, HumanTask, Instance, Notification, Setting, TaskCandidate, Timer
 
 from . import history
-from .errors import EngineError, ScriptError
+from .errors import Conflict, EngineError, ScriptError
 from .spiff import force_start_timers, next_timer_due, pop_fired
 from .timeutil import add_iso_duration, fmt, parse_cycle, parse_datetime
 
@@ -106,6 +106,12 @@ def record_fired_timers(run: Run, tasks: list[Any]) -> None:
 def sync_timers(run: Run, waiting: list[Any]) -> None:
     """Make the pending `timer` rows of the instance equal the timers it now waits on."""
     s, inst, now = run.s, run.inst, run.now
+    if run.closed_task_ids:
+        # Due dates, reminders and escalations of tasks closed by this command are void.
+        s.execute(update(Timer).where(Timer.task_id.in_(run.closed_task_ids), Timer.state == "pending")
+                  .values(state="cancelled"))
+    if not run.built.has_timers:
+        return  # no timer event in the diagrams: no timer rows to keep in step
     want: dict[tuple[str, datetime], str] = {}
     for t in waiting:
         due_at = next_timer_due(t)
@@ -121,10 +127,6 @@ def sync_timers(run: Run, waiting: list[Any]) -> None:
         if (sid, due) not in have:
             s.add(Timer(instance_id=inst.id, kind="timer", spiff_id=sid, element_id=element, due_at=due,
                         state="pending"))
-    if run.closed_task_ids:
-        # Due dates, reminders and escalations of tasks closed by this command are void.
-        s.execute(update(Timer).where(Timer.task_id.in_(run.closed_task_ids), Timer.state == "pending")
-                  .values(state="cancelled"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -249,6 +251,7 @@ class Worker:
         self.engine = engine
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.stopping = False
+        self._held = False
 
     # -- SQLite single-worker lease (wall clock: it is about processes, not process time)
     def acquire_lease(self) -> bool:
@@ -262,6 +265,7 @@ class Worker:
                 if owner != self.name and datetime.fromisoformat(until) > wall:
                     return False
             s.merge(Setting(key="worker_lease", value=f"{self.name}|{(wall + SQLITE_WORKER_LEASE).isoformat()}"))
+            self._held = True
             return True
 
     def release_lease(self) -> None:
@@ -271,23 +275,37 @@ class Worker:
             row = s.get(Setting, "worker_lease")
             if row is not None and row.value.startswith(self.name + "|"):
                 s.delete(row)
+        self._held = False
 
     def run_once(self, limit: int | None = None) -> list[Fired]:
-        """Fire everything due now (up to `limit`); return what was done."""
+        """Fire everything due now (up to `limit`); return what was done.
+
+        On SQLite the pass holds the worker lease (taking it if this worker does not hold it
+        yet, and giving it back at the end in that case); another worker's live lease is refused.
+        """
+        held_before = self._held
+        if not self.acquire_lease():
+            raise Conflict("another worker is running on this SQLite database (one at a time on SQLite); "
+                           "wait for it to stop, or use PostgreSQL for several workers")
         done: list[Fired] = []
         skip: set[int] = set()
         last_lease = _time.monotonic()
-        while not self.stopping and (limit is None or len(done) < limit):
-            if self.engine.dialect == "sqlite" and _time.monotonic() - last_lease > 10:
-                self.acquire_lease()
-                last_lease = _time.monotonic()
-            fired = self._fire_next(skip)
-            if fired is None:
-                break
-            if fired.outcome == "skipped":
-                skip.add(fired.timer_id)
-                continue
-            done.append(fired)
+        try:
+            while not self.stopping and (limit is None or len(done) < limit):
+                if self.engine.dialect == "sqlite" and _time.monotonic() - last_lease > 10:
+                    if not self.acquire_lease():
+                        raise Conflict("the worker lease was taken over by another worker; stopping")
+                    last_lease = _time.monotonic()
+                fired = self._fire_next(skip)
+                if fired is None:
+                    break
+                if fired.outcome == "skipped":
+                    skip.add(fired.timer_id)
+                    continue
+                done.append(fired)
+        finally:
+            if not held_before:
+                self.release_lease()
         return done
 
     @staticmethod

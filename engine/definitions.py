@@ -591,6 +591,8 @@ class Built:
     task_meta: dict[tuple[str, str], TaskMeta]
     forms: dict[str, Any]
     analysis: Analysis
+    has_timers: bool = True  # any BPMN timer event in these files (else no timer rows to sync)
+    has_messages: bool = True  # any message event (else no subscriptions to sync)
 
 
 class BuiltCache:
@@ -627,4 +629,6 @@ def build(definition_id: int, key: str, files: dict[str, str]) -> Built:
     subs = parser.get_subprocess_specs(key)
     upgrade_specs([spec, *subs.values()])
     forms = {n[len("forms/"):-len(".json")]: json.loads(t) for n, t in files.items() if n.startswith("forms/")}
-    return Built(definition_id, key, spec, subs, analysis.task_meta, forms, analysis)
+    bpmn_text = "".join(files[n] for n in bundle.bpmn_names())
+    return Built(definition_id, key, spec, subs, analysis.task_meta, forms, analysis,
+                 has_timers="timerEventDefinition" in bpmn_text, has_messages="messageEventDefinition" in bpmn_text)

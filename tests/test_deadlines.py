@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import func, select
 
 from conftest import BPMN, T0
-from engine import Engine, InputError, NotAllowed, Worker
+from engine import Conflict, Engine, InputError, NotAllowed, Worker
 from helpers import assert_roundtrip, complete, open_tasks, status, task_by_element
 from storage.models import Event, Timer
 
@@ -217,8 +217,15 @@ def test_sqlite__second_worker__is_refused_while_the_first_holds_the_lease(tmp_p
     a, b = Worker(Engine(url), name="a"), Worker(Engine(url), name="b")
     assert a.acquire_lease()
     assert not b.acquire_lease()
+    with pytest.raises(Conflict):
+        b.run_once()  # a library pass is refused too, not only the command line's loop
+    assert a.run_once() == []
     a.release_lease()
     assert b.acquire_lease()
+    assert b.run_once() == []
+    b.release_lease()
+    assert Worker(Engine(url), name="c").run_once() == []  # a pass gives back a lease it took itself
+    assert Worker(Engine(url), name="d").acquire_lease()
 
 
 def test_cli_worker__sqlite__a_second_worker_says_so_and_exits(tmp_path: Path) -> None:
