@@ -10,7 +10,7 @@ import time
 import traceback
 import unicodedata
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import wraps
 from typing import Any
 
@@ -18,7 +18,7 @@ import click
 
 from engine import Engine, EngineError, Worker
 from engine.core import parse_json_arg, parse_when
-from engine.errors import DefinitionError, InputError
+from engine.errors import InputError
 from engine.timeutil import add_iso_duration, fmt, is_duration
 
 

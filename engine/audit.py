@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
@@ -558,7 +558,3 @@ def verify_file(af: AuditFile, instance_id: int | None = None, upto: int | None 
                                  stored_state=inst["state"] if upto is None else None, upto=upto))
     return out
 
-
-def event_counts(engine: Engine) -> dict[str, int]:
-    with engine._tx() as s:
-        return dict(s.execute(select(Event.type, func.count()).group_by(Event.type)).all())

@@ -944,12 +944,10 @@ def process_data(wf: BpmnWorkflow) -> dict[str, Any]:
 
 
 def _has_plain_start(built: Built) -> bool:
-    spec = built.spec
-    starts = getattr(spec, "start", None)
-    for ts in spec.task_specs.values():
-        if ts.__class__.__name__ == "StartEvent" and ts.event_definition.__class__.__name__ == "NoneEventDefinition":
-            return True
-    return starts is None
+    """Whether the process has a start event without a trigger (so `tigao start` may start it)."""
+    return any(ts.__class__.__name__ == "StartEvent"
+               and ts.event_definition.__class__.__name__ == "NoneEventDefinition"
+               for ts in built.spec.task_specs.values())
 
 
 def _check_data(data: Any) -> dict[str, Any]:

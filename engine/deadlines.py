@@ -430,6 +430,3 @@ class Worker:
         with self.engine._tx() as s:
             return s.scalar(select(Timer.due_at).where(Timer.state == "pending").order_by(Timer.due_at).limit(1))
 
-
-def overdue_tasks(engine: Engine, department: str | None = None) -> list[Any]:
-    return engine.tasks(scope="all", overdue=True, department=department)

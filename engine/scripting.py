@@ -17,7 +17,7 @@ import ast
 import builtins
 import json
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import timezone
 from typing import TYPE_CHECKING, Any
 
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
@@ -239,7 +239,3 @@ def ensure_json(data: dict[str, Any]) -> None:
     except (TypeError, ValueError) as exc:
         raise ValueError(f"task data must be JSON (strings, numbers, booleans, lists, objects): {exc}") from exc
 
-
-def parse_utc(value: str) -> datetime:
-    dt = datetime.fromisoformat(value)
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)

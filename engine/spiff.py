@@ -59,7 +59,7 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.util.task import TaskState
 
 from .scripting import is_expression
-from .timeutil import add_iso_duration, parse_cycle, parse_datetime, parse_duration_parts
+from .timeutil import add_iso_duration, parse_cycle, parse_datetime
 
 # ---------------------------------------------------------------------------------------------
 # Timers on the engine's clock
@@ -490,9 +490,6 @@ class StateSerializer:
         workflow.script_engine = script_engine
         return workflow
 
-
-def check_duration_literal(text: str) -> None:
-    parse_duration_parts(text)
 
 
 def force_start_timers(workflow: BpmnWorkflow, now: datetime) -> None:

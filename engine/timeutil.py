@@ -141,6 +141,3 @@ def fmt(dt: datetime | None, seconds: bool = False) -> str:
     local = dt.astimezone(display_tz())
     return local.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
 
-
-def parse_duration_td(text: str, start: datetime) -> timedelta:
-    return add_iso_duration(start, text) - start

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, event, inspect
+from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
@@ -98,11 +98,6 @@ def upgrade(engine: SAEngine) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
-
-
-def is_initialised(engine: SAEngine) -> bool:
-    with engine.connect() as conn:
-        return inspect(conn).has_table("alembic_version") and inspect(conn).has_table("instances")
 
 
 def session_factory(engine: SAEngine) -> sessionmaker[Session]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -64,16 +65,26 @@ def pg_template() -> Iterator[str]:
     admin.dispose()
 
 
+@contextmanager
+def scratch_pg_database(prefix: str, template: str | None = None) -> Iterator[str]:
+    """A new PostgreSQL database (a clone of `template`, or empty), dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(_admin_url(PG_URL.rsplit("/", 1)[1]), isolation_level="AUTOCOMMIT")
+    clone = f' TEMPLATE "{template}"' if template else ""
+    with admin.connect() as c:
+        c.execute(text(f'CREATE DATABASE "{name}"{clone}'))
+    try:
+        yield _admin_url(name)
+    finally:
+        with admin.connect() as c:
+            c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
 @pytest.fixture
 def pg_url(pg_template: str) -> Iterator[str]:
-    name = f"tigao_t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(_admin_url(PG_URL.rsplit("/", 1)[1]), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
-    yield _admin_url(name)
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_pg_database("tigao_t", pg_template) as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

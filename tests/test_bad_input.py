@@ -25,7 +25,7 @@ from engine import Engine
 from engine.definitions import MAX_FILE_BYTES
 from storage.db import normalise_url
 
-from conftest import BPMN, ORG, PG_URL, _admin_url
+from conftest import BPMN, ORG, _admin_url, scratch_pg_database
 
 BAD = BPMN / "bad"
 FORMS = BPMN / "forms"
@@ -589,14 +589,8 @@ def test_directory_given_as_database_is_a_storage_error(tmp_path: Path) -> None:
 @pytest.fixture
 def empty_pg_db(pg_template: str) -> Iterator[str]:
     """A PostgreSQL database that exists but was never initialised (no tables)."""
-    name = f"tigao_empty_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(_admin_url(PG_URL.rsplit("/", 1)[1]), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(text(f'CREATE DATABASE "{name}"'))
-    yield _admin_url(name)
-    with admin.connect() as c:
-        c.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with scratch_pg_database("tigao_empty") as url:
+        yield url
 
 
 def _with_password(url: str) -> tuple[str, str]:
