@@ -717,8 +717,8 @@ def demo_cmd(ctx: click.Context, demo_db: str | None, seed: int, complaints: int
     database, then print the campaign report."""
     import os
 
-    from engine.demo import run_demo
-    from engine.report import format_report
+    from campaign.demo import run_demo
+    from campaign.report import format_report
     from storage.db import safe_url, sqlite_path
 
     c: Ctx = ctx.obj
@@ -751,7 +751,7 @@ def demo_cmd(ctx: click.Context, demo_db: str | None, seed: int, complaints: int
 @handled
 def report_cmd(c: Ctx, date_from: str | None, date_to: str | None, as_json: bool) -> None:
     """The campaign report: phases, departments, complaints, escalations, discipline, evaluation."""
-    from engine.report import campaign_report, format_report
+    from campaign.report import campaign_report, format_report
 
     result = campaign_report(c.engine, date_from, date_to)
     if as_json:

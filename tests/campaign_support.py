@@ -27,7 +27,7 @@ from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
 from SpiffWorkflow.util.task import TaskState
 
 from engine import Engine, TaskView, Worker
-from engine.demo import FORMS, ORG, PROCESSES, prepare_database, reduced_org
+from campaign.demo import FORMS, ORG, PROCESSES, prepare_database, reduced_org
 from storage.models import Definition, Instance
 
 CST = timezone(timedelta(hours=8))

@@ -26,8 +26,8 @@ from sqlalchemy import select
 from campaign_support import record_flows
 from cli import main
 from engine import Engine, InputError
-from engine.demo import PROCESSES, run_demo
-from engine.report import campaign_report, format_report
+from campaign.demo import PROCESSES, run_demo
+from campaign.report import campaign_report, format_report
 from engine.timeutil import display_tz, parse_datetime
 from storage.models import Department, Event, User
 
@@ -325,7 +325,7 @@ def test_report__command_prints_the_report_and_json(tmp_path: Path) -> None:
 
 
 def test_report__tables_align_wide_characters() -> None:
-    from engine.report import _table, _width
+    from campaign.report import _table, _width
 
     lines = _table([["辦公室", "1"], ["finance", "22"]], ["NAME", "N"], right={1})
     assert _width("辦公室") == 6

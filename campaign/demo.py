@@ -21,7 +21,7 @@ order of their ids), so the same seed gives the same database contents and the s
   twice before it passes;
 * at year end the evaluation group scores every department.
 
-The simulation only chooses inputs. The report it ends with (`engine.report.campaign_report`) is
+The simulation only chooses inputs. The report it ends with (`campaign.report.campaign_report`) is
 computed from what the engine stored, never from the simulation's own counters.
 """
 
@@ -42,10 +42,10 @@ from sqlalchemy import func, select
 
 from storage.models import Definition, Department, Event, Instance, Setting, User
 
-from .core import Engine, TaskView
-from .deadlines import Worker
-from .errors import Conflict, InputError, StorageError
-from .timeutil import display_tz
+from engine.core import Engine, TaskView
+from engine.deadlines import Worker
+from engine.errors import Conflict, InputError, StorageError
+from engine.timeutil import display_tz
 
 ROOT = Path(__file__).resolve().parent.parent
 PROCESSES = ROOT / "processes"
@@ -774,12 +774,12 @@ def run_demo(url: str, seed: int = 1, complaints: int = 24, staff_limit: int | N
         progress: called with one line of text per simulated month.
 
     Returns:
-        The campaign report (`engine.report.campaign_report`) of the finished year.
+        The campaign report (`campaign.report.campaign_report`) of the finished year.
 
     Raises:
         InputError: the database already holds data, or an argument is unusable.
     """
-    from .report import campaign_report
+    from campaign.report import campaign_report
 
     if complaints < 0:
         raise InputError("--complaints must be 0 or more")

@@ -82,9 +82,9 @@ from sqlalchemy.orm import Session
 
 from storage.models import Definition, Department, Event, HumanTask, Instance, User
 
-from .core import Engine
-from .errors import InputError
-from .timeutil import display_tz, fmt, parse_datetime
+from engine.core import Engine
+from engine.errors import InputError
+from engine.timeutil import display_tz, fmt, parse_datetime
 
 BPMN = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
 CAMPAIGN = "campaign"
