@@ -222,6 +222,11 @@ class Seal(Base):
     sealer: Mapped[str | None] = mapped_column(String(200))
     root: Mapped[str] = mapped_column(String(64))
     instances: Mapped[int] = mapped_column(Integer)
+    # Ed25519 signature (hex) over the seal's statement, and the sha256 fingerprint of the key.
+    signature: Mapped[str | None] = mapped_column(String(128))
+    key_id: Mapped[str | None] = mapped_column(String(64))
+    # "instance:seq" of the last head, signed, so that removing the last head is named.
+    last_head: Mapped[str | None] = mapped_column(String(40))
 
 
 class SealHead(Base):
@@ -231,6 +236,10 @@ class SealHead(Base):
     instance_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     seq: Mapped[int] = mapped_column(Integer)
     hash: Mapped[str] = mapped_column(String(64))
+    signature: Mapped[str | None] = mapped_column(String(128))
+    # "instance:seq" of the head before this one in the seal, signed with it: a removed head is
+    # named by its neighbour.
+    prev_head: Mapped[str | None] = mapped_column(String(40))
 
 
 class DirectoryVersion(Base):
