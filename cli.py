@@ -599,28 +599,68 @@ def audit() -> None:
     """Audit checkpoints."""
 
 
+@audit.command("keygen")
+@click.option("--out", required=True, type=click.Path(dir_okay=False),
+              help="The private key file to write (mode 0600); the public key goes to FILE.pub.")
+@pass_ctx
+@handled
+def audit_keygen(c: Ctx, out: str) -> None:
+    """Make an Ed25519 key pair for signing seals. Keep the private key off the database server."""
+    from engine.seals import keygen
+
+    priv, pub, fp = keygen(out)
+    click.echo(f"private key {priv} (keep it secret and outside the database)")
+    click.echo(f"public key  {pub} (give it to auditors: tigao verify --pubkey {pub})")
+    click.echo(f"fingerprint {fp}")
+
+
 @audit.command("seal")
+@click.option("--key", "key_file", type=click.Path(dir_okay=False), metavar="FILE",
+              help="Sign the seal with this Ed25519 private key (from 'tigao audit keygen').")
 @actor_option()
 @pass_ctx
 @handled
-def audit_seal(c: Ctx, actor: str | None) -> None:
+def audit_seal(c: Ctx, key_file: str | None, actor: str | None) -> None:
     """Record every instance's chain head and print one Merkle root to keep outside the system."""
-    seal_id, root, n = _auditor(c, actor).seal(actor)
+    from engine.seals import fingerprint, load_private_key
+
+    key = load_private_key(key_file) if key_file else None
+    seal_id, root, n = _auditor(c, actor).seal(actor, key)
     click.echo(f"seal {seal_id} over {n} instances")
     click.echo(f"root {root}")
+    if key is not None:
+        click.echo(f"signed by key {fingerprint(key.public_key())}")
+
+
+def _anchors(pubkeys: tuple[str, ...], roots: tuple[str, ...]) -> tuple[list[Any], list[str]]:
+    from engine.seals import load_public_key, read_roots
+
+    return [load_public_key(p) for p in pubkeys], read_roots(roots)
+
+
+pubkey_option = click.option("--pubkey", "pubkeys", multiple=True, type=click.Path(dir_okay=False), metavar="FILE",
+                             help="Every seal must be signed by this public key (repeatable).")
+root_option = click.option("--root", "roots", multiple=True, metavar="HEX|FILE",
+                           help="A seal root kept outside the database, or a file of them (repeatable); "
+                                "each must be a seal's root.")
 
 
 @main.command()
 @click.argument("instance_id", type=int, required=False)
 @click.option("--all", "all_", is_flag=True, help="Every instance.")
 @click.option("--no-replay", is_flag=True, help="Check the chains and seals only.")
+@pubkey_option
+@root_option
 @actor_option()
+@json_option
 @pass_ctx
 @handled
-def verify(c: Ctx, instance_id: int | None, all_: bool, no_replay: bool, actor: str | None) -> None:
-    """Verify hash chains, seals and replays; exit 0 when all hold."""
+def verify(c: Ctx, instance_id: int | None, all_: bool, no_replay: bool, pubkeys: tuple[str, ...],
+           roots: tuple[str, ...], actor: str | None, as_json: bool) -> None:
+    """Verify triggers, hash chains, seals, task projections and replays; exit 0 when all hold."""
     if (instance_id is None) == (not all_):
         raise InputError("give an instance ID or --all")
+    keys, root_list = _anchors(pubkeys, roots)
     auditor = _auditor(c, actor)
     ids = [instance_id] if instance_id is not None else None
     with click.progressbar(length=1, label="verifying", file=sys.stderr) as bar:
@@ -628,29 +668,45 @@ def verify(c: Ctx, instance_id: int | None, all_: bool, no_replay: bool, actor: 
             bar.length = total
             bar.update(1)
 
-        n, failures = auditor.verify(ids, replay=not no_replay, progress=progress)
-    for f in failures:
-        click.echo(f"FAIL {f}")
+        n, failures = auditor.verify(ids, replay=not no_replay, progress=progress, pubkeys=keys, roots=root_list)
+    checks = "chain, seals" + (", signatures" if keys else "") + (", outside roots" if root_list else "") \
+        + ", tasks" + ("" if no_replay else ", replay")
+    if as_json:
+        dump_json({"ok": not failures, "instances": n, "checks": checks,
+                   "failures": [{"instance": f.instance_id or None, "seq": f.seq, "kind": f.kind, "detail": f.detail,
+                                 "message": str(f)} for f in failures]})
+    else:
+        for f in failures:
+            click.echo(f"FAIL {f}")
     if failures:
-        click.echo(f"{len(failures)} of {n} instances fail verification", err=True)
+        click.echo(f"{len(failures)} failures; {n} instances checked", err=True)
         click.get_current_context().exit(11)
-    click.echo(f"ok: {n} instances verified (chain, seals{'' if no_replay else ', replay'})")
+    if not as_json:
+        click.echo(f"ok: {n} instances verified ({checks})")
 
 
 def _print_steps(result: Any, step: int | None) -> None:
     steps = result.steps
     if step is not None:
-        chosen = [s for s in steps if s.seq <= step]
+        chosen = [s for s in steps if s.seq == step]
         if not chosen:
-            raise InputError(f"no step {step}; the history has {steps[-1].seq if steps else 0} events")
+            last = steps[-1].seq if steps else 0
+            if result.divergence:  # the replay stopped early; the divergence is the answer
+                click.echo(f"no step {step}: the replay stopped after step {last}")
+                return
+            raise InputError(f"no step {step}: instance {result.instance_id} has {last} steps; "
+                             f"give --step 1 to {last}" if last else
+                             f"no step {step}: instance {result.instance_id} has no steps")
         s = chosen[-1]
         click.echo(f"after step {s.seq} ({s.type} by {s.actor or '-'} at {fmt(s.at, seconds=True)}):")
         click.echo("open tasks: " + (", ".join(s.open_tasks) or "(none)"))
         click.echo("data: " + json.dumps(s.data, ensure_ascii=False, sort_keys=True))
+        for name, d in s.subprocesses.items():
+            click.echo(f"data in {name}: " + json.dumps(d, ensure_ascii=False, sort_keys=True))
         click.echo("changed: " + json.dumps(s.changed, ensure_ascii=False, sort_keys=True))
         return
     table([{"seq": s.seq, "at": fmt(s.at, seconds=True), "type": s.type, "actor": s.actor,
-            "open": ",".join(s.open_tasks), "changed": json.dumps(s.changed, ensure_ascii=False, sort_keys=True)}
+            "open": ", ".join(s.open_tasks), "changed": json.dumps(s.changed, ensure_ascii=False, sort_keys=True)}
            for s in steps],
           [("seq", "SEQ"), ("at", "TIME"), ("type", "TYPE"), ("actor", "ACTOR"), ("open", "OPEN TASKS"),
            ("changed", "CHANGED")])
@@ -660,21 +716,33 @@ def _print_steps(result: Any, step: int | None) -> None:
 @click.argument("instance_id", type=int, required=False)
 @click.option("--step", type=int, help="Show the state after this sequence number.")
 @click.option("--from-file", "from_file", type=click.Path(dir_okay=False), help="Replay from an audit file.")
+@pubkey_option
+@root_option
 @actor_option()
 @json_option
 @pass_ctx
 @handled
-def replay(c: Ctx, instance_id: int | None, step: int | None, from_file: str | None, actor: str | None,
-           as_json: bool) -> None:
+def replay(c: Ctx, instance_id: int | None, step: int | None, from_file: str | None, pubkeys: tuple[str, ...],
+           roots: tuple[str, ...], actor: str | None, as_json: bool) -> None:
     """Rebuild an instance from its recorded inputs at the recorded times and compare."""
     from engine.audit import Failure, read_audit_file, verify_file
 
+    if step is not None and instance_id is None:
+        raise InputError("--step needs an instance ID")
     if from_file:
-        results = verify_file(read_audit_file(from_file), instance_id, upto=None)
+        keys, root_list = _anchors(pubkeys, roots)
+        results = verify_file(read_audit_file(from_file), instance_id, upto=None, pubkeys=keys, roots=root_list)
     else:
         if instance_id is None:
             raise InputError("give an instance ID (or --from-file FILE)")
+        if pubkeys or roots:
+            raise InputError("--pubkey and --root check an audit file here (--from-file); "
+                             "for the database use 'tigao verify'")
         results = [_auditor(c, actor).replay(instance_id)]
+    if step is not None:
+        for r in results:
+            if not isinstance(r, Failure) and not r.divergence and not any(s.seq == step for s in r.steps):
+                _print_steps(r, step)  # raises: says how many steps there are
     bad = 0
     for r in results:
         if isinstance(r, Failure):
@@ -684,7 +752,9 @@ def replay(c: Ctx, instance_id: int | None, step: int | None, from_file: str | N
         if as_json:
             dump_json({"instance": r.instance_id, "ok": r.ok, "divergence": str(r.divergence) if r.divergence else None,
                        "steps": [{"seq": s.seq, "at": s.at, "type": s.type, "actor": s.actor,
-                                  "open_tasks": s.open_tasks, "data": s.data, "changed": s.changed} for s in r.steps]})
+                                  "open_tasks": s.open_tasks, "data": s.data, "subprocesses": s.subprocesses,
+                                  "changed": s.changed} for s in r.steps
+                                 if step is None or s.seq == step]})
         else:
             click.echo(f"instance {r.instance_id}: {len(r.steps)} steps replayed")
             if step is not None or instance_id is not None:
@@ -720,6 +790,31 @@ def export(c: Ctx, instance_id: int | None, all_: bool, fmt_: str, out: str | No
     else:
         for line in lines:
             click.echo(line)
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database administration."""
+
+
+@db_group.command("roles")
+@click.option("--owner", required=True, metavar="ROLE", help="The role that owns the tables and runs 'tigao init'.")
+@click.option("--app", "app", required=True, metavar="ROLE",
+              help="The role the server and the worker connect as: INSERT and SELECT only on the history.")
+@click.option("--apply", "apply_", is_flag=True,
+              help="Run the SQL on --db (as a superuser) instead of printing it.")
+@pass_ctx
+@handled
+def db_roles(c: Ctx, owner: str, app: str, apply_: bool) -> None:
+    """A least-privilege PostgreSQL setup: print (or apply) the SQL for an owner and an application role."""
+    from engine.roles import apply_roles, role_statements
+
+    if not apply_:
+        click.echo("\n".join(role_statements(owner, app)))
+        return
+    apply_roles(c.engine, owner, app)
+    click.echo(f"roles set: {owner} owns the tables; {app} may only INSERT and SELECT on events, seals "
+               "and seal_heads")
 
 
 # ----------------------------------------------------------------------------- demo and campaign report

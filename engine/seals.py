@@ -30,7 +30,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from .chain import Failure
 from .errors import InputError
 
-HEX64 = re.compile(r"\b[0-9a-fA-F]{64}\b")
+HEX64 = re.compile(r"[0-9a-fA-F]{64}")
+ROOT_LINE = re.compile(r"(?:root\s+)?([0-9a-fA-F]{64})")
 
 
 def merkle_root(leaves: list[str]) -> str:
@@ -126,8 +127,9 @@ def load_public_key(path: str | Path) -> Ed25519PublicKey:
 
 
 def read_roots(values: Iterable[str]) -> list[str]:
-    """Roots given on the command line: each value is a 64-digit hex root, or a file holding roots
-    (every 64-digit hex word in it counts, so the output of `tigao audit seal` may be kept as is)."""
+    """Roots given on the command line: each value is a 64-digit hex root, or a file of roots: every
+    line that is a root, or `root HEX` as `tigao audit seal` prints it (so its output may be kept as
+    is); other lines are ignored."""
     roots: list[str] = []
     for v in values:
         if HEX64.fullmatch(v.strip()):
@@ -136,7 +138,8 @@ def read_roots(values: Iterable[str]) -> list[str]:
         p = Path(v)
         if not p.is_file():
             raise InputError(f"--root '{v}' is neither a 64-digit hex root nor a file of roots")
-        found = HEX64.findall(_read(p, "roots").decode("utf-8", "replace"))
+        found = [m.group(1) for line in _read(p, "roots").decode("utf-8", "replace").splitlines()
+                 if (m := ROOT_LINE.fullmatch(line.strip()))]
         if not found:
             raise InputError(f"the roots file '{p}' holds no 64-digit hex root")
         roots.extend(x.lower() for x in found)
