@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+from uuid import UUID
 
 from click.testing import CliRunner
+from sqlalchemy import select
 
 from cli import main
 from conftest import BPMN, ORG
+from engine import Engine
+from storage.models import Definition, HumanTask, Instance
 from engine.clock import Clock
 from engine.definitions import build
 from engine.scripting import TigaoScriptEngine
@@ -63,3 +68,64 @@ def test_task_data__true_replacing_1__restores_as_true() -> None:
     assert restored == {"flag": True, "nested": {"x": 1.0}, "same": [1, 2]}
     assert type(restored["flag"]) is bool and type(restored["nested"]["x"]) is float
 
+
+class _CountingLoads:
+    """Counts full restores of a stored state by an engine's serializer."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.count = 0
+        inner = engine.serializer.loads
+
+        def loads(*args: Any, **kwargs: Any) -> Any:
+            self.count += 1
+            return inner(*args, **kwargs)
+
+        engine.serializer.loads = loads  # type: ignore[method-assign]
+
+
+def test_claim_unclaim_delegate__keep_the_cached_workflow(engine: Engine) -> None:
+    iid = engine.start("user_task", actor="alice")
+    [t] = engine.tasks(scope="all", instance_id=iid)
+    version = _version(engine, iid)
+    loads = _CountingLoads(engine)
+    engine.claim(t.id, "bob")
+    engine.unclaim(t.id, "bob")
+    engine.delegate(t.id, "bob", "carol")
+    assert _version(engine, iid) == version, "history-only commands leave the state's version alone"
+    assert [e.type for e in engine.history(iid)][-3:] == ["task_claimed", "task_unclaimed", "task_delegated"]
+    engine.complete(t.id, "carol", {"name": "Ann", "amount": 1})
+    assert loads.count == 0, "the workflow saved by this engine was reused"
+    assert _version(engine, iid) == version + 1
+    assert engine.instance(iid)["status"] == "completed"
+
+
+def test_task_data__read_from_the_stored_branch__equals_the_restored_task(engine: Engine) -> None:
+    iid = engine.start("multi_instance", actor="dora")
+    first = engine.tasks("carol", scope="mine", instance_id=iid)[0]
+    engine.complete(first.id, "carol", {"approve": False})
+    with engine._tx() as s:
+        inst = s.get(Instance, iid)
+        assert inst is not None
+        built = engine._built(s.get(Definition, inst.definition_id))
+        wf = engine.serializer.loads(inst.state, built.spec, built.subprocess_specs, engine.script_engine)
+        state = inst.state
+    open_ = engine.tasks(scope="all", instance_id=iid)
+    assert len(open_) == 2
+    for t in open_:
+        row_sid = _spiff_id(engine, t.id)
+        expected = wf.get_task_from_id(UUID(row_sid)).data
+        assert engine.serializer.task_data(state, row_sid) == expected
+        fresh = Engine(engine.url)
+        assert fresh.task_data(t.id) == expected == engine.task_data(t.id)
+        assert expected["reviewer"] == t.assignee
+        fresh.close()
+
+
+def _version(engine: Engine, iid: int) -> int:
+    with engine._tx() as s:
+        return s.scalar(select(Instance.version).where(Instance.id == iid))
+
+
+def _spiff_id(engine: Engine, task_id: int) -> str:
+    with engine._tx() as s:
+        return s.scalar(select(HumanTask.spiff_id).where(HumanTask.id == task_id))
