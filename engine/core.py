@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from copy import deepcopy
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -577,9 +578,14 @@ class Engine:
         """The data a task sees (its process variables), for filling its form."""
         with self._tx() as s:
             row = self._task_row(s, task_id)
-            run = self._load_run(s, row.instance_id, for_update=False)
-            t = run.wf.get_task_from_id(UUID(row.spiff_id))
-            return dict(t.data) if t is not None else {}
+            version, state = s.execute(select(Instance.version, Instance.state)
+                                       .where(Instance.id == row.instance_id)).one()
+            cached = self._wf_cache.get(row.instance_id)
+            if cached is not None and cached[0] == version:
+                t = cached[1].get_task_from_id(UUID(row.spiff_id))
+                return deepcopy(t.data) if t is not None else {}
+            # Only the task's own branch of the stored state is read, not the whole workflow.
+            return self.serializer.task_data(state, row.spiff_id) or {}
 
     def task_form(self, task_id: int) -> dict[str, Any] | None:
         with self._tx() as s:
@@ -907,6 +913,7 @@ class Run:
         except (TypeError, ValueError) as exc:
             raise ScriptError(f"process data is not JSON-serialisable ({exc}); scripts must produce JSON values") \
                 from exc
+        inst.version = (inst.version or 0) + 1
         s.flush()
         self.engine._saved_runs.append(self)
 

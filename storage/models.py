@@ -102,9 +102,11 @@ class Instance(Base):
     end_reason: Mapped[str | None] = mapped_column(Text)
     last_seq: Mapped[int] = mapped_column(Integer, default=0)
     last_hash: Mapped[str] = mapped_column(String(64))
-    version: Mapped[int] = mapped_column(Integer, nullable=False)
+    # The state's version, for optimistic concurrency: the engine raises it when it writes the
+    # state, not when a command only appends history (a claim keeps cached workflows valid).
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
 
-    __mapper_args__ = {"version_id_col": version}
+    __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
 
 
 class HumanTask(Base):
