@@ -756,6 +756,16 @@ class Engine:
                 q = q.where(Notification.read_at.is_(None))
             return list(s.scalars(q.order_by(Notification.at, Notification.id)))
 
+    def mark_notification_read(self, notification_id: int, user: str) -> Notification:
+        """Mark one of `user`'s notifications read (idempotent); NotFound for anyone else's."""
+        with self._tx() as s:
+            n = s.get(Notification, notification_id)
+            if n is None or n.recipient != user:
+                raise NotFound(f"no notification {notification_id} for {user}")
+            if n.read_at is None:
+                n.read_at = self.clock.now()
+            return n
+
 
 class Run:
     """One instance loaded inside a transaction: apply inputs, advance, project, save."""
