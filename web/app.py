@@ -56,9 +56,10 @@ SWAGGER_STATIC = Path(fastapi_offline.__file__).parent / "static"
 
 
 def _routers() -> list[tuple[Any, str]]:
-    from .api import misc, session
+    from .api import definitions, instances, misc, session, tasks
 
-    return [(session.router, API), (misc.router, API)]
+    return [(session.router, API), (definitions.router, API), (instances.router, API),
+            (tasks.router, API), (misc.router, API)]
 
 
 def create_app(db_url: str | None = None, *, worker: bool = True, worker_interval: float = 2.0) -> FastAPI:

@@ -91,6 +91,13 @@ def page(rows: list[Any], offset: int, limit: int) -> dict[str, Any]:
     return {"items": [jsonable(x) for x in items], "next_cursor": encode_cursor(offset + limit) if more else None}
 
 
+def page_after(rows: list[Any], offset: int, limit: int) -> dict[str, Any]:
+    """One page from rows the engine fetched from `offset` with `limit+1` (paged in SQL)."""
+    more = len(rows) > limit and offset + limit <= MAX_OFFSET
+    return {"items": [jsonable(x) for x in rows[:limit]],
+            "next_cursor": encode_cursor(offset + limit) if more else None}
+
+
 def jsonable(v: Any) -> Any:
     """Engine values (dataclasses with to_json, datetimes) as JSON values."""
     if hasattr(v, "to_json"):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
@@ -79,15 +78,18 @@ def list_notifications(engine: EngineDep, who: Reader, unread: bool = False, lim
                        cursor: Cursor = None) -> dict[str, Any]:
     """The caller's notifications: overdue tasks, reminders, escalations (oldest first)."""
     offset = decode_cursor(cursor)
-    rows = [{"id": n.id, "at": n.at, "kind": n.kind, "task": n.task_id, "instance": n.instance_id,
-             "message": n.message, "read_at": n.read_at} for n in engine.notifications(who.user, unread)]
-    return page(rows, offset, limit)
+    return page([_note(n) for n in engine.notifications(who.user, unread)], offset, limit)
+
+
+def _note(n: Any) -> dict[str, Any]:
+    return jsonable({"id": n.id, "at": n.at, "kind": n.kind, "task": n.task_id, "instance": n.instance_id,
+                     "message": n.message, "read_at": n.read_at})
 
 
 @router.post("/notifications/{notification_id}/read", tags=["notifications"], responses=responses(404))
 def read_notification(notification_id: Id, engine: EngineDep, who: Reader) -> dict[str, Any]:
     """Mark one of the caller's notifications read."""
-    return jsonable(engine.mark_notification_read(notification_id, who.user))
+    return _note(engine.mark_notification_read(notification_id, who.user))
 
 
 # ----------------------------------------------------------------------------- audit
@@ -140,7 +142,3 @@ def report(engine: EngineDep, who: Reader,
     check_text(date_from, "from")
     check_text(date_to, "to")
     return jsonable(campaign_report(engine, date_from, date_to))
-
-
-def _iso(v: datetime | None) -> str | None:
-    return v.isoformat() if v else None
