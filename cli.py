@@ -877,5 +877,137 @@ def report_cmd(c: Ctx, date_from: str | None, date_to: str | None, as_json: bool
         click.echo(format_report(result))
 
 
+# ----------------------------------------------------------------------------- server and identity
+def _quiet_server_class() -> Any:
+    import contextlib
+
+    import uvicorn
+
+    class QuietServer(uvicorn.Server):
+        """uvicorn's server, but SIGTERM/Ctrl-C end it with exit code 0 after requests in flight
+        (uvicorn itself re-raises the signal once it has stopped, which reads as a crash)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Any:
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return QuietServer
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--no-worker", is_flag=True, help="Do not run the deadline worker here (run 'tigao worker').")
+@pass_ctx
+@handled
+def serve(c: Ctx, host: str, port: int, no_worker: bool) -> None:
+    """Run the HTTP server: the /api/v1 API (docs at /api/v1/docs) and Camunda's /engine-rest."""
+    import socket
+
+    import uvicorn
+
+    from web.app import create_app
+
+    server_class = _quiet_server_class()
+    c.engine.now()  # a missing or unreachable database stops here, with its message
+    c.engine.close()
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port") from exc
+    for name in ("tigao.http", "tigao.worker"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    app = create_app(c.db, worker=not no_worker)
+    click.echo(f"serving {c.engine.safe_url} on http://{host}:{port}/api/v1 (docs /api/v1/docs)"
+               + ("" if no_worker else " with the deadline worker"), err=True)
+    server = server_class(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                                         timeout_graceful_shutdown=30))
+    server.run()
+    click.echo("server stopped", err=True)
+
+
+@main.command("passwd")
+@click.argument("user")
+@pass_ctx
+@handled
+def passwd(c: Ctx, user: str) -> None:
+    """Set USER's password (asked twice on a terminal; read from standard input otherwise)."""
+    from engine.identity import Identity
+
+    if sys.stdin.isatty():
+        password = click.prompt(f"password for {user}", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    Identity(c.engine).set_password(user, password)
+    click.echo(f"password set for {user}")
+
+
+@main.group()
+def token() -> None:
+    """API tokens: `Authorization: Bearer TOKEN`, or HTTP Basic with the token as the password."""
+
+
+@token.command("create")
+@click.argument("user")
+@click.option("--name", metavar="NAME", help="What the token is for (shown by 'token list').")
+@click.option("--expires", metavar="DURATION", help="ISO 8601 duration until it expires, e.g. P90D.")
+@pass_ctx
+@handled
+def token_create(c: Ctx, user: str, name: str | None, expires: str | None) -> None:
+    """Create a token for USER and print it once (only its hash is stored)."""
+    from datetime import timezone
+
+    from engine.identity import Identity
+
+    delta = None
+    if expires:
+        if not is_duration(expires):
+            raise InputError(f"'{expires}' is not an ISO 8601 duration (e.g. P90D, PT12H)")
+        now = datetime.now(timezone.utc)
+        delta = add_iso_duration(now, expires) - now
+        if delta.total_seconds() <= 0:
+            raise InputError("--expires must be a positive duration")
+    token_id, secret = Identity(c.engine).create_token(user, name, delta)
+    click.echo(f"token {token_id} for {user}" + (f", expires in {expires}" if expires else "")
+               + " (shown once; keep it secret):", err=True)
+    click.echo(secret)
+
+
+@token.command("list")
+@click.option("--user", metavar="USER", help="Only this user's tokens.")
+@json_option
+@pass_ctx
+@handled
+def token_list(c: Ctx, user: str | None, as_json: bool) -> None:
+    """Tokens (never their secrets): who, what for, expiry, revocation, last use."""
+    from engine.identity import Identity
+
+    rows = Identity(c.engine).tokens(user)
+    if as_json:
+        dump_json([t.to_json() for t in rows])
+        return
+    table([t.__dict__ for t in rows], [("id", "ID"), ("user", "USER"), ("name", "NAME"), ("created_at", "CREATED"),
+                                       ("expires_at", "EXPIRES"), ("revoked_at", "REVOKED"),
+                                       ("last_used_at", "LAST USED")])
+
+
+@token.command("revoke")
+@click.argument("token_id", type=int)
+@pass_ctx
+@handled
+def token_revoke(c: Ctx, token_id: int) -> None:
+    """Revoke token TOKEN_ID: it stops working at once."""
+    from engine.identity import Identity
+
+    t = Identity(c.engine).revoke_token(token_id)
+    click.echo(f"token {t.id} of {t.user} revoked")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

@@ -378,6 +378,14 @@ class Engine:
                 for d in s.scalars(select(Definition).order_by(Definition.key, Definition.version))
             ]
 
+    def definition_files(self, key: str, version: int) -> dict[str, str]:
+        """The files (name -> text) deployed as `key` version `version`."""
+        with self._tx() as s:
+            d = s.scalar(select(Definition).where(Definition.key == key, Definition.version == version))
+            if d is None:
+                raise NotFound(f"no version {version} of process '{key}'; 'tigao definitions' lists them")
+            return dict(d.files)
+
     def _built(self, d: Definition) -> Built:
         return self.built.get(d.id, d.key, d.files)
 
@@ -475,7 +483,8 @@ class Engine:
         self._run_on(instance_id, actor, body)
 
     def instances(self, status: str | None = None, key: str | None = None, business_key: str | None = None,
-                  limit: int = 200) -> list[dict[str, Any]]:
+                  limit: int = 200, started_after: datetime | None = None, started_before: datetime | None = None,
+                  offset: int = 0) -> list[dict[str, Any]]:
         with self._tx() as s:
             q = select(Instance.id, Instance.process_key, Definition.version, Instance.business_key,
                        Instance.status, Instance.started_at, Instance.ended_at, Instance.started_by) \
@@ -486,7 +495,11 @@ class Engine:
                 q = q.where(Instance.process_key == key)
             if business_key:
                 q = q.where(Instance.business_key == business_key)
-            q = q.order_by(Instance.id.desc()).limit(limit)
+            if started_after:
+                q = q.where(Instance.started_at >= started_after)
+            if started_before:
+                q = q.where(Instance.started_at < started_before)
+            q = q.order_by(Instance.id.desc()).offset(offset).limit(limit)
             rows = s.execute(q).all()
             open_counts = dict(s.execute(
                 select(HumanTask.instance_id, func.count()).where(HumanTask.state == "open",
@@ -528,7 +541,8 @@ class Engine:
     # ------------------------------------------------------------------ tasks
     def tasks(self, user: str | None = None, scope: str = "available", group: str | None = None,
               instance_id: int | None = None, overdue: bool = False, state: str = "open",
-              department: str | None = None, limit: int = 500) -> list[TaskView]:
+              department: str | None = None, limit: int = 500, due_before: datetime | None = None,
+              unassigned: bool = False, offset: int = 0) -> list[TaskView]:
         """Task list from the projection tables.
 
         scope: "available" (assigned to the user, or unassigned with the user a candidate),
@@ -559,13 +573,17 @@ class Engine:
                 q = q.where(HumanTask.instance_id == instance_id)
             if overdue:
                 q = q.where(HumanTask.due_at.is_not(None), HumanTask.due_at < self.clock.now())
+            if due_before:
+                q = q.where(HumanTask.due_at.is_not(None), HumanTask.due_at < due_before)
+            if unassigned:
+                q = q.where(HumanTask.assignee.is_(None))
             if department:
                 members = d.staff(department)
                 q = q.where(or_(HumanTask.assignee.in_(members or [""]),
                                 exists().where(TaskCandidate.task_id == HumanTask.id, TaskCandidate.kind == "group",
                                                TaskCandidate.value == department)))
             q = q.order_by(HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.priority.desc(), HumanTask.id)
-            return self._task_views(s, q.limit(limit))
+            return self._task_views(s, q.offset(offset).limit(limit))
 
     def task(self, task_id: int) -> TaskView:
         with self._tx() as s:
@@ -802,6 +820,16 @@ class Engine:
             if unread_only:
                 q = q.where(Notification.read_at.is_(None))
             return list(s.scalars(q.order_by(Notification.at, Notification.id)))
+
+    def mark_notification_read(self, notification_id: int, user: str) -> Notification:
+        """Mark one of `user`'s notifications read (idempotent); NotFound for anyone else's."""
+        with self._tx() as s:
+            n = s.get(Notification, notification_id)
+            if n is None or n.recipient != user:
+                raise NotFound(f"no notification {notification_id} for {user}")
+            if n.read_at is None:
+                n.read_at = self.clock.now()
+            return n
 
 
 class Run:
