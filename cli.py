@@ -524,10 +524,7 @@ def worker(c: Ctx, once: bool, interval: float, wait: bool) -> None:
             if once:
                 break
             w.acquire_lease()
-            slept = 0.0
-            while slept < interval and not w.stopping:
-                time.sleep(min(0.2, interval))
-                slept += 0.2
+            w.idle(interval)  # heartbeats while it waits
         click.echo(f"worker done: {total} fired")
     finally:
         w.release_lease()

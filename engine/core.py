@@ -48,6 +48,7 @@ from .errors import (
     ScriptError,
     StorageError,
 )
+from .retry import Contention, is_contention, retrying
 from .timeutil import due_from, parse_datetime
 
 if TYPE_CHECKING:
@@ -188,9 +189,9 @@ class Engine:
                 from exc
         except IntegrityError as exc:
             raise Conflict(f"a concurrent change collided with this one; try again ({_short(exc)})") from exc
-        except OperationalError as exc:
-            raise StorageError(_storage_message(self.safe_url, exc)) from exc
-        except DatabaseError as exc:
+        except (OperationalError, DatabaseError) as exc:
+            if is_contention(exc):  # aborted for locks, nothing changed: the command may run again
+                raise Contention("the database was busy with a conflicting change (" + _short(exc) + ")") from exc
             raise StorageError(_storage_message(self.safe_url, exc)) from exc
         except SQLAlchemyError as exc:
             raise StorageError(f"database error: {_short(exc)}") from exc
@@ -247,6 +248,7 @@ class Engine:
         with self._tx():
             return self.clock.now()
 
+    @retrying
     def set_clock(self, when: datetime) -> datetime:
         with self._tx() as s:
             if not self.simulated:
@@ -266,6 +268,7 @@ class Engine:
         return self.set_clock(target)
 
     # ------------------------------------------------------------------ directory
+    @retrying
     def load_directory(self, path: str | Path) -> dict[str, int]:
         """Replace the directory with the file's content; the previous versions stay on record."""
         users, depts, roles = parse_directory_file(path)
@@ -329,6 +332,7 @@ class Engine:
             deployed = set(s.scalars(select(Definition.key).distinct()))
         return analyse(bundle, directory, deployed)
 
+    @retrying
     def deploy(self, paths: list[str | Path], actor: str | None = None) -> list[DeployResult]:
         from .definitions import analyse, content_hash, files_for, read_bundle
 
@@ -390,6 +394,7 @@ class Engine:
         return self.built.get(d.id, d.key, d.files)
 
     # ------------------------------------------------------------------ instances
+    @retrying
     def start(self, key: str, data: dict[str, Any] | None = None, business_key: str | None = None,
               actor: str | None = None) -> int:
         data = _check_data(data)
@@ -469,6 +474,7 @@ class Engine:
         except EngineError:
             pass
 
+    @retrying
     def cancel(self, instance_id: int, reason: str, actor: str | None = None) -> None:
         if not reason or not reason.strip():
             raise InputError("give a reason for cancelling (--reason TEXT); it goes into the history")
@@ -630,12 +636,16 @@ class Engine:
 
     def _task_row(self, s: Session, task_id: int, lock: bool = False) -> HumanTask:
         q = select(HumanTask).where(HumanTask.id == task_id)
-        if lock:
-            q = q.with_for_update()
+        if lock:  # read again under the lock: what an earlier read of this session saw may be stale
+            q = q.with_for_update().execution_options(populate_existing=True)
         row = s.scalar(q)
         if row is None:
             raise NotFound(f"no task {task_id}; 'tigao tasks --as USER' lists yours")
         return row
+
+    @staticmethod
+    def _lock_instance(s: Session, instance_id: int) -> None:
+        s.execute(select(Instance.id).where(Instance.id == instance_id).with_for_update())
 
     def _candidates(self, s: Session, task_id: int) -> tuple[list[str], list[str]]:
         users, groups = [], []
@@ -653,12 +663,16 @@ class Engine:
         if not user:
             raise InputError("say who you are with --as USER")
         d = self._check_actor(s, user)
+        # One lock order everywhere (the instance, then its task and timer rows), so that a user and
+        # the worker, which locks the instance before it touches its tasks, cannot deadlock.
+        self._lock_instance(s, self._task_row(s, task_id).instance_id)
         row = self._task_row(s, task_id, lock=True)
         if row.state != "open":
             raise Conflict(f"task {task_id} is already {row.state}"
                            + (f" (by {row.completed_by})" if row.completed_by else ""))
         return row, d
 
+    @retrying
     def claim(self, task_id: int, user: str) -> None:
         with self._tx() as s:
             row, d = self._open_task(s, task_id, user)
@@ -673,6 +687,7 @@ class Engine:
             row.claimed_at = self.clock.now()
             self._task_event(s, row, "task_claimed", user, {"assignee": user})
 
+    @retrying
     def unclaim(self, task_id: int, user: str) -> None:
         with self._tx() as s:
             row, _ = self._open_task(s, task_id, user)
@@ -686,6 +701,7 @@ class Engine:
             row.claimed_at = None
             self._task_event(s, row, "task_unclaimed", user, {})
 
+    @retrying
     def delegate(self, task_id: int, user: str, to_user: str) -> None:
         with self._tx() as s:
             row, d = self._open_task(s, task_id, user)
@@ -705,6 +721,7 @@ class Engine:
         history.append(s, inst, type_, self.clock.now(), actor, {"spiff_id": row.spiff_id, **payload},
                        element_id=row.element_id, task_id=row.id)
 
+    @retrying
     def complete(self, task_id: int, user: str, data: dict[str, Any] | None = None) -> None:
         """Complete a human task as `user` with form `data`; one transaction."""
         from SpiffWorkflow.util.task import TaskState
@@ -748,6 +765,7 @@ class Engine:
             raise
 
     # ------------------------------------------------------------------ messages
+    @retrying
     def message(self, name: str, data: dict[str, Any] | None = None, actor: str | None = None,
                 business_key: str | None = None, instance_id: int | None = None) -> dict[str, Any]:
         """Deliver a message: to the instance waiting for it, else start the process it starts."""
