@@ -26,7 +26,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import select
 
 from storage import triggers
-from storage.models import Definition, DirectoryVersion, Event, HumanTask, Instance, Seal, SealHead, TaskCandidate
+from storage.models import (
+    Definition,
+    DirectoryVersion,
+    Event,
+    HumanTask,
+    Instance,
+    Seal,
+    SealHead,
+    TaskCandidate,
+)
 
 from .assignment import Directory
 from .chain import EventRecord, Failure, check_chain
@@ -34,14 +43,36 @@ from .consistency import check_tasks
 from .definitions import build
 from .errors import InputError, NotFound
 from .replay import ReplayResult, Step, replay_events
-from .seals import SealHeadView, SealView, check_seals, last_ref, merkle_root, seal_leaf, sign_heads, sign_seal
+from .seals import (
+    SealHeadView,
+    SealView,
+    check_seals,
+    last_ref,
+    merkle_root,
+    seal_leaf,
+    sign_heads,
+    sign_seal,
+)
 from .spiff import StateSerializer
 
 if TYPE_CHECKING:
     from .core import Engine
 
-__all__ = ["Auditor", "AuditFile", "EventRecord", "Failure", "ReplayResult", "Step", "check_chain", "merkle_root",
-           "read_audit_file", "replay_events", "seal_leaf", "summarize", "verify_file"]
+__all__ = [
+    "AuditFile",
+    "Auditor",
+    "EventRecord",
+    "Failure",
+    "ReplayResult",
+    "Step",
+    "check_chain",
+    "merkle_root",
+    "read_audit_file",
+    "replay_events",
+    "seal_leaf",
+    "summarize",
+    "verify_file",
+]
 
 EXPORT_FORMAT = "tigao-audit/1"
 

@@ -21,7 +21,7 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -149,7 +149,7 @@ def read_roots(values: Iterable[str]) -> list[str]:
 
 # ----------------------------------------------------------------------------- statements
 def _at(at: datetime) -> str:
-    return at.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def head_statement(seal_id: int, instance_id: int, seq: int, head: str, prev: str | None) -> bytes:

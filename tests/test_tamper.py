@@ -12,20 +12,20 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import BPMN, ORG, PG_URL, _admin_url, scratch_pg_database, set_simulated
+from helpers import complete, task_by_element
 from sqlalchemy import create_engine, inspect, text, update
 from sqlalchemy.engine import Connection
 
 from cli import main
-from conftest import ORG, BPMN, PG_URL, _admin_url, scratch_pg_database, set_simulated
 from engine import Engine, Worker
 from engine.audit import Auditor, EventRecord
 from engine.chain import Failure
 from engine.history import chain_hash
 from engine.seals import keygen, load_private_key, load_public_key, merkle_root, seal_leaf
-from helpers import complete, task_by_element
 from storage import triggers
 from storage.db import normalise_url
-from storage.models import Event, HumanTask, Instance, SealHead, Seal
+from storage.models import Event, HumanTask, Instance, Seal, SealHead
 
 # ----------------------------------------------------------------------------- the intruder's tools
 
@@ -129,7 +129,7 @@ def test_rewritten_history_and_seals__only_the_signature_names_it(engine: Engine
     a, b, c = _loop(engine), _loop(engine), _loop(engine)
     _, root, _ = Auditor(engine).seal("erin", load_private_key(key[0]))
     sealed_seq = engine.instance(b)["events"]
-    done = [e for e in engine.history(b) if e.type == "task_completed"][1]
+    done = [e for e in engine.history(b) if e.type == "task_completed"][1]  # carol's first review
 
     def forge(conn: Connection) -> None:  # carol's review becomes dave's, projections and all
         events = _records(conn, b)
@@ -183,7 +183,27 @@ def test_edited_event__hashes_not_recomputed__is_a_hash_mismatch(engine: Engine,
     assert _named(_verify(engine, replay=False)) == {(iid, ev.seq, "hash mismatch")}
 
 
+def test_edited_stored_state__is_a_replay_divergence(engine: Engine, db_url: str) -> None:
+    iid = engine.start("user_task", actor="alice")
+    complete(engine, iid, "Task_fill", {"name": "honest"})
+
+    def forge(conn: Connection) -> None:
+        state = conn.execute(text(f"SELECT state FROM instances WHERE id = {iid}")).scalar_one()
+        conn.execute(update(Instance.__table__).where(Instance.id == iid)
+                     .values(state=state.replace('"honest"', '"forged"')))
+
+    _tamper(db_url, forge)
+    n = engine.instance(iid)["events"]
+    assert _named(_verify(engine)) == {(iid, n, "replay divergence")}
+
+
 # ----------------------------------------------------------------------------- missing events and instances
+def test_deleted_middle_event__is_a_gap(engine: Engine, db_url: str) -> None:
+    iid = _loop(engine)
+    _tamper(db_url, lambda c: c.execute(text(f"DELETE FROM events WHERE instance_id = {iid} AND seq = 4")))
+    assert _named(_verify(engine, replay=False)) == {(iid, 4, "gap")}
+
+
 def test_deleted_tail_with_rewritten_instance_row__after_a_seal__is_named(engine: Engine, db_url: str) -> None:
     iid = _loop(engine)
     Auditor(engine).seal("erin")
@@ -232,6 +252,7 @@ def test_deleted_newest_seal__needs_its_root_kept_outside(engine: Engine, db_url
     _loop(engine)
     _, root, _ = Auditor(engine).seal("erin", load_private_key(key[0]))
     _tamper(db_url, lambda c: (c.execute(text("DELETE FROM seal_heads")), c.execute(text("DELETE FROM seals"))))
+    assert _verify(engine) == []
     assert _verify(engine, pub=key[1]) == []  # the key proves what a seal says, not that it exists
     assert _named(_verify(engine, roots=[root])) == {(0, None, "seal root")}
 
@@ -299,12 +320,10 @@ def test_missing_or_disabled_triggers__fail_verify__and_init_restores_them(engin
     assert result.exit_code == 11 and "database: triggers:" in result.output
     assert CliRunner().invoke(main, ["--db", db_url, "init"]).exit_code == 0
     assert _verify(engine) == []
-    with pytest.raises(Exception, match="append-only"):
-        with sa.begin() as c:
-            c.execute(text(f"UPDATE events SET actor = 'mallory' WHERE instance_id = {iid}"))
-    with pytest.raises(Exception, match="append-only"):
-        with sa.begin() as c:
-            c.execute(text("DELETE FROM seal_heads"))
+    with pytest.raises(Exception, match="append-only"), sa.begin() as c:
+        c.execute(text(f"UPDATE events SET actor = 'mallory' WHERE instance_id = {iid}"))
+    with pytest.raises(Exception, match="append-only"), sa.begin() as c:
+        c.execute(text("DELETE FROM seal_heads"))
     sa.dispose()
 
 
@@ -392,9 +411,8 @@ def test_app_role__runs_the_engine_and_the_worker__but_cannot_tamper(pg_roles: t
                "ALTER TABLE events DISABLE TRIGGER USER", "DROP TRIGGER events_append_only ON events",
                "ALTER TABLE events ADD COLUMN x int", "UPDATE seal_heads SET hash = 'x'", "DELETE FROM seals",
                "SET session_replication_role = replica", "UPDATE alembic_version SET version_num = 'x'"):
-        with pytest.raises(Exception) as info:
-            with sa.begin() as c:
-                c.execute(text(st))
+        with pytest.raises(Exception) as info, sa.begin() as c:
+            c.execute(text(st))
         assert "permission denied" in str(info.value) or "must be owner" in str(info.value), (st, info.value)
     sa.dispose()
     # The owner runs migrations and may restore triggers: `tigao init` as the owner works.
