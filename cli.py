@@ -12,14 +12,32 @@ import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import wraps
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from engine import Engine, EngineError, Worker
-from engine.core import parse_json_arg, parse_when
-from engine.errors import InputError
+from engine.errors import EngineError, InputError
 from engine.timeutil import add_iso_duration, fmt, is_duration
+
+if TYPE_CHECKING:
+    from engine import Engine
+
+# The engine (SQLAlchemy, SpiffWorkflow, lxml, jsonschema) is imported by the commands that use
+# it, not here: `tigao --help` and a task list start without the modules they do not need.
+
+
+def parse_json_arg(text: str | None) -> dict[str, Any] | None:
+    """`JSON` or `@file` from the command line (see engine.core.parse_json_arg)."""
+    from engine.core import parse_json_arg as parse
+
+    return parse(text)
+
+
+def parse_when(text: str) -> datetime:
+    """An ISO 8601 date-time or date from the command line (see engine.core.parse_when)."""
+    from engine.core import parse_when as parse
+
+    return parse(text)
 
 
 # ----------------------------------------------------------------------------- output helpers
@@ -79,6 +97,8 @@ class Ctx:
     @property
     def engine(self) -> Engine:
         if self._engine is None:
+            from engine import Engine
+
             self._engine = Engine(self.db)
         return self._engine
 
@@ -480,6 +500,8 @@ def complete(c: Ctx, task_id: int, data: str | None, actor: str) -> None:
 @handled
 def worker(c: Ctx, once: bool, interval: float, wait: bool) -> None:
     """Fire due timers, due dates and escalations, each in its own transaction, in due order."""
+    from engine import Worker
+
     logging.getLogger("tigao.worker").setLevel(logging.INFO)
     w = Worker(c.engine)
 

@@ -10,17 +10,13 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from sqlalchemy import and_, delete, exists, func, or_, select
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
-from SpiffWorkflow.bpmn.util import BpmnEvent
-from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
-from SpiffWorkflow.exceptions import SpiffWorkflowException
-from SpiffWorkflow.util.task import TaskState
 
 from storage import db as dbmod
 from storage.models import (
@@ -39,11 +35,9 @@ from storage.models import (
     UserRole,
 )
 
-from . import forms as formsmod
 from . import history
 from .assignment import Dept, Directory, Person, parse_directory_file, split_ids
 from .clock import Clock, SettableClock
-from .definitions import Analysis, BuiltCache, Built, analyse, content_hash, files_for, read_bundle
 from .errors import (
     Conflict,
     EngineError,
@@ -53,9 +47,16 @@ from .errors import (
     ScriptError,
     StorageError,
 )
-from .scripting import HELPER_NAMES, TigaoScriptEngine, ensure_json, is_expression
-from .spiff import StateSerializer, TigaoMessageEventDefinition, TigaoWorkflow, next_timer_due
 from .timeutil import due_from, parse_datetime
+
+if TYPE_CHECKING:
+    from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+
+    from .definitions import Analysis, Built, BuiltCache
+    from .scripting import TigaoScriptEngine
+    from .spiff import StateSerializer
+# SpiffWorkflow, lxml and jsonschema (definitions, scripting, spiff, forms) are imported where they
+# are used, so that reading the projections (a task list) starts without them.
 
 T = TypeVar("T")
 WF_CACHE_SIZE = 256  # instances whose last saved workflow object is kept in memory
@@ -107,9 +108,9 @@ class Engine:
         self.safe_url = dbmod.safe_url(self.url)
         self._given_clock = clock
         self.clock: Clock = clock or Clock()
-        self.script_engine = TigaoScriptEngine(self.clock)
-        self.serializer = StateSerializer()
-        self.built = BuiltCache()
+        self._script_engine: TigaoScriptEngine | None = None
+        self._serializer: StateSerializer | None = None
+        self._built_cache: BuiltCache | None = None
         self._sa: Any = None
         self._sessions: sessionmaker[Session] | None = None
         self._directory: Directory | None = None
@@ -119,6 +120,30 @@ class Engine:
         self.directory_version: int | None = None
         self._tx_directory_stamp: str | None = None
         self.simulated = False
+
+    @property
+    def script_engine(self) -> TigaoScriptEngine:
+        if self._script_engine is None:  # built on first use: see the imports
+            from .scripting import TigaoScriptEngine
+
+            self._script_engine = TigaoScriptEngine(self.clock, self._directory)
+        return self._script_engine
+
+    @property
+    def serializer(self) -> StateSerializer:
+        if self._serializer is None:
+            from .spiff import StateSerializer
+
+            self._serializer = StateSerializer()
+        return self._serializer
+
+    @property
+    def built(self) -> BuiltCache:
+        if self._built_cache is None:
+            from .definitions import BuiltCache
+
+            self._built_cache = BuiltCache()
+        return self._built_cache
 
     # ------------------------------------------------------------------ connection & transactions
     @property
@@ -190,7 +215,8 @@ class Engine:
         # Time stands still within one transaction: every "now" of a command (events, due dates,
         # timers evaluated by SpiffWorkflow) is the same instant, which is what replay sets.
         self.clock = SettableClock(base)
-        self.script_engine.clock = self.clock
+        if self._script_engine is not None:
+            self._script_engine.clock = self.clock
 
     # ------------------------------------------------------------------ init & clock
     def init(self, simulated: datetime | None = None) -> str:
@@ -280,7 +306,8 @@ class Engine:
             self._directory = Directory(users, depts, roles)
             self._directory_stamp = stamp
             self.directory_version = int(stamp) if stamp and stamp.isdigit() else None
-        self.script_engine.directory = self._directory
+        if self._script_engine is not None:
+            self._script_engine.directory = self._directory
         return self._directory
 
     def _check_actor(self, s: Session, actor: str | None, acting: bool = True) -> Directory:
@@ -293,6 +320,8 @@ class Engine:
 
     # ------------------------------------------------------------------ definitions
     def validate(self, paths: list[str | Path]) -> Analysis:
+        from .definitions import analyse, read_bundle
+
         bundle = read_bundle(paths)
         with self._tx() as s:
             directory = self._dir(s)
@@ -300,6 +329,8 @@ class Engine:
         return analyse(bundle, directory, deployed)
 
     def deploy(self, paths: list[str | Path], actor: str | None = None) -> list[DeployResult]:
+        from .definitions import analyse, content_hash, files_for, read_bundle
+
         bundle = read_bundle(paths)
         with self._tx() as s:
             self._check_actor(s, actor)
@@ -370,6 +401,8 @@ class Engine:
 
     def _new_run(self, s: Session, d: Definition, built: Built, data: dict[str, Any], business_key: str | None,
                  actor: str | None, how: dict[str, Any]) -> Run:
+        from .spiff import TigaoWorkflow
+
         now = self.clock.now()
         self._dir(s)
         wf = TigaoWorkflow(built.spec, built.subprocess_specs, script_engine=self.script_engine)
@@ -473,6 +506,10 @@ class Engine:
         return inst, d, self._built(d)
 
     def instance(self, instance_id: int) -> dict[str, Any]:
+        from SpiffWorkflow.util.task import TaskState
+
+        from .spiff import next_timer_due
+
         with self._tx() as s:
             inst, d, built = self._instance_built(s, instance_id)
             wf = self.serializer.loads(inst.state, built.spec, built.subprocess_specs, self.script_engine)
@@ -646,6 +683,10 @@ class Engine:
 
     def complete(self, task_id: int, user: str, data: dict[str, Any] | None = None) -> None:
         """Complete a human task as `user` with form `data`; one transaction."""
+        from SpiffWorkflow.util.task import TaskState
+
+        from . import forms as formsmod
+
         data = _check_data(data)
         instance_id = None
         try:
@@ -783,6 +824,8 @@ class Run:
         return history.append(self.s, self.inst, type_, self.now, actor, payload, element_id, task_id)
 
     def _guard(self, fn: Callable[[], Any]) -> Any:
+        from SpiffWorkflow.exceptions import SpiffWorkflowException
+
         try:
             return fn()
         except EngineError:
@@ -806,6 +849,11 @@ class Run:
         self._guard(self.wf.do_engine_steps)
 
     def deliver(self, name: str, data: dict[str, Any], actor: str | None) -> None:
+        from SpiffWorkflow.bpmn.util import BpmnEvent
+        from SpiffWorkflow.util.task import TaskState
+
+        from .spiff import TigaoMessageEventDefinition
+
         targets = [t for t in self.wf.get_tasks(state=TaskState.WAITING)
                    if isinstance(getattr(t.task_spec, "event_definition", None), TigaoMessageEventDefinition)
                    and t.task_spec.event_definition.name == name]
@@ -818,6 +866,8 @@ class Run:
 
     def finish(self, actor: str | None) -> None:
         """Project tasks, timers and subscriptions; close the instance if done; save the state."""
+        from SpiffWorkflow.util.task import TaskState
+
         from .deadlines import on_task_created, record_fired_timers, sync_timers
 
         s, inst, now = self.s, self.inst, self.now
@@ -865,6 +915,8 @@ class Run:
         meta = self.built.task_meta.get((t.workflow.spec.name, spec.bpmn_id))
         if meta is None:
             meta = next((m for (owner, eid), m in self.built.task_meta.items() if eid == spec.bpmn_id), None)
+        from .scripting import is_expression
+
         se = self.engine.script_engine
 
         def value(text: str | None) -> Any:
@@ -919,6 +971,8 @@ class Run:
             raise ScriptError(f"camunda:{attr} of {element}: {exc}") from exc
 
     def _sync_subscriptions(self, waiting: list[Any]) -> None:
+        from .spiff import TigaoMessageEventDefinition
+
         want = {}
         for t in waiting:
             ev = getattr(t.task_spec, "event_definition", None)
@@ -955,6 +1009,8 @@ def _check_data(data: Any) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise InputError("data must be a JSON object, e.g. '{\"amount\": 5}'")
+    from .scripting import HELPER_NAMES, ensure_json
+
     try:
         ensure_json(data)
     except ValueError as exc:

@@ -33,6 +33,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 
 from .assignment import Directory
 from .errors import DefinitionError, InputError, Problem
+from .juel import JuelError, expression_source
 from .scripting import ScriptCheckError, check_source, is_expression, strip_expression
 from .spiff import TigaoParser, upgrade_specs
 from .timeutil import check_timer_literal, due_from
@@ -365,11 +366,13 @@ def _spiff_problem(exc: Exception, default_file: str) -> Problem:
 
 def _check_expr(file: str, node: etree._Element, text: str, problems: list[Problem], mode: str = "eval") -> None:
     try:
+        if mode == "eval":
+            expression_source(text)  # JUEL that is not valid says where (engine/juel.py)
         check_source(strip_expression(text) if mode == "eval" else text, mode)
-    except ScriptCheckError as exc:
+    except (ScriptCheckError, JuelError) as exc:
         element = _element_id(node)
         line = node.sourceline
-        if exc.line and mode == "exec" and line:
+        if getattr(exc, "line", None) and mode == "exec" and line:
             line = line + exc.line - 1
         snippet = " ".join(text.split())
         problems.append(Problem(file, f"{exc} in: {snippet[:80]}", element=element, line=line))
