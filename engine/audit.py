@@ -26,7 +26,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import select
 
 from storage import triggers
-from storage.models import Definition, DirectoryVersion, Event, HumanTask, Instance, Seal, SealHead, TaskCandidate
+from storage.models import (
+    Definition,
+    DirectoryVersion,
+    Event,
+    HumanTask,
+    Instance,
+    Seal,
+    SealHead,
+    TaskCandidate,
+)
 
 from .assignment import Directory
 from .chain import EventRecord, Failure, check_chain
@@ -34,14 +43,36 @@ from .consistency import check_tasks
 from .definitions import build
 from .errors import InputError, NotFound
 from .replay import ReplayResult, Step, replay_events
-from .seals import SealHeadView, SealView, check_seals, merkle_root, seal_leaf, sign
+from .seals import (
+    SealHeadView,
+    SealView,
+    check_seals,
+    last_ref,
+    merkle_root,
+    seal_leaf,
+    sign_heads,
+    sign_seal,
+)
 from .spiff import StateSerializer
 
 if TYPE_CHECKING:
     from .core import Engine
 
-__all__ = ["Auditor", "AuditFile", "EventRecord", "Failure", "ReplayResult", "Step", "check_chain", "merkle_root",
-           "read_audit_file", "replay_events", "seal_leaf", "summarize", "verify_file"]
+__all__ = [
+    "AuditFile",
+    "Auditor",
+    "EventRecord",
+    "Failure",
+    "ReplayResult",
+    "Step",
+    "check_chain",
+    "merkle_root",
+    "read_audit_file",
+    "replay_events",
+    "seal_leaf",
+    "summarize",
+    "verify_file",
+]
 
 EXPORT_FORMAT = "tigao-audit/1"
 
@@ -132,11 +163,13 @@ class Auditor:
             root = merkle_root([seal_leaf(i, q, h) for i, q, h in heads])
             at = eng.clock.now()
             seal = Seal(at=at, sealer=sealer, root=root, instances=len(heads))
-            signed: list[tuple[str | None, str | None]] = [(None, None)] * len(heads)
             if key is not None:
-                seal.signature, seal.key_id, seal.last_head, signed = sign(key, root, at, heads)
+                seal.signature, seal.key_id = sign_seal(key, root, at, heads)
+                seal.last_head = last_ref(heads)
             s.add(seal)
-            s.flush()
+            s.flush()  # the heads sign the seal's id; seals are append-only, so the id comes first
+            signed: list[tuple[str | None, str | None]] = sign_heads(key, seal.id, heads) if key is not None \
+                else [(None, None)] * len(heads)
             s.add_all(SealHead(seal_id=seal.id, instance_id=i, seq=q, hash=h, signature=sig, prev_head=prev)
                       for (i, q, h), (sig, prev) in zip(heads, signed))
             return seal.id, root, len(heads)

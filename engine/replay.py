@@ -8,7 +8,7 @@ checks the history against the engine itself, not against a second implementatio
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
@@ -21,7 +21,13 @@ from .chain import EventRecord, Failure
 from .clock import SettableClock
 from .definitions import Built
 from .scripting import TigaoScriptEngine
-from .spiff import StateSerializer, TigaoMessageEventDefinition, TigaoWorkflow, fingerprint, force_start_timers
+from .spiff import (
+    StateSerializer,
+    TigaoMessageEventDefinition,
+    TigaoWorkflow,
+    fingerprint,
+    force_start_timers,
+)
 
 
 @dataclass
@@ -59,7 +65,7 @@ class _Replayer:
 
     def __init__(self, built: Built, directories: dict[int | None, Directory], serializer: StateSerializer):
         self.built = built
-        self.clock = SettableClock(datetime(1970, 1, 1, tzinfo=timezone.utc))
+        self.clock = SettableClock(datetime(1970, 1, 1, tzinfo=UTC))
         self.directories = directories
         self.se = TigaoScriptEngine(self.clock, next(iter(directories.values()), None))
         self.serializer = serializer

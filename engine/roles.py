@@ -65,8 +65,8 @@ END $$;""",
         f"REVOKE INSERT ON alembic_version FROM {app};",
         f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {app};",
         # Tables a later migration creates get the same working rights.
-        f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public "
-        f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app};",
+        (f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public "
+         f"GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO {app};"),
         f"ALTER DEFAULT PRIVILEGES FOR ROLE {owner} IN SCHEMA public GRANT USAGE, SELECT ON SEQUENCES TO {app};",
     ]
 

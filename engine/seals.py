@@ -4,9 +4,10 @@ A seal records every instance's (instance, seq, head hash) and one Merkle root o
 key, the seal carries two kinds of signature, so that someone who can write the database but does
 not hold the key cannot rewrite a seal unnoticed, nor remove part of it unnamed:
 
-* each head signs `root | instance | seq | hash | previous head` (the previous head is the
-  instance:seq before it in the seal), so a rewritten head names its instance, and a removed head
-  is named by the one after it;
+* each head signs `seal id | instance | seq | hash | previous head` (the previous head is the
+  instance:seq before it in the seal, and the first head's is the last one: a ring), so a
+  rewritten head names its instance, and a removed head is named by the one after it (the root is
+  not in it: a rewritten root must not hide which head was rewritten);
 * the seal signs `root | number of heads | time | last head`, so a rewritten root, a changed count
   or a removed last head is seen.
 
@@ -20,7 +21,7 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
@@ -148,11 +149,11 @@ def read_roots(values: Iterable[str]) -> list[str]:
 
 # ----------------------------------------------------------------------------- statements
 def _at(at: datetime) -> str:
-    return at.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-def head_statement(root: str, instance_id: int, seq: int, head: str, prev: str | None) -> bytes:
-    return f"tigao-seal-head/1|{root}|{instance_id}|{seq}|{head}|{prev or '-'}".encode("ascii")
+def head_statement(seal_id: int, instance_id: int, seq: int, head: str, prev: str | None) -> bytes:
+    return f"tigao-seal-head/1|{seal_id}|{instance_id}|{seq}|{head}|{prev or '-'}".encode("ascii")
 
 
 def seal_statement(root: str, count: int, at: datetime, last: str | None) -> bytes:
@@ -186,17 +187,25 @@ def ref(instance_id: int, seq: int) -> str:
     return f"{instance_id}:{seq}"
 
 
-def sign(key: Ed25519PrivateKey, root: str, at: datetime,
-         heads: list[tuple[int, int, str]]) -> tuple[str, str, str | None, list[tuple[str, str | None]]]:
-    """Sign a seal over `heads` (sorted by instance). Returns (seal signature, key id, last head,
-    [(head signature, previous head)])."""
+def last_ref(heads: list[tuple[int, int, str]]) -> str | None:
+    return ref(heads[-1][0], heads[-1][1]) if heads else None
+
+
+def sign_seal(key: Ed25519PrivateKey, root: str, at: datetime, heads: list[tuple[int, int, str]]) -> tuple[str, str]:
+    """The seal's own signature over `heads` (sorted by instance), and the key id."""
+    return key.sign(seal_statement(root, len(heads), at, last_ref(heads))).hex(), fingerprint(key.public_key())
+
+
+def sign_heads(key: Ed25519PrivateKey, seal_id: int,
+               heads: list[tuple[int, int, str]]) -> list[tuple[str, str | None]]:
+    """[(signature, previous head)] for each head (sorted by instance) of seal `seal_id`; the first
+    head's previous head is the last one."""
     out: list[tuple[str, str | None]] = []
-    prev: str | None = None
+    prev = last_ref(heads)  # a ring: the first head names the last, so removing any one is named
     for i, q, h in heads:
-        out.append((key.sign(head_statement(root, i, q, h, prev)).hex(), prev))
+        out.append((key.sign(head_statement(seal_id, i, q, h, prev)).hex(), prev))
         prev = ref(i, q)
-    sig = key.sign(seal_statement(root, len(heads), at, prev)).hex()
-    return sig, fingerprint(key.public_key()), prev, out
+    return out
 
 
 def _valid(key: Ed25519PublicKey, signature: str | None, message: bytes) -> bool:
@@ -234,7 +243,7 @@ def check_seals(seals: list[SealView], pubkeys: list[Ed25519PublicKey] | None = 
             continue
         present = {ref(h.instance_id, h.seq) for h in heads}
         for h in heads:
-            if not _valid(key, h.signature, head_statement(seal.root, h.instance_id, h.seq, h.hash, h.prev_head)):
+            if not _valid(key, h.signature, head_statement(seal.id, h.instance_id, h.seq, h.hash, h.prev_head)):
                 failures.append(Failure(h.instance_id, h.seq, "seal signature",
                                         f"seal {seal.id}'s head for this instance is not what was signed: "
                                         "the seal or the history was rewritten"))

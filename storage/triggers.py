@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy import text
+
 # table -> the triggers that keep it append-only, per dialect
 SQLITE_TRIGGERS: dict[str, dict[str, str]] = {
     "events": {
@@ -100,7 +102,7 @@ def restore(conn: Any) -> list[str]:
     pg = conn.dialect.name == "postgresql"
     if pg and any(name not in present for t in PG_TRIGGERS.values() for name in t):
         for sql in PG_FUNCTIONS.values():
-            conn.exec_driver_sql(sql)
+            conn.execute(text(sql))  # text(): the driver would read the '%' as a placeholder
     for table, triggers in _expected(conn).items():
         for name, sql in triggers.items():
             if name not in present:
