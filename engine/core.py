@@ -727,6 +727,7 @@ class Engine:
         from SpiffWorkflow.util.task import TaskState
 
         from . import forms as formsmod
+        from .formview import with_defaults
 
         data = _check_data(data)
         instance_id = None
@@ -739,13 +740,13 @@ class Engine:
                         raise NotAllowed(f"task {task_id} ({row.name}) is assigned to {row.assignee}, not {user}")
                     raise NotAllowed(f"{user} is not a candidate for task {task_id} ({row.name})")
                 run = self._load_run(s, row.instance_id)
-                if row.form_key:
-                    schema = run.built.forms.get(row.form_key)
-                    if schema is not None:
-                        formsmod.validate(row.form_key, schema, data)
                 t = run.wf.get_task_from_id(UUID(row.spiff_id))
                 if t is None or t.state != TaskState.READY:
                     raise Conflict(f"task {task_id} is no longer waiting for input")
+                if row.form_key:
+                    schema = run.built.forms.get(row.form_key)
+                    if schema is not None:  # values already on the task count: no need to send them again
+                        formsmod.validate(row.form_key, schema, with_defaults(schema, t.data, data))
                 now = self.clock.now()
                 t.data.update(data)
                 row.state = "completed"

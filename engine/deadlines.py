@@ -18,6 +18,11 @@ wins): ``escalation`` (``on``/``off``, default on), ``escalation.grace`` (ISO du
 
 Catch-up after downtime: every pending row due by "now" fires exactly once, in due order; a cycle
 timer that missed several occurrences fires once per missed occurrence, each recorded.
+
+Rows due at the same instant fire in a fixed order: a task's own deadlines (``due``, ``followup``,
+``escalate``) before BPMN ``timer`` and ``start`` rows, then by id. What lateness causes (an
+escalation) is recorded before a boundary timer due at that instant ends the task, so both are
+in the history, in the same order on every run.
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 from SpiffWorkflow.util.task import TaskState
 
@@ -228,6 +233,9 @@ def _escalate(engine: Engine, s: Session, inst: Instance, row: HumanTask, level:
 # ---------------------------------------------------------------------------------------------
 # The worker
 
+# Ties at one instant: the task's deadlines first, then BPMN timers (see the module docstring).
+TIE_ORDER = case((Timer.kind.in_(("due", "followup", "escalate")), 0), else_=1)
+
 
 @dataclass
 class Fired:
@@ -344,7 +352,7 @@ class Worker:
             q = q.where(Timer.id == timer_id)
         elif skip:
             q = q.where(Timer.id.not_in(skip))
-        return s.scalar(q.order_by(Timer.due_at, Timer.id).limit(1).with_for_update(skip_locked=True))
+        return s.scalar(q.order_by(Timer.due_at, TIE_ORDER, Timer.id).limit(1).with_for_update(skip_locked=True))
 
     def _fire_next(self, skip: set[int]) -> Fired | None:
         engine = self.engine
