@@ -193,7 +193,8 @@ def _horizontal(data, names, color_of, totals, ticks, lo, hi, fmt, title, width,
         g = sub(root, "g", cls="bar", data_label=label, data_value=fmt(total))
         text_block(g, _short(label, label_w - 10), plot_x - 8, y + 5, FONT, 16, anchor="end")
         _segments(g, label, parts, color_of, fmt,
-                  lambda start, size, y=y: (zero + start * scale, y + 5, size * scale, row - 10))
+                  lambda start, size, y=y: (zero + start * scale, y + 5, size * scale,  # type: ignore[misc]
+                                            row - 10))
         if total >= 0:
             text_block(g, [fmt(total)], zero + total * scale + 5, y + 5, FONT, 16, anchor="start", cls="value")
         else:
@@ -234,7 +235,8 @@ def _vertical(data, names, color_of, totals, ticks, lo, hi, fmt, title, width, x
         cx = plot_x + slot * (i + 0.5)
         g = sub(root, "g", cls="bar", data_label=label, data_value=fmt(total))
         _segments(g, label, parts, color_of, fmt,
-                  lambda start, size, cx=cx: (cx - bar_w / 2, zero - (start + size) * scale, bar_w, size * scale))
+                  lambda start, size, cx=cx: (cx - bar_w / 2,  # type: ignore[misc]
+                                              zero - (start + size) * scale, bar_w, size * scale))
         value_top = zero - total * scale - 17 if total >= 0 else zero - total * scale + 2
         text_block(g, [fmt(total)], cx, value_top, 11, 15, cls="value")
         text_block(g, _short(label, slot - 6, lines), cx, bottom + 6, FONT, 15)
@@ -252,7 +254,8 @@ def line_chart(series: Series | Sequence[tuple[str, Series]], *, title: str | No
     """
     fmt = value_format or _default_format(unit)
     many = bool(series) and isinstance(series[0][1], (list, tuple))
-    named: list[tuple[str, Series]] = list(series) if many else [("", series)]  # type: ignore[list-item]
+    named: list[tuple[str, Series]] = (list(series) if many  # type: ignore[arg-type]
+                                       else [("", series)])  # type: ignore[list-item]
     xs: list[str] = []
     for _, points in named:
         _check([v for _, v in points], title or "chart")
@@ -302,18 +305,19 @@ def line_chart(series: Series | Sequence[tuple[str, Series]], *, title: str | No
         coords = [(plot_x + i * step if len(xs) > 1 else plot_x + plot_w / 2,
                    bottom - (by_x[x] - lo) * scale if x in by_x else None) for i, x in enumerate(xs)]
         runs: list[list[tuple[float, float]]] = [[]]
-        for x, y in coords:
-            if y is None:
+        for px, py in coords:
+            if py is None:
                 runs.append([])
             else:
-                runs[-1].append((x, y))
+                runs[-1].append((px, py))
         for run in runs:
             if len(run) > 1:
                 sub(g, "polyline", points=" ".join(f"{x:.1f},{y:.1f}" for x, y in run), fill="none",
                     stroke=color, stroke_width=2.2, stroke_linejoin="round")
-        for label, (x, y) in zip(xs, coords):
-            if y is None:
+        for label, (x, maybe_y) in zip(xs, coords):
+            if maybe_y is None:
                 continue
+            y = maybe_y
             point = sub(g, "g", cls="point", data_label=label, data_value=fmt(by_x[label]))
             sub(point, "title", f"{name + ' · ' if name else ''}{label}: {fmt(by_x[label])}")
             sub(point, "circle", cx=round(x, 1), cy=round(y, 1), r=3.5, fill="#ffffff", stroke=color,

@@ -4,6 +4,7 @@ message flows, associations and data associations, with their arrowheads and lab
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 from lxml import etree
 
@@ -51,9 +52,9 @@ def _open_arrow(g: etree._Element, tip: Point, before: Point, color: str, fill: 
 
 def midpoint(points: list[Point]) -> Point:
     """The point halfway along the polyline."""
-    lengths = [_unit(a, b)[2] for a, b in zip(points, points[1:])]
+    lengths = [_unit(a, b)[2] for a, b in pairwise(points)]
     half = sum(lengths) / 2
-    for (a, b), seg in zip(zip(points, points[1:]), lengths):
+    for (a, b), seg in zip(pairwise(points), lengths):
         if half <= seg:
             ux, uy, _ = _unit(a, b)
             return a[0] + ux * half, a[1] + uy * half

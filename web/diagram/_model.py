@@ -138,15 +138,15 @@ def load(bpmn_xml: str, process_id: str | None = None) -> Diagram:
         InputError: ``process_id`` names no process or participant of the file.
     """
     root = parse_xml("diagram.bpmn", bpmn_xml)
-    by_id = {el.get("id"): el for el in root.iter() if isinstance(el.tag, str) and el.get("id")
+    by_id = {str(el.get("id")): el for el in root.iter() if isinstance(el.tag, str) and el.get("id")
              and etree.QName(el).namespace == BPMN}
     owner: dict[str, str] = {}  # element id -> id of the process it belongs to
     processes = root.findall("bpmn:process", NS)
     for proc in processes:
         pid = proc.get("id", "")
-        for el in proc.iter():
-            if isinstance(el.tag, str) and el.get("id"):
-                owner[el.get("id")] = pid
+        for child in proc.iter():
+            if isinstance(child.tag, str) and child.get("id"):
+                owner[str(child.get("id"))] = pid
     for part in root.iterfind(".//bpmn:participant", NS):
         if part.get("processRef"):
             owner[part.get("id", "")] = part.get("processRef", "")

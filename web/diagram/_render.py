@@ -10,8 +10,16 @@ from engine.errors import InputError
 from .._svg import INK, MUTED, new_svg, serialize, sub, text_block, text_width, wrap
 from ._edges import draw_edge
 from ._model import CONTAINER_KINDS, Bounds, Diagram, Edge, Shape, load
-from ._overlay import (COLORS, HIGHLIGHT_KINDS, Marker, as_marker, draw_highlight, draw_legend,
-                       draw_marker, legend_height)
+from ._overlay import (
+    COLORS,
+    HIGHLIGHT_KINDS,
+    Marker,
+    as_marker,
+    draw_highlight,
+    draw_legend,
+    draw_marker,
+    legend_height,
+)
 from ._shapes import draw_shape, type_label
 
 MARGIN = 20.0

@@ -227,6 +227,6 @@ def tasks() -> None:
 
 if __name__ == "__main__":
     tasks()
-    from make_render_events import collaboration, events  # noqa: E402  (second half, kept short)
+    from make_render_events import collaboration, events
     events()
     collaboration()
