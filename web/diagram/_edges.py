@@ -63,8 +63,9 @@ def midpoint(points: list[Point]) -> Point:
 
 
 def draw_edge(parent: etree._Element, edge: Edge, tooltip: str, color: str = INK,
-              width: float = 1.5) -> etree._Element:
-    """Draw one connection; its group carries ``data-element-id`` and ``data-waypoints``."""
+              width: float = 1.5, labels: etree._Element | None = None) -> etree._Element:
+    """Draw one connection; its group carries ``data-element-id`` and ``data-waypoints``.
+    Its label goes into ``labels`` (a layer above the shapes) when given."""
     pts = edge.points
     g = sub(parent, "g", cls=f"bpmn-edge bpmn-{edge.kind}", data_element_id=edge.id,
             data_waypoints=" ".join(f"{x:g},{y:g}" for x, y in pts))
@@ -110,7 +111,8 @@ def draw_edge(parent: etree._Element, edge: Edge, tooltip: str, color: str = INK
         if direction == "Both":
             _open_arrow(g, pts[0], pts[1], color)
     if edge.name:
-        _edge_label(g, edge)
+        holder = g if labels is None else sub(labels, "g", cls="bpmn-label", data_element_id=edge.id)
+        _edge_label(holder, edge)
     return g
 
 
