@@ -31,7 +31,7 @@ from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
-from . import camunda, camunda_forms, cron, feel
+from . import camunda, camunda_forms, camunda_io, cron, feel
 from .assignment import Directory
 from .errors import DefinitionError, InputError, Problem
 from .juel import JuelError, expression_source
@@ -442,6 +442,9 @@ def _analyse_bpmn(name: str, root: etree._Element, bundle: Bundle, forms: dict[s
         for prop in proc.iterfind("bpmn:extensionElements/camunda:properties/camunda:property", NS):
             info.properties[str(prop.get("name"))] = str(prop.get("value"))
         camunda.check_process(name, root, proc, lanes, problems, warnings if warnings is not None else [])
+        camunda_io.check(name, proc, problems)
+        for node, text in camunda_io.expressions(proc):
+            _check_expr(name, node, text, problems)
 
         for script in proc.iterfind(".//bpmn:scriptTask", NS):
             fmt = (script.get("scriptFormat") or "python").lower()
@@ -645,13 +648,17 @@ def build(definition_id: int, key: str, files: dict[str, str]) -> Built:
     parser = TigaoParser()
     for name in bundle.dmn_names():
         parser.add_dmn_xml(parse_xml(name, files[name]), filename=name)
+    mappings: dict[tuple[str, str], Any] = {}
     for name in bundle.bpmn_names():
-        parser.add_bpmn_xml(parse_xml(name, files[name]), filename=name)
+        tree = parse_xml(name, files[name])
+        mappings.update(camunda_io.collect(tree))
+        parser.add_bpmn_xml(tree, filename=name)
     spec = parser.get_spec(key)
     subs = parser.get_subprocess_specs(key)
     upgrade_specs([spec, *subs.values()])
     camunda.pass_through([spec, *subs.values()])
     feel.translate_decisions([spec, *subs.values()])
+    camunda_io.apply([spec, *subs.values()], mappings)
     forms = {n[len("forms/"):-len(".json")]: json.loads(t) for n, t in files.items()
              if n.startswith("forms/") and n.endswith(".json")}
     bpmn_text = "".join(files[n] for n in bundle.bpmn_names())
