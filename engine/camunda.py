@@ -18,8 +18,9 @@ import os
 from typing import Any
 
 from lxml import etree
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.parser.task_parsers import ConditionalGatewayParser
-from SpiffWorkflow.bpmn.specs.defaults import ManualTask, NoneTask
+from SpiffWorkflow.bpmn.specs.defaults import CallActivity, ManualTask, NoneTask
 
 from .errors import Problem
 
@@ -113,3 +114,81 @@ def _in_lane(task: etree._Element, lanes: dict[str, Any]) -> bool:
         if node is not None and etree.QName(node).localname == "process":
             return False
     return False
+
+
+# ---------------------------------------------------------------------------------------------
+# calledElement="${expression}": the called process is chosen at run time
+
+CALLED_KEY = "called_element"
+
+
+def is_dynamic_call(called: str | None) -> bool:
+    """Whether a calledElement is an expression (`${var}`), resolved when the activity starts."""
+    text = (called or "").strip()
+    return text.startswith(("${", "#{")) and text.endswith("}")
+
+
+class DynamicCallActivityMixin:
+    """Evaluates calledElement when the activity starts and remembers the answer in the task, so
+    a reload (and a replay) finds the same called process. The target must be one of the
+    processes deployed with the caller (every process of its bundle)."""
+
+    def start_workflow(self, my_task: Any) -> None:
+        top = my_task.workflow.top_workflow
+        name = my_task.internal_data.get(CALLED_KEY)
+        if name is None:
+            name = str(my_task.workflow.script_engine.evaluate(my_task, self.spec))  # type: ignore[attr-defined]
+            my_task.internal_data[CALLED_KEY] = name
+        if name not in top.subprocess_specs or top.subprocess_specs[name] is None:
+            known = ", ".join(sorted(k for k, v in top.subprocess_specs.items() if v is not None)) or "none"
+            raise WorkflowTaskException(f"calledElement {self.spec} is '{name}', which is not a process deployed "  # type: ignore[attr-defined]
+                                        f"with this one (known: {known})", task=my_task)
+        subworkflow = top.create_subprocess(my_task, name)
+        subworkflow.completed_event.connect(self._on_subworkflow_completed, my_task)  # type: ignore[attr-defined]
+        self.copy_data(my_task, subworkflow)  # type: ignore[attr-defined]
+        subworkflow.get_next_task(spec_name="Start").run()
+
+
+_DYNAMIC: dict[type, type] = {}
+
+
+def dynamic_calls(specs: list[Any]) -> None:
+    """Give every call activity whose calledElement is an expression the run-time resolution."""
+    for spec in specs:
+        for ts in spec.task_specs.values():
+            if isinstance(ts, CallActivity) and is_dynamic_call(ts.spec):
+                cls = type(ts)
+                sub = _DYNAMIC.get(cls)
+                if sub is None:
+                    sub = _DYNAMIC[cls] = type(f"Dynamic{cls.__name__}", (DynamicCallActivityMixin, cls), {})
+                ts.__class__ = sub
+
+
+def subprocess_specs(parser: Any, key: str) -> dict[str, Any]:
+    """The called processes of `key`; with a run-time calledElement, every process of the files."""
+    used = parser.get_subprocess_specs(key, require_call_activity_specs=False)
+    dynamic = [k for k in used if is_dynamic_call(k)]
+    if not dynamic:
+        return dict(used)
+    for k in dynamic:
+        used.pop(k)
+    for pid in parser.get_process_ids():
+        if pid != key and pid not in used:
+            used[pid] = parser.get_spec(pid)
+            parser.get_subprocess_specs(pid, used, require_call_activity_specs=False)
+    return {k: v for k, v in used.items() if not is_dynamic_call(k)}
+
+
+def schema_view(root: etree._Element) -> etree._Element:
+    """The tree the BPMN schema checks: the XSD types calledElement as a QName, which an expression
+    is not, so a copy with a placeholder stands in for diagrams that call by expression."""
+    calls = [c for c in root.iter(f"{{{BPMN_NS}}}callActivity") if is_dynamic_call(c.get("calledElement"))]
+    if not calls:
+        return root
+    from copy import deepcopy
+
+    view = deepcopy(root)
+    for c in view.iter(f"{{{BPMN_NS}}}callActivity"):
+        if is_dynamic_call(c.get("calledElement")):
+            c.set("calledElement", "calledByExpression")
+    return view

@@ -192,6 +192,7 @@ class ProcessInfo:
     properties: dict[str, str] = field(default_factory=dict)
     # Where each called process / decision is referenced: (element id, line).
     references: dict[str, tuple[str | None, int | None]] = field(default_factory=dict)
+    dynamic_call: bool = False  # a calledElement="${...}": every process of the bundle may be called
 
 
 @dataclass
@@ -295,7 +296,7 @@ def analyse(bundle: Bundle, directory: Directory | None, deployed_keys: set[str]
                                           f"namespace {BPMN_NS}", line=root.sourceline))
             continue
         try:
-            validator.validate(root, name)
+            validator.validate(camunda.schema_view(root), name)
         except ValidationException as exc:
             line = getattr(exc, "line_number", None) or None
             element = next((str(el.get("id")) for el in root.iter() if el.sourceline == line and el.get("id")),
@@ -325,7 +326,7 @@ def analyse(bundle: Bundle, directory: Directory | None, deployed_keys: set[str]
     for key, info in processes.items():
         if not info.executable:
             continue
-        names = _closure_files(key, processes)
+        names = set(bundle.bpmn_names()) if info.dynamic_call else _closure_files(key, processes)
         parser = TigaoParser()
         try:
             for name in bundle.dmn_names():
@@ -334,7 +335,7 @@ def analyse(bundle: Bundle, directory: Directory | None, deployed_keys: set[str]
                 parser.add_bpmn_xml(trees[name], filename=name)
             parser.get_spec(key)
             if not (info.called - set(processes)):
-                parser.get_subprocess_specs(key)
+                camunda.subprocess_specs(parser, key)
         except (ValidationException, SpiffWorkflowException) as exc:
             problems.append(_spiff_problem(exc, info.file))
         except Exception as exc:  # noqa: BLE001 - the parser raises bare errors on odd input
@@ -466,6 +467,9 @@ def _analyse_bpmn(name: str, root: etree._Element, bundle: Bundle, forms: dict[s
             if not called:
                 problems.append(Problem(name, "call activity has no calledElement", element=call.get("id"),
                                         line=call.sourceline))
+            elif camunda.is_dynamic_call(called):
+                info.dynamic_call = True  # resolved at run time among the processes deployed with it
+                _check_expr(name, call, called, problems)
             else:
                 info.called.add(called)
                 info.references.setdefault(f"process:{called}", (call.get("id"), call.sourceline))
@@ -599,6 +603,8 @@ def files_for(key: str, analysis: Analysis, bundle: Bundle, deployed_files: dict
                 for fk in other.form_keys:
                     files[f"forms/{fk}.json"] = bundle.files[f"forms/{fk}.json"]
         todo.extend(info.called)
+        if info.dynamic_call:
+            todo.extend(k for k, other in analysis.processes.items() if other.executable)
         # Embedded subprocess forms and decisions are already in the process's own analysis.
     return dict(sorted(files.items()))
 
@@ -654,11 +660,12 @@ def build(definition_id: int, key: str, files: dict[str, str]) -> Built:
         mappings.update(camunda_io.collect(tree))
         parser.add_bpmn_xml(tree, filename=name)
     spec = parser.get_spec(key)
-    subs = parser.get_subprocess_specs(key)
+    subs = camunda.subprocess_specs(parser, key)
     upgrade_specs([spec, *subs.values()])
     camunda.pass_through([spec, *subs.values()])
     feel.translate_decisions([spec, *subs.values()])
     camunda_io.apply([spec, *subs.values()], mappings)
+    camunda.dynamic_calls([spec, *subs.values()])
     forms = {n[len("forms/"):-len(".json")]: json.loads(t) for n, t in files.items()
              if n.startswith("forms/") and n.endswith(".json")}
     bpmn_text = "".join(files[n] for n in bundle.bpmn_names())

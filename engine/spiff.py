@@ -476,7 +476,8 @@ class TigaoSubWorkflowConverter(BpmnSubWorkflowConverter):
     def from_dict(self, dct: dict[str, Any], task: Any, top_workflow: Any) -> Any:
         from uuid import UUID
 
-        spec = top_workflow.subprocess_specs.get(task.task_spec.spec)
+        # A calledElement="${...}" was resolved when the activity started (engine/camunda.py).
+        spec = top_workflow.subprocess_specs.get(task.internal_data.get("called_element") or task.task_spec.spec)
         subprocess = TigaoSubWorkflow(spec, task.id, top_workflow, deserializing=True)
         subprocess.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=subprocess)
         subprocess.task_tree = subprocess.tasks.get(UUID(dct["root"]))

@@ -97,3 +97,43 @@ def test_deploy__bad_expression_in_a_parameter__is_refused(engine: Engine, tmp_p
     body = IO_TASK.replace("${amount * 2}", "${amount &amp;&amp;}")
     with pytest.raises(DefinitionError, match="neither valid Python nor valid JUEL"):
         engine.deploy([write(tmp_path, "io_bad2.bpmn", bpmn("io_bad2", body))])
+
+
+DYNAMIC = bpmn("dyn_parent", """
+    <bpmn:startEvent id="StartEvent_1" />
+    <bpmn:callActivity id="Call_any" calledElement="${target}" />
+    <bpmn:userTask id="Task_after" camunda:candidateGroups="staff" />
+    <bpmn:endEvent id="EndEvent_1" />
+""" + chain("StartEvent_1", "Call_any", "Task_after", "EndEvent_1"))
+WAITING_CHILD = bpmn("dyn_wait", """
+    <bpmn:startEvent id="StartEvent_1" />
+    <bpmn:userTask id="Task_child" camunda:candidateGroups="staff" />
+    <bpmn:endEvent id="EndEvent_1" />
+""" + chain("StartEvent_1", "Task_child", "EndEvent_1"))
+
+
+@pytest.mark.parametrize(("target", "first"), [("io_child", "Task_after"), ("dyn_wait", "Task_child")])
+def test_called_element_expression__resolves_at_run_time(engine: Engine, tmp_path: Path, target: str,
+                                                         first: str) -> None:
+    for name, text in (("io_child.bpmn", CHILD), ("dyn_wait.bpmn", WAITING_CHILD), ("dyn_parent.bpmn", DYNAMIC)):
+        write(tmp_path / "dyn", name, text)
+    engine.deploy([tmp_path / "dyn"])
+    iid = engine.start("dyn_parent", {"target": target, "x": 1}, actor="alice")
+    assert_roundtrip(engine, iid)
+    complete(engine, iid, first)  # the reload between steps finds the resolved called process
+    if first == "Task_child":
+        complete(engine, iid, "Task_after")
+    assert status(engine, iid) == "completed"
+    if target == "io_child":
+        assert data(engine, iid)["result"] == 2
+
+
+def test_called_element_expression__unknown_target__fails_the_step_saying_which(engine: Engine,
+                                                                                tmp_path: Path) -> None:
+    from engine import ScriptError
+
+    write(tmp_path / "dyn", "dyn_parent.bpmn", DYNAMIC)
+    write(tmp_path / "dyn", "dyn_wait.bpmn", WAITING_CHILD)
+    engine.deploy([tmp_path / "dyn"])
+    with pytest.raises(ScriptError, match="'nowhere', which is not a process deployed with this one"):
+        engine.start("dyn_parent", {"target": "nowhere"}, actor="alice")
