@@ -363,7 +363,9 @@ def validate(c: Ctx, paths: tuple[str, ...]) -> None:
     """Check BPMN/DMN/form files or folders as deploy would, without storing anything."""
     analysis = c.engine.validate(list(paths))
     for key, info in sorted(analysis.processes.items()):
-        click.echo(f"ok  {key}  ({info.file})")
+        click.echo(f"{'ok' if info.executable else 'doc'}  {key}  ({info.file})")
+    for warning in analysis.warnings:
+        click.echo(f"warning: {warning}")
 
 
 @main.command()

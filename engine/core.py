@@ -39,6 +39,7 @@ from storage.models import (
 from . import history
 from .assignment import Dept, Directory, Person, parse_directory_file, split_ids
 from .clock import Clock, SettableClock
+from .camunda import default_candidates
 from .errors import (
     Conflict,
     EngineError,
@@ -990,6 +991,9 @@ class Run:
             role = directory.role_for_lane(spec.lane)
         if not assignee and not cand_users and not cand_groups and role:
             cand_groups = [role]
+        elif not assignee and not cand_users and not cand_groups:
+            info = self.built.analysis.processes.get(self.inst.process_key)
+            cand_users, cand_groups = default_candidates(info.properties if info else {}, list(directory.users))
         due = self._when(value(meta.due_date) if meta else None, "dueDate", spec.bpmn_id)
         follow = self._when(value(meta.follow_up_date) if meta else None, "followUpDate", spec.bpmn_id)
         prio_raw = value(meta.priority) if meta else None

@@ -41,7 +41,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from storage.models import Definition, HumanTask, Instance, Notification, Setting, TaskCandidate, Timer
 
-from . import history
+from . import cron, history
 from .errors import Conflict, EngineError, ScriptError
 from .lease import Lease
 from .retry import Contention, pause
@@ -78,6 +78,8 @@ def _start_occurrence(kind: str, text: str, anchor: datetime, n: int) -> datetim
         return parse_datetime(text) if n == 0 else None
     if kind == "duration":
         return add_iso_duration(anchor, text) if n == 0 else None
+    if cron.is_quartz(text):
+        return cron.occurrence(text, anchor, n)
     cycle = parse_cycle(text, anchor)
     if cycle.repetitions >= 0 and n >= cycle.repetitions:
         return None

@@ -44,12 +44,17 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     TimeDateEventDefinition,
 )
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
-from SpiffWorkflow.bpmn.util import PendingBpmnEvent
+from SpiffWorkflow.bpmn.util import BpmnEvent, PendingBpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
+from SpiffWorkflow.bpmn.parser.event_parsers import ReceiveTaskParser
+from SpiffWorkflow.bpmn.specs.defaults import EndEvent, IntermediateThrowEvent, ReceiveTask
 from SpiffWorkflow.camunda.parser.event_parsers import (
     CamundaBoundaryEventParser,
+    CamundaEndEventParser,
+    CamundaEventDefinitionParser,
     CamundaIntermediateCatchEventParser,
+    CamundaIntermediateThrowEventParser,
     CamundaStartEventParser,
 )
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
@@ -65,6 +70,8 @@ from SpiffWorkflow.bpmn.parser.util import first
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.util.task import TaskState
 
+from . import cron
+from .camunda import InclusiveGatewayParser
 from .scripting import is_expression
 from .timeutil import add_iso_duration, parse_cycle, parse_datetime
 
@@ -129,15 +136,21 @@ class ClockCycle(CycleTimerEventDefinition):
     def cycle_complete(self, my_task: Any) -> bool:
         value = my_task._get_internal_data("event_value")
         if value is None:
-            cycle = parse_cycle(timer_text(my_task, self.expression), _now(my_task))
-            value = {"cycles": cycle.repetitions, "next": cycle.start.isoformat(),
-                     "interval": cycle.interval_text, "fired": 0}
+            text = timer_text(my_task, self.expression)
+            if cron.is_quartz(text):  # Quartz cron: runs until the event is left (engine/cron.py)
+                value = {"cycles": -1, "next": cron.next_after(text, _now(my_task)).isoformat(), "cron": text,
+                         "fired": 0}
+            else:
+                cycle = parse_cycle(text, _now(my_task))
+                value = {"cycles": cycle.repetitions, "next": cycle.start.isoformat(),
+                         "interval": cycle.interval_text, "fired": 0}
         ready = False
         if value["cycles"] != 0:
             nxt = datetime.fromisoformat(value["next"])
             if nxt <= _now(my_task):
                 _record_fired(my_task, value["next"])
-                value["next"] = add_iso_duration(nxt, value["interval"]).isoformat()
+                value["next"] = (cron.next_after(value["cron"], nxt) if "cron" in value
+                                 else add_iso_duration(nxt, value["interval"])).isoformat()
                 value["cycles"] -= 1
                 value["fired"] = value.get("fired", 0) + 1
                 ready = True
@@ -186,6 +199,12 @@ class TigaoMessageEventDefinition(CamundaMessageEventDefinition):
     """A message whose payload (a JSON object) becomes process variables of the receiving task,
     unless the diagram names a `camunda:resultVariable` to hold it."""
 
+    def throw(self, my_task: Any) -> None:
+        # Camunda: a message thrown without a payload expression carries no payload.
+        payload = my_task.workflow.script_engine.evaluate(my_task, self.expression) if self.expression else None
+        my_task.workflow.top_workflow.catch(BpmnEvent(self, payload={"payload": payload,
+                                                                     "result_var": self.result_var}))
+
     def update_internal_data(self, my_task: Any, event: Any) -> None:
         my_task.internal_data[self.name] = event.payload
 
@@ -219,6 +238,18 @@ class TigaoIntermediateCatchEventParser(_EventParsing, CamundaIntermediateCatchE
 
 class TigaoBoundaryEventParser(_EventParsing, CamundaBoundaryEventParser):
     pass
+
+
+class TigaoIntermediateThrowEventParser(_EventParsing, CamundaIntermediateThrowEventParser):
+    pass
+
+
+class TigaoEndEventParser(_EventParsing, CamundaEndEventParser):
+    pass
+
+
+class TigaoReceiveTaskParser(_EventParsing, CamundaEventDefinitionParser, ReceiveTaskParser):
+    """A receive task with a message waits for it; `tigao message` delivers to it."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -452,10 +483,12 @@ class TigaoParser(CamundaParser):
         full_tag("startEvent"): (TigaoStartEventParser, StartEvent),
         full_tag("intermediateCatchEvent"): (TigaoIntermediateCatchEventParser, IntermediateCatchEvent),
         full_tag("boundaryEvent"): (TigaoBoundaryEventParser, BoundaryEvent),
+        full_tag("intermediateThrowEvent"): (TigaoIntermediateThrowEventParser, IntermediateThrowEvent),
+        full_tag("endEvent"): (TigaoEndEventParser, EndEvent),
+        full_tag("receiveTask"): (TigaoReceiveTaskParser, ReceiveTask),
         full_tag("parallelGateway"): (BpmnParser.PARSER_CLASSES[full_tag("parallelGateway")][0],
                                       TigaoParallelGateway),
-        full_tag("inclusiveGateway"): (BpmnParser.PARSER_CLASSES[full_tag("inclusiveGateway")][0],
-                                       TigaoInclusiveGateway),
+        full_tag("inclusiveGateway"): (InclusiveGatewayParser, TigaoInclusiveGateway),
     })
 
 
@@ -491,7 +524,8 @@ class TigaoSubWorkflowConverter(BpmnSubWorkflowConverter):
     def from_dict(self, dct: dict[str, Any], task: Any, top_workflow: Any) -> Any:
         from uuid import UUID
 
-        spec = top_workflow.subprocess_specs.get(task.task_spec.spec)
+        # A calledElement="${...}" was resolved when the activity started (engine/camunda.py).
+        spec = top_workflow.subprocess_specs.get(task.internal_data.get("called_element") or task.task_spec.spec)
         subprocess = TigaoSubWorkflow(spec, task.id, top_workflow, deserializing=True)
         subprocess.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=subprocess)
         subprocess.task_tree = subprocess.tasks.get(UUID(dct["root"]))
