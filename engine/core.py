@@ -39,7 +39,6 @@ from storage.models import (
 from . import history
 from .assignment import Dept, Directory, Person, parse_directory_file, split_ids
 from .clock import Clock, SettableClock
-from .camunda import default_candidates
 from .errors import (
     Conflict,
     EngineError,
@@ -992,6 +991,8 @@ class Run:
         if not assignee and not cand_users and not cand_groups and role:
             cand_groups = [role]
         elif not assignee and not cand_users and not cand_groups:
+            from .camunda import default_candidates
+
             info = self.built.analysis.processes.get(self.inst.process_key)
             cand_users, cand_groups = default_candidates(info.properties if info else {}, list(directory.users))
         due = self._when(value(meta.due_date) if meta else None, "dueDate", spec.bpmn_id)
