@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from .errors import Conflict
+from .errors import Conflict, StorageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("tigao.retry")
@@ -63,6 +63,11 @@ def retrying(fn: F) -> F:
                 return fn(*args, **kwargs)
             except Contention as exc:
                 if attempt == COMMAND_ATTEMPTS - 1:
+                    cause = str(getattr(exc.__cause__, "orig", exc.__cause__)).lower()
+                    if any(t in cause for t in SQLITE_BUSY_TEXT):
+                        # Still locked after every retry: another process holds the SQLite file.
+                        raise StorageError(f"the database is locked by another process (tried {COMMAND_ATTEMPTS} "
+                                           "times); try again when it is done") from exc
                     raise Contention(f"{exc.message}; it was tried {COMMAND_ATTEMPTS} times, try again "
                                      "in a moment") from exc
                 wait = pause(attempt)
