@@ -320,22 +320,24 @@ class Engine:
 
     # ------------------------------------------------------------------ definitions
     def validate(self, paths: list[str | Path]) -> Analysis:
-        from .definitions import analyse, read_bundle
+        from .definitions import analyse, read_bundle, with_deployed_forms
 
         bundle = read_bundle(paths)
         with self._tx() as s:
             directory = self._dir(s)
-            deployed = set(s.scalars(select(Definition.key).distinct()))
-        return analyse(bundle, directory, deployed)
+            latest = self._latest_definitions(s)
+            bundle = with_deployed_forms(bundle, [d.files for d in latest.values()])
+        return analyse(bundle, directory, set(latest))
 
     def deploy(self, paths: list[str | Path], actor: str | None = None) -> list[DeployResult]:
-        from .definitions import analyse, content_hash, files_for, read_bundle
+        from .definitions import analyse, content_hash, files_for, read_bundle, with_deployed_forms
 
         bundle = read_bundle(paths)
         with self._tx() as s:
             self._check_actor(s, actor)
             directory = self._dir(s)
             latest = self._latest_definitions(s)
+            bundle = with_deployed_forms(bundle, [d.files for d in latest.values()])
             analysis = analyse(bundle, directory, set(latest))
             now = self.clock.now()
             results = []

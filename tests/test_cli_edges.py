@@ -14,9 +14,9 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner, Result
+from conftest import BPMN, ORG
 
 from cli import TABLE_WIDTH, main, shorten
-from conftest import BPMN, ORG
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_ENV = {"TIGAO_USER": None, "TIGAO_DB": None, "TIGAO_TZ": None}
@@ -263,3 +263,28 @@ def test_acting_command__takes_the_user_from_tigao_user(sim: str) -> None:
 def test_unknown_acting_user__is_refused(sim: str) -> None:
     assert "unknown user 'mallory'" in refused(sim, 7, "clock", "advance", "P1D", "--as", "mallory")
     assert "unknown user 'mallory'" in refused(sim, 7, "start", "user_task", "--as", "mallory")
+
+
+# ----------------------------------------------------------------------------- deploying a changed diagram
+def test_deploying_a_changed_diagram_alone__takes_its_unchanged_forms_from_the_deployed_version(
+        sim: str, tmp_path: Path) -> None:
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    changed = (BPMN / "user_task.bpmn").read_text(encoding="utf-8").replace('name="Fill in the form"',
+                                                                             'name="Fill in the new form"')
+    assert "Fill in the new form" in changed
+    (alone / "user_task.bpmn").write_text(changed, encoding="utf-8")
+    assert "ok  user_task" in ok(sim, "validate", str(alone / "user_task.bpmn"))
+    out = ok(sim, "deploy", str(alone / "user_task.bpmn"), *ADMIN)
+    assert out.splitlines()[2].split() == ["user_task", "2", out.splitlines()[2].split()[2], "deployed"]
+    v2 = next(d for d in ok_json(sim, "definitions") if d["key"] == "user_task" and d["version"] == 2)
+    assert "forms/simple.json" in v2["files"]
+    task = ok_json(sim, "start", "user_task", "--as", "alice")["tasks"][0]
+    assert task["name"] == "Fill in the new form" and task["form_key"] == "simple"
+    form = json.loads((BPMN / "forms" / "simple.json").read_text(encoding="utf-8"))
+    assert ok_json(sim, "task", str(task["id"]))["form"] == form
+
+    # A diagram never deployed still needs its forms.
+    (alone / "fresh.bpmn").write_text(changed.replace('id="user_task"', 'id="fresh_process"'), encoding="utf-8")
+    line = refused(sim, 4, "deploy", str(alone / "fresh.bpmn"), *ADMIN)
+    assert "simple" in line or "form" in line
