@@ -454,8 +454,8 @@ def show(c: Ctx, instance_id: int, as_json: bool) -> None:
         return
     click.echo(f"instance {d['id']}  {d['key']} v{d['version']}  {d['status']}"
                + (f"  business key {d['business_key']}" if d["business_key"] else ""))
-    click.echo(f"started {fmt(d['started_at'], zone=True)} by {d['started_by'] or '-'}"
-               + (f"; ended {fmt(d['ended_at'])}" if d["ended_at"] else "")
+    click.echo(f"started {fmt(d['started_at'])} by {d['started_by'] or '-'}"
+               + (f"; ended {fmt(d['ended_at'])}" if d["ended_at"] else "") + f" ({zone_name()})"
                + (f" ({d['end_reason']})" if d["end_reason"] else "") + f"; {d['events']} events")
     click.echo("data: " + json.dumps(d["data"], ensure_ascii=False, sort_keys=True))
     if d["waiting"]:
