@@ -134,7 +134,7 @@ def campaign_report(engine: Engine, date_from: date | datetime | str | None = No
     lo = _bound(date_from, end_of_day=False)
     hi = _bound(date_to, end_of_day=True)
     if lo is not None and hi is not None and hi < lo:
-        raise InputError(f"the window ends ({fmt(hi)}) before it starts ({fmt(lo)})")
+        raise InputError(f"the window ends ({fmt(hi, zone=True)}) before it starts ({fmt(lo, zone=True)})")
     with engine._tx() as s:
         as_of = engine.clock.now()
         r = _Reader(engine, s, (lo, hi), as_of)
