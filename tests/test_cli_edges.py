@@ -288,3 +288,16 @@ def test_deploying_a_changed_diagram_alone__takes_its_unchanged_forms_from_the_d
     (alone / "fresh.bpmn").write_text(changed.replace('id="user_task"', 'id="fresh_process"'), encoding="utf-8")
     line = refused(sim, 4, "deploy", str(alone / "fresh.bpmn"), *ADMIN)
     assert "simple" in line or "form" in line
+
+
+def test_the_tie__same_order_on_sqlite_and_postgresql(db_url: str) -> None:
+    from datetime import datetime, timezone
+
+    from conftest import set_simulated
+
+    set_simulated(db_url, datetime(2012, 3, 1, 1, tzinfo=timezone.utc))
+    ok(db_url, "directory", "load", str(ORG), *ADMIN)
+    ok(db_url, "deploy", str(BPMN / "timers.bpmn"), *ADMIN)
+    iid = late_timers_instance(db_url)
+    types = [e["type"] for e in ok_json(db_url, "history", str(iid))]
+    assert types[2:6] == ["task_overdue", "task_escalated", "timer_fired", "task_cancelled"]
