@@ -301,3 +301,19 @@ def test_the_tie__same_order_on_sqlite_and_postgresql(db_url: str) -> None:
     iid = late_timers_instance(db_url)
     types = [e["type"] for e in ok_json(db_url, "history", str(iid))]
     assert types[2:6] == ["task_overdue", "task_escalated", "timer_fired", "task_cancelled"]
+
+
+def test_tables__name_the_zone_once_when_each_time_heading_would_not_fit() -> None:
+    from cli import table
+
+    @click.command()
+    def show() -> None:
+        from datetime import datetime, timezone
+
+        at = datetime(2012, 3, 1, 1, tzinfo=timezone.utc)
+        table([{"a": "x" * 30, "b": "y" * 30, "started": at, "ended": at}],
+              [("a", "A"), ("b", "B"), ("started", "STARTED"), ("ended", "ENDED")])
+
+    out = CliRunner().invoke(show, []).stdout
+    assert out.splitlines()[0].split() == ["A", "B", "STARTED", "(Asia/Shanghai)", "ENDED"]
+    assert max(len(ln) for ln in out.splitlines()) <= TABLE_WIDTH
