@@ -75,6 +75,7 @@ The dictionary returned by `campaign_report` is JSON-serialisable (`tigao report
 
 from __future__ import annotations
 
+import textwrap
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -572,6 +573,11 @@ def _pct(rate: float | None) -> str:
     return "-" if rate is None else f"{rate * 100:.0f}%"
 
 
+def _wrap(text: str) -> list[str]:
+    """Running text in lines of at most 100 columns (as the command line's tables)."""
+    return textwrap.wrap(text, width=100, subsequent_indent="  ", break_long_words=False) or [""]
+
+
 def _when(iso: str | None) -> str:
     return fmt(datetime.fromisoformat(iso)) if iso else ""
 
@@ -584,8 +590,8 @@ def format_report(report: dict[str, Any]) -> str:
     lines = ["Improvement Year (提高年) campaign report"]
     states_at = _when(w.get("states_at") or w["as_of"])
     if windowed:
-        lines.append(f"window: {_when(w['from']) or 'the start'} to {_when(w['to']) or 'now'} ({zone_name()}); "
-                     f"every figure is for the window, except those marked 'at the end' (read at {states_at})")
+        lines += _wrap(f"window: {_when(w['from']) or 'the start'} to {_when(w['to']) or 'now'} ({zone_name()}); "
+                       f"every figure is for the window, except those marked 'at the end' (read at {states_at})")
     else:
         lines.append(f"whole record, as of {states_at} ({zone_name()})")
     if c["status"] is None:
@@ -619,28 +625,28 @@ def format_report(report: dict[str, Any]) -> str:
                     ["DEPARTMENT", "NAME", "STAFF", "DONE", "ON TIME", "FINDINGS", "SELF-FOUND", "RECTIFIED",
                      "DISCIPLINE", "ESCALATIONS", "SCORE"], right=set(range(2, 11)))
     t = report["totals"]
-    lines.append(f"all: {t['tasks_done']} tasks done, {t['on_time']} of {t['with_due']} with a due date "
-                 f"on time ({_pct(t['on_time_rate'])})")
+    lines += _wrap(f"all: {t['tasks_done']} tasks done, {t['on_time']} of {t['with_due']} with a due date "
+                   f"on time ({_pct(t['on_time_rate'])})")
 
     cp = report["complaints"]
-    lines += ["", "Complaints (有訴必理、有理必果)",
+    lines += ["", "Complaints (有訴必理、有理必果)", *_wrap(
               f"received {cp['received']} ({cp['out_of_hours']} out of office hours), registered and routed "
               f"{cp['registered']}, confirmed {cp['confirmed']}, unfounded {cp['unfounded']}, "
-              f"complainant told the result {cp['with_result']}, still open{at_end} {cp['open']}"]
+              f"complainant told the result {cp['with_result']}, still open{at_end} {cp['open']}")]
     ch = report["checks"]
-    lines += ["", "Checks",
+    lines += ["", "Checks", *_wrap(
               f"quarterly inspections {ch['quarterly_inspections']} ({ch['inspection_findings']} findings), "
               f"spot checks {ch['spot_checks']} ({ch['spot_check_problems']} found a problem), "
-              f"after-the-fact checks {ch['after_checks']} ({ch['after_check_problems']} found a problem)"]
+              f"after-the-fact checks {ch['after_checks']} ({ch['after_check_problems']} found a problem)")]
     es = report["escalations"]
-    lines += ["", "Deadlines",
+    lines += ["", "Deadlines", *_wrap(
               f"tasks fallen overdue {es['overdue']}, escalations {es['escalated']} "
               f"(to the leader {es['level1']}, to the office {es['level2']}), "
-              f"open and overdue at the end{' of the window' if windowed else ''} {es['open_overdue']}"]
+              f"open and overdue at the end{' of the window' if windowed else ''} {es['open_overdue']}")]
     di = report["discipline"]
     by = ", ".join(f"{k or '?'} {v}" for k, v in di["by_department"].items()) or "none"
     lines += ["", "Discipline inspection (黨紀、政紀責任)",
-              f"cases {di['cases']}, decided {di['decided']}; by department: {by}"]
+              *_wrap(f"cases {di['cases']}, decided {di['decided']}; by department: {by}")]
     ev = report["evaluation"]
     lines += ["", "Year-end evaluation"]
     if ev["scores"]:
