@@ -266,8 +266,8 @@ def init(c: Ctx, simulated: str | None) -> None:
 
 
 def _check_actor(c: Ctx, actor: str) -> None:
-    """An acting user the engine does not check itself must still be someone the directory knows."""
-    c.engine.check_reader(actor)
+    """An acting user the engine does not check itself: known to the directory, not only an auditor."""
+    c.engine.check_acting(actor)
 
 
 def _clock_json(c: Ctx, now: datetime) -> dict[str, Any]:

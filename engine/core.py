@@ -788,6 +788,11 @@ class Engine:
                     names[bid] = label
         return names
 
+    def check_acting(self, user: str) -> None:
+        """A user who may change what is stored: known to the directory, and not only an auditor."""
+        with self._tx() as s:
+            self._check_actor(s, user, acting=True)
+
     def check_reader(self, user: str) -> None:
         """Anyone in the directory may read the history; unknown users may not."""
         with self._tx() as s:

@@ -263,6 +263,8 @@ def test_acting_command__takes_the_user_from_tigao_user(sim: str) -> None:
 def test_unknown_acting_user__is_refused(sim: str) -> None:
     assert "unknown user 'mallory'" in refused(sim, 7, "clock", "advance", "P1D", "--as", "mallory")
     assert "unknown user 'mallory'" in refused(sim, 7, "start", "user_task", "--as", "mallory")
+    assert "auditor" in refused(sim, 7, "clock", "advance", "P1D", "--as", "erin")
+    assert "auditor" in refused(sim, 7, "directory", "load", str(ORG), "--as", "erin")
 
 
 # ----------------------------------------------------------------------------- deploying a changed diagram
