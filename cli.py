@@ -125,9 +125,19 @@ def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], em
     timed = {k for k, _ in columns if any(isinstance(r.get(k), datetime) for r in rows)}
     headings = [f"{h} ({zone_name()})" if k in timed and h else h for k, h in columns]
     cells = [[_cell(r.get(k)) for k, _ in columns] for r in rows]
-    widths = [max([_width(h)] + [_width(c[i]) for c in cells]) for i, h in enumerate(headings)]
+
+    def natural(heads: list[str]) -> list[int]:
+        return [max([_width(h)] + [_width(c[i]) for c in cells]) for i, h in enumerate(heads)]
+
+    widths = natural(headings)
+    if not _wide() and sum(widths) + 2 * (len(widths) - 1) > TABLE_WIDTH and len(timed) > 1:
+        # Name the zone once, in the first time column, when naming it in each does not fit.
+        first = next(i for i, (k, _) in enumerate(columns) if k in timed)
+        headings = [h if i == first or k not in timed else plain
+                    for i, ((k, plain), h) in enumerate(zip(columns, headings))]
+        widths = natural(headings)
     if not _wide():
-        floors = [w if (k in timed or all(_width(c[i]) <= 12 for c in cells)) else max(_width(h), 12)
+        floors = [w if (k in timed or all(_width(c[i]) <= 8 for c in cells)) else max(_width(h), 8)
                   for i, ((k, _), h, w) in enumerate(zip(columns, headings, widths))]
         widths = _fit(widths, floors, TABLE_WIDTH)
         cells = [[shorten(x, w) for x, w in zip(c, widths)] for c in cells]
@@ -256,8 +266,8 @@ def init(c: Ctx, simulated: str | None) -> None:
 
 
 def _check_actor(c: Ctx, actor: str) -> None:
-    """An acting user the engine does not check itself must still be someone the directory knows."""
-    c.engine.check_reader(actor)
+    """An acting user the engine does not check itself: known to the directory, not only an auditor."""
+    c.engine.check_acting(actor)
 
 
 def _clock_json(c: Ctx, now: datetime) -> dict[str, Any]:
@@ -456,8 +466,8 @@ def show(c: Ctx, instance_id: int, as_json: bool) -> None:
         return
     click.echo(f"instance {d['id']}  {d['key']} v{d['version']}  {d['status']}"
                + (f"  business key {d['business_key']}" if d["business_key"] else ""))
-    click.echo(f"started {fmt(d['started_at'], zone=True)} by {d['started_by'] or '-'}"
-               + (f"; ended {fmt(d['ended_at'])}" if d["ended_at"] else "")
+    click.echo(f"started {fmt(d['started_at'])} by {d['started_by'] or '-'}"
+               + (f"; ended {fmt(d['ended_at'])}" if d["ended_at"] else "") + f" ({zone_name()})"
                + (f" ({d['end_reason']})" if d["end_reason"] else "") + f"; {d['events']} events")
     click.echo("data: " + json.dumps(d["data"], ensure_ascii=False, sort_keys=True))
     if d["waiting"]:

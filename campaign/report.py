@@ -9,14 +9,18 @@ simulation keeps no figures of its own in the database).
 
 A time window (`date_from`, `date_to`) restricts the report to what happened in it: a task
 counts as done in the window when it was completed in it, a finding when its investigation task
-was created in it, an escalation when its event is in it, and so on. Phase figures are the
-exception: they are cumulative from the start of the campaign to the end of the window, because
-a phase's completion is a state, not an event.
+was created in it, an escalation when its event is in it, and so on. States are read at the
+end of the window (a phase's status, what is open, the campaign's status): a phase's ``tasks``,
+``done``, ``open`` and ``late`` are cumulative from the start of the campaign to the end of the
+window, because a phase's completion is a state, not an event; ``done_in_window`` and
+``late_in_window`` are the phase's figures for the window itself. The text report says which is
+which, and names the window and the display time zone in its heading.
 
 The dictionary returned by `campaign_report` is JSON-serialisable (`tigao report --json`):
 
-* ``window``: ``from``/``to`` (ISO 8601 UTC or None) and ``as_of`` (the engine's time when the
-  report was made).
+* ``window``: ``from``/``to`` (ISO 8601 UTC or None), ``as_of`` (the engine's time when the
+  report was made) and ``states_at`` (the instant states are read at: the end of the window, or
+  ``as_of`` without one).
 * ``campaign``: the newest `campaign` instance as it was at the end of the window:
   ``instance``, ``status`` (``running``, ``completed``, ``cancelled``; None when it had not
   started), ``started_at``, ``ended_at``.
@@ -28,7 +32,9 @@ The dictionary returned by `campaign_report` is JSON-serialisable (`tigao report
   ``done`` (of those, completed by the end of the window), ``open`` (not yet closed at the end
   of the window), ``late`` (done after their due date, or open and past it at the end of the
   window), ``started`` (first task created) and ``completed_at`` (when the flow left the phase:
-  the creation of the task that follows it in the campaign diagram).
+  the creation of the task that follows it in the campaign diagram); ``done_in_window`` (tasks of
+  the stage completed in the window) and ``late_in_window`` (of those, completed after their due
+  date, plus tasks that fell due in the window and were still open at its end).
 * ``departments``: one row per department of the directory: ``id``, ``name``, ``members``,
   ``tasks_done`` (human tasks completed in the window by a member of the department),
   ``with_due`` (of those, tasks that had a due date), ``on_time`` (of those, completed at or
@@ -69,6 +75,7 @@ The dictionary returned by `campaign_report` is JSON-serialisable (`tigao report
 
 from __future__ import annotations
 
+import textwrap
 import unicodedata
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -84,7 +91,7 @@ from storage.models import Definition, Department, Event, HumanTask, Instance, U
 
 from engine.core import Engine
 from engine.errors import InputError
-from engine.timeutil import display_tz, fmt, parse_datetime
+from engine.timeutil import display_tz, fmt, parse_datetime, zone_name
 
 BPMN = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
 CAMPAIGN = "campaign"
@@ -128,7 +135,7 @@ def campaign_report(engine: Engine, date_from: date | datetime | str | None = No
     lo = _bound(date_from, end_of_day=False)
     hi = _bound(date_to, end_of_day=True)
     if lo is not None and hi is not None and hi < lo:
-        raise InputError(f"the window ends ({fmt(hi)}) before it starts ({fmt(lo)})")
+        raise InputError(f"the window ends ({fmt(hi, zone=True)}) before it starts ({fmt(lo, zone=True)})")
     with engine._tx() as s:
         as_of = engine.clock.now()
         r = _Reader(engine, s, (lo, hi), as_of)
@@ -236,7 +243,8 @@ class _Reader:
         with_due = [t for t in done if t.due_at is not None]
         on_time = sum(1 for t in with_due if t.completed_at and t.due_at and t.completed_at <= t.due_at)
         return {
-            "window": {"from": _iso(self.window[0]), "to": _iso(self.window[1]), "as_of": _iso(self.as_of)},
+            "window": {"from": _iso(self.window[0]), "to": _iso(self.window[1]), "as_of": _iso(self.as_of),
+                       "states_at": _iso(min(self.end, self.as_of))},
             "campaign": self.campaign_state(campaign),
             "phases": self.phase_rows(campaign),
             "departments": departments,
@@ -279,9 +287,13 @@ class _Reader:
             else:
                 ended = self._phase_end(campaign, follower, tasks)
             status = "completed" if ended else "running" if mine else "not started"
+            in_window = [t for t in done if _in(t.completed_at, self.window)]
+            late_in_window = sum(1 for t in in_window if t.due_at and t.completed_at and t.completed_at > t.due_at) \
+                + sum(1 for t in still_open if t.due_at and _in(t.due_at, self.window) and t.due_at < self.end)
             rows.append({
                 "key": key, "name": name, "status": status, "tasks": len(mine), "done": len(done),
-                "open": len(still_open), "late": late,
+                "open": len(still_open), "late": late, "done_in_window": len(in_window),
+                "late_in_window": late_in_window,
                 "started": _iso(min((t.created_at for t in mine), default=None)),
                 "completed_at": _iso(ended),
             })
@@ -561,6 +573,11 @@ def _pct(rate: float | None) -> str:
     return "-" if rate is None else f"{rate * 100:.0f}%"
 
 
+def _wrap(text: str) -> list[str]:
+    """Running text in lines of at most 100 columns (as the command line's tables)."""
+    return textwrap.wrap(text, width=100, subsequent_indent="  ", break_long_words=False) or [""]
+
+
 def _when(iso: str | None) -> str:
     return fmt(datetime.fromisoformat(iso)) if iso else ""
 
@@ -568,18 +585,30 @@ def _when(iso: str | None) -> str:
 def format_report(report: dict[str, Any]) -> str:
     """The report as text: a heading and aligned tables (wide characters count double)."""
     w, c = report["window"], report["campaign"]
+    windowed = bool(w["from"] or w["to"])
+    at_end = " at the end of the window" if windowed else ""
     lines = ["Improvement Year (提高年) campaign report"]
-    span = "whole record" if not (w["from"] or w["to"]) else \
-        f"{_when(w['from']) or 'start'} to {_when(w['to']) or 'now'}"
-    lines.append(f"window: {span}; as of {_when(w['as_of'])}")
-    if c["status"] is None:
-        lines.append("campaign: not started")
+    states_at = _when(w.get("states_at") or w["as_of"])
+    if windowed:
+        lines += _wrap(f"window: {_when(w['from']) or 'the start'} to {_when(w['to']) or 'now'} ({zone_name()}); "
+                       f"every figure is for the window, except those marked 'at the end' (read at {states_at})")
     else:
-        lines.append(f"campaign: instance {c['instance']}, {c['status']}, started {_when(c['started_at'])}"
+        lines.append(f"whole record, as of {states_at} ({zone_name()})")
+    if c["status"] is None:
+        lines.append(f"campaign{at_end}: not started")
+    else:
+        lines.append(f"campaign{at_end}: instance {c['instance']}, {c['status']}, started {_when(c['started_at'])}"
                      + (f", ended {_when(c['ended_at'])}" if c["ended_at"] else ""))
 
-    lines += ["", "Phases"]
-    if report["phases"]:
+    lines += ["", "Phases" + (" (AT END: from the campaign start to the end of the window)"
+                              if windowed else "")]
+    if report["phases"] and windowed:
+        lines += _table([[p["key"], p["name"], p["status"], f"{p['done']}/{p['tasks']}", str(p["open"]),
+                          str(p.get("done_in_window", "")), str(p.get("late_in_window", "")), _when(p["started"]),
+                          _when(p["completed_at"])] for p in report["phases"]],
+                        ["PHASE", "NAME", "STATUS AT END", "DONE/TASKS AT END", "OPEN AT END", "DONE IN WINDOW",
+                         "LATE IN WINDOW", "STARTED", "COMPLETED"], right={3, 4, 5, 6})
+    elif report["phases"]:
         lines += _table([[p["key"], p["name"], p["status"], f"{p['done']}/{p['tasks']}", str(p["open"]),
                           str(p["late"]), _when(p["started"]), _when(p["completed_at"])]
                          for p in report["phases"]],
@@ -588,7 +617,7 @@ def format_report(report: dict[str, Any]) -> str:
     else:
         lines.append("(no campaign instance)")
 
-    lines += ["", "Departments"]
+    lines += ["", "Departments" + (" (in the window; STAFF as in the directory now)" if windowed else "")]
     lines += _table([[d["id"], d["name"], str(d["members"]), str(d["tasks_done"]), _pct(d["on_time_rate"]),
                       str(d["findings"]), str(d["self_found"]), str(d["rectified"]), str(d["discipline"]),
                       str(d["escalations"]), "" if d["score"] is None else str(d["score"])]
@@ -596,33 +625,33 @@ def format_report(report: dict[str, Any]) -> str:
                     ["DEPARTMENT", "NAME", "STAFF", "DONE", "ON TIME", "FINDINGS", "SELF-FOUND", "RECTIFIED",
                      "DISCIPLINE", "ESCALATIONS", "SCORE"], right=set(range(2, 11)))
     t = report["totals"]
-    lines.append(f"all: {t['tasks_done']} tasks done, {t['on_time']} of {t['with_due']} with a due date "
-                 f"on time ({_pct(t['on_time_rate'])})")
+    lines += _wrap(f"all: {t['tasks_done']} tasks done, {t['on_time']} of {t['with_due']} with a due date "
+                   f"on time ({_pct(t['on_time_rate'])})")
 
     cp = report["complaints"]
-    lines += ["", "Complaints (有訴必理、有理必果)",
+    lines += ["", "Complaints (有訴必理、有理必果)", *_wrap(
               f"received {cp['received']} ({cp['out_of_hours']} out of office hours), registered and routed "
               f"{cp['registered']}, confirmed {cp['confirmed']}, unfounded {cp['unfounded']}, "
-              f"complainant told the result {cp['with_result']}, still open {cp['open']}"]
+              f"complainant told the result {cp['with_result']}, still open{at_end} {cp['open']}")]
     ch = report["checks"]
-    lines += ["", "Checks",
+    lines += ["", "Checks", *_wrap(
               f"quarterly inspections {ch['quarterly_inspections']} ({ch['inspection_findings']} findings), "
               f"spot checks {ch['spot_checks']} ({ch['spot_check_problems']} found a problem), "
-              f"after-the-fact checks {ch['after_checks']} ({ch['after_check_problems']} found a problem)"]
+              f"after-the-fact checks {ch['after_checks']} ({ch['after_check_problems']} found a problem)")]
     es = report["escalations"]
-    lines += ["", "Deadlines",
+    lines += ["", "Deadlines", *_wrap(
               f"tasks fallen overdue {es['overdue']}, escalations {es['escalated']} "
               f"(to the leader {es['level1']}, to the office {es['level2']}), "
-              f"open and overdue at the end {es['open_overdue']}"]
+              f"open and overdue at the end{' of the window' if windowed else ''} {es['open_overdue']}")]
     di = report["discipline"]
     by = ", ".join(f"{k or '?'} {v}" for k, v in di["by_department"].items()) or "none"
     lines += ["", "Discipline inspection (黨紀、政紀責任)",
-              f"cases {di['cases']}, decided {di['decided']}; by department: {by}"]
+              *_wrap(f"cases {di['cases']}, decided {di['decided']}; by department: {by}")]
     ev = report["evaluation"]
     lines += ["", "Year-end evaluation"]
     if ev["scores"]:
         lines.append(f"average score {ev['average']}, best {ev['best']}"
                      + (f"; county's verdict: {ev['county_result']}" if ev["county_result"] else ""))
     else:
-        lines.append("not evaluated yet")
+        lines.append("not evaluated in the window" if windowed else "not evaluated yet")
     return "\n".join(lines)

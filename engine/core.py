@@ -324,23 +324,25 @@ class Engine:
 
     # ------------------------------------------------------------------ definitions
     def validate(self, paths: list[str | Path]) -> Analysis:
-        from .definitions import analyse, read_bundle
+        from .definitions import analyse, read_bundle, with_deployed_forms
 
         bundle = read_bundle(paths)
         with self._tx() as s:
             directory = self._dir(s)
-            deployed = set(s.scalars(select(Definition.key).distinct()))
-        return analyse(bundle, directory, deployed)
+            latest = self._latest_definitions(s)
+            bundle = with_deployed_forms(bundle, [d.files for d in latest.values()])
+        return analyse(bundle, directory, set(latest))
 
     @retrying
     def deploy(self, paths: list[str | Path], actor: str | None = None) -> list[DeployResult]:
-        from .definitions import analyse, content_hash, files_for, read_bundle
+        from .definitions import analyse, content_hash, files_for, read_bundle, with_deployed_forms
 
         bundle = read_bundle(paths)
         with self._tx() as s:
             self._check_actor(s, actor)
             directory = self._dir(s)
             latest = self._latest_definitions(s)
+            bundle = with_deployed_forms(bundle, [d.files for d in latest.values()])
             analysis = analyse(bundle, directory, set(latest))
             now = self.clock.now()
             results = []
@@ -846,6 +848,11 @@ class Engine:
                 if bid and label:
                     names[bid] = label
         return names
+
+    def check_acting(self, user: str) -> None:
+        """A user who may change what is stored: known to the directory, and not only an auditor."""
+        with self._tx() as s:
+            self._check_actor(s, user, acting=True)
 
     def check_reader(self, user: str) -> None:
         """Anyone in the directory may read the history; unknown users may not."""

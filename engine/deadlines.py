@@ -190,7 +190,7 @@ def _mark_overdue(engine: Engine, s: Session, inst: Instance, row: HumanTask, no
     row.overdue_since = now
     people, leader = _responsible(engine, s, row)
     policy = _policy(engine, s, inst, row)
-    msg = f"task {row.id} '{row.name}' was due {fmt(row.due_at)} and is overdue"
+    msg = f"task {row.id} '{row.name}' was due {fmt(row.due_at, zone=True)} and is overdue"
     _notify(s, people[:50], now, "overdue", row, msg)
     if leader:
         _notify(s, [leader], now, "overdue_leader",
@@ -219,7 +219,7 @@ def _escalate(engine: Engine, s: Session, inst: Instance, row: HumanTask, level:
         s.add(TaskCandidate(task_id=row.id, kind="group", value=target_group))
     row.escalation_level = level
     to = target_user or f"role {target_group}"
-    msg = (f"task {row.id} '{row.name}' (due {fmt(row.due_at)}) escalated to {to}; responsible: "
+    msg = (f"task {row.id} '{row.name}' (due {fmt(row.due_at, zone=True)}) escalated to {to}; responsible: "
            f"{', '.join(people[:5]) or 'nobody'}; their leader: {leader or 'none'}")
     recipients = [target_user] if target_user else directory.role_members(target_group or "")
     _notify(s, recipients + people[:50] + ([leader] if leader else []), now, "escalated", row, msg)
@@ -439,7 +439,7 @@ class Worker:
         elif timer.kind == "followup":
             people, _ = _responsible(engine, s, row)
             _notify(s, people[:50], now, "follow_up", row, f"reminder: task {row.id} '{row.name}' "
-                    f"needs attention (follow-up date {fmt(row.follow_up_at)})")
+                    f"needs attention (follow-up date {fmt(row.follow_up_at, zone=True)})")
             history.append(s, inst, "task_follow_up", now, "system", {"spiff_id": row.spiff_id},
                            element_id=row.element_id, task_id=row.id)
         elif timer.kind == "escalate":

@@ -154,6 +154,23 @@ def read_bundle(paths: list[str | Path]) -> Bundle:
     return Bundle(files)
 
 
+def with_deployed_forms(bundle: Bundle, deployed: list[dict[str, str]]) -> Bundle:
+    """The bundle plus the forms it lacks that a deployed version of one of its diagrams holds.
+
+    Redeploying a changed diagram alone keeps its unchanged forms (as a called process not in the
+    bundle comes from its deployed version); a form given in the bundle always wins. `deployed`
+    holds the files of each process's newest version.
+    """
+    files = dict(bundle.files)
+    names = set(bundle.bpmn_names())
+    for version in deployed:
+        if names & set(version):
+            for name, text in version.items():
+                if name.startswith("forms/") and name not in files:
+                    files[name] = text
+    return Bundle(files)
+
+
 def parse_xml(name: str, text: str) -> etree._Element:
     """Parse one XML file safely; raise DefinitionError on DOCTYPE/entities or malformed XML."""
     head = text[:65536].upper()

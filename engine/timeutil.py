@@ -21,9 +21,13 @@ _DURATION = re.compile(r"^P(?!$)(\d+(\.\d+)?Y)?(\d+(\.\d+)?M)?(\d+(\.\d+)?W)?(\d
                        r"(T(?=\d)(\d+(\.\d+)?H)?(\d+(\.\d+)?M)?(\d+(\.\d+)?S)?)?$")
 
 
-@lru_cache(maxsize=8)
 def display_tz(name: str | None = None) -> ZoneInfo:
-    name = name or os.environ.get("TIGAO_TZ") or DEFAULT_TZ
+    """The zone every time shown to people is in: `name`, else TIGAO_TZ, else Asia/Shanghai."""
+    return _zone(name or os.environ.get("TIGAO_TZ") or DEFAULT_TZ)
+
+
+@lru_cache(maxsize=8)
+def _zone(name: str) -> ZoneInfo:  # cached by the resolved name, so a changed TIGAO_TZ is seen
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, OSError) as exc:

@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 from lxml import etree
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from campaign_support import record_flows
 from cli import main
@@ -29,7 +29,7 @@ from engine import Engine, InputError
 from campaign.demo import PROCESSES, run_demo
 from campaign.report import campaign_report, format_report
 from engine.timeutil import display_tz, parse_datetime
-from storage.models import Department, Event, User
+from storage.models import Department, Event, HumanTask, User
 
 SMALL = {"seed": 7, "complaints": 3, "staff_limit": 0}
 NO_ENV = {"TIGAO_USER": None, "TIGAO_DB": None}
@@ -254,6 +254,18 @@ def test_demo__plays_a_small_year_and_its_report_equals_the_history(db_url: str)
     assert windowed["window"]["from"] == lo.isoformat() and windowed["window"]["to"] == hi.isoformat()
     assert_report_matches_history(windowed, count_from_history(engine, lo, hi))
     assert windowed["totals"]["tasks_done"] < report["totals"]["tasks_done"]
+    # Its phase figures are for the window, or marked as read at the window's end; the heading
+    # names the window, not the time the report was made.
+    with engine._tx() as s:
+        done_in_q3 = s.scalar(select(func.count()).select_from(HumanTask).where(
+            HumanTask.instance_id == windowed["campaign"]["instance"], HumanTask.completed_at >= lo,
+            HumanTask.completed_at <= hi))
+    assert sum(p["done_in_window"] for p in windowed["phases"]) == done_in_q3 > 0
+    assert windowed["window"]["states_at"] == hi.isoformat()
+    text = format_report(windowed)
+    assert "window: 2012-07-01 00:00 to 2012-09-30 23:59 (Asia/Shanghai)" in text
+    assert "2012-12-31" not in text.splitlines()[1]
+    assert "DONE IN WINDOW" in text and "STATUS AT END" in text and "campaign at the end of the window" in text
 
     # The database stays for exploring; the demo refuses to play into it again.
     with pytest.raises(InputError, match="already has data"):
