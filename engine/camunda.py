@@ -8,8 +8,8 @@
   `tigao validate` warns about each such task.
 * An inclusive-gateway flow without a condition is always taken.
 * What Camunda's schema requires is refused at deployment by element, never discovered at run
-  time: a sequence flow without an id, a message event or receive task without `messageRef` (or
-  naming no message), HTML form keys (`embedded:`, `app:`) that Tigao cannot show.
+  time: a sequence flow without an id, a catching message event or receive task without
+  `messageRef` (or naming no message), HTML form keys (`embedded:`, `app:`) that Tigao cannot show.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 NS = {"bpmn": BPMN_NS, "camunda": CAMUNDA_NS}
 DEFAULT_GROUP_PROPERTY = "tigao.defaultCandidateGroup"
 DEFAULT_GROUP_ENV = "TIGAO_DEFAULT_CANDIDATE_GROUP"
-MESSAGE_HOLDERS = ("startEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent", "endEvent")
+CATCHING = ("startEvent", "intermediateCatchEvent", "boundaryEvent")
 
 
 def default_candidates(process_properties: dict[str, str], all_users: list[str]) -> tuple[list[str], list[str]]:
@@ -68,7 +68,9 @@ def check_process(name: str, root: etree._Element, proc: etree._Element, lanes: 
                                           "has no id; give it one (Camunda Modeler always does)",
                                     element=flow.get("sourceRef"), line=flow.sourceline))
     for med in proc.iter(f"{{{BPMN_NS}}}messageEventDefinition"):
-        _check_message_ref(name, med, med.getparent(), messages, problems)
+        # A catching event must know its message; a throwing one without it throws nothing (Camunda).
+        if etree.QName(med.getparent()).localname in CATCHING or med.get("messageRef"):
+            _check_message_ref(name, med, med.getparent(), messages, problems)
     for task in proc.iter(f"{{{BPMN_NS}}}receiveTask"):
         ref = task.get("messageRef")
         if not ref:
