@@ -83,7 +83,8 @@ def check_process(name: str, root: etree._Element, proc: etree._Element, lanes: 
     for task in proc.iter(f"{{{BPMN_NS}}}userTask"):
         key = (task.get(f"{{{CAMUNDA_NS}}}formKey") or "").strip()
         if key.startswith(("embedded:", "app:")) or key.endswith((".html", ".htm")):
-            problems.append(Problem(name, f"form key '{key}' names an HTML form, which only Camunda's Tasklist can show; "
+            problems.append(Problem(name, f"form key '{key}' names an HTML form, which only Camunda's Tasklist "
+                                          "can show; "
                                           "use camunda:formData fields, a Camunda Form (camunda:formRef or "
                                           "'camunda-forms:deployment:NAME.form' with the .form file beside the BPMN "
                                           "file), or a JSON Schema form key",
@@ -143,7 +144,8 @@ class DynamicCallActivityMixin:
             my_task.internal_data[CALLED_KEY] = name
         if name not in top.subprocess_specs or top.subprocess_specs[name] is None:
             known = ", ".join(sorted(k for k, v in top.subprocess_specs.items() if v is not None)) or "none"
-            raise WorkflowTaskException(f"calledElement {self.spec} is '{name}', which is not a process deployed "  # type: ignore[attr-defined]
+            called = self.spec  # type: ignore[attr-defined]
+            raise WorkflowTaskException(f"calledElement {called} is '{name}', which is not a process deployed "
                                         f"with this one (known: {known})", task=my_task)
         subworkflow = top.create_subprocess(my_task, name)
         subworkflow.completed_event.connect(self._on_subworkflow_completed, my_task)  # type: ignore[attr-defined]
