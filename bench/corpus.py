@@ -179,7 +179,12 @@ def sample_value(schema: dict[str, Any]) -> Any:
         return "2024-01-08T09:00:00+00:00"
     if schema.get("format") == "date":
         return "2024-01-08"
-    return "x" * max(int(schema.get("minLength", 1)), 1)
+    text = "x" * max(int(schema.get("minLength", 1)), 1)
+    if schema.get("pattern"):
+        for candidate in (text, "1", "true", "C-1", "a@b.example", "2024-01-08", "12:00"):
+            if re.search(schema["pattern"], candidate):
+                return candidate
+    return text
 
 
 def form_data(schema: dict[str, Any] | None) -> dict[str, Any]:

@@ -22,6 +22,7 @@ from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.parser.task_parsers import ConditionalGatewayParser
 from SpiffWorkflow.bpmn.specs.defaults import CallActivity, ManualTask, NoneTask
 
+from .camunda_forms import is_html_form_key
 from .errors import Problem
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -82,7 +83,7 @@ def check_process(name: str, root: etree._Element, proc: etree._Element, lanes: 
                                     element=task.get("id"), line=task.sourceline))
     for task in proc.iter(f"{{{BPMN_NS}}}userTask"):
         key = (task.get(f"{{{CAMUNDA_NS}}}formKey") or "").strip()
-        if key.startswith(("embedded:", "app:")) or key.endswith((".html", ".htm")):
+        if is_html_form_key(key):
             problems.append(Problem(name, f"form key '{key}' names an HTML form, which only Camunda's Tasklist "
                                           "can show; "
                                           "use camunda:formData fields, a Camunda Form (camunda:formRef or "
