@@ -19,6 +19,7 @@ a measurement, not a test: the diagrams stay outside the repository.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import re
 import signal
@@ -35,11 +36,17 @@ if str(HERE.parent) not in sys.path:
 from lxml import etree  # noqa: E402
 
 from engine import Engine, EngineError, Worker  # noqa: E402
+try:
+    from engine.juel import expression_source  # noqa: E402
+except ImportError:  # an engine without JUEL: guess from the Python text
+    def expression_source(text: str) -> str:
+        return text.strip()[2:-1] if text.strip().startswith("${") else text
 
 CAMUNDA = "{http://camunda.org/schema/1.0/bpmn}"
 BPMN = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
 T0 = datetime(2024, 1, 8, 9, 0, tzinfo=timezone.utc)
 MISSING_NAME = re.compile(r"name '([A-Za-z_][A-Za-z0-9_]*)' is not defined")
+FAILED_EXPR = re.compile(r"Error evaluating expression '(.*)'\. ;")
 
 
 class Timeout(Exception):
@@ -144,7 +151,8 @@ def directory_for(files: list[Path]) -> str:
     roles = ["staff"] + sorted(groups - {"staff"}) + sorted(l for l in lanes if safe.match(l) and l not in groups)
     out.append('[departments.org]\nname = "org"\nhead = "demo"\n')
     for u in sorted(users):
-        out.append(f'[users."{u}"]\nname = "{u}"\ndepartment = "org"\nroles = {json.dumps(roles if u == "demo" else ["staff"])}\n')
+        member_of = json.dumps(roles if u == "demo" else ["staff"])
+        out.append(f'[users."{u}"]\nname = "{u}"\ndepartment = "org"\nroles = {member_of}\n')
     return "\n".join(out)
 
 
@@ -171,7 +179,12 @@ def sample_value(schema: dict[str, Any]) -> Any:
         return "2024-01-08T09:00:00+00:00"
     if schema.get("format") == "date":
         return "2024-01-08"
-    return "x" * max(int(schema.get("minLength", 1)), 1)
+    text = "x" * max(int(schema.get("minLength", 1)), 1)
+    if schema.get("pattern"):
+        for candidate in (text, "1", "true", "C-1", "a@b.example", "2024-01-08", "12:00"):
+            if re.search(schema["pattern"], candidate):
+                return candidate
+    return text
 
 
 def form_data(schema: dict[str, Any] | None) -> dict[str, Any]:
@@ -182,16 +195,38 @@ def form_data(schema: dict[str, Any] | None) -> dict[str, Any]:
     return {k: sample_value(v) for k, v in props.items() if k in required or "default" in v}
 
 
+def _guess(exc: EngineError, data: dict[str, Any]) -> dict[str, Any] | None:
+    """Data for the variable a failed condition needed: the literal it is compared with, else true."""
+    m = MISSING_NAME.search(str(exc))
+    if m and m.group(1) not in data:
+        return {**data, m.group(1): True}
+    m = FAILED_EXPR.search(str(exc))
+    if not m:
+        return None
+    try:
+        tree = ast.parse(expression_source(m.group(1)), mode="eval")
+    except (SyntaxError, ValueError):
+        return None
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Compare) and isinstance(node.left, ast.Name) and node.left.id not in data \
+                and isinstance(node.comparators[0], ast.Constant):
+            return {**data, node.left.id: node.comparators[0].value}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id not in data and node.id not in ("true", "false", "null"):
+            return {**data, node.id: True}
+    return None
+
+
 def _retrying(fn: Any, data: dict[str, Any]) -> Any:
-    """Call fn(data); when a condition names an unset variable, set it to true and call again."""
+    """Call fn(data); when a condition names an unset variable, set it (see _guess) and call again."""
     for _ in range(6):
         try:
             return fn(data)
         except EngineError as exc:
-            m = MISSING_NAME.search(str(exc))
-            if not m or m.group(1) in data:
+            guessed = _guess(exc, data)
+            if guessed is None:
                 raise
-            data = {**data, m.group(1): True}
+            data = guessed
     return fn(data)
 
 
@@ -265,8 +300,8 @@ def run_file(path: Path, work: Path, rounds: int) -> dict[str, Any]:
     try:
         engine.init(simulated=T0)
         engine.load_directory(org)
-        names = [folder / (f.name[: -len(".bpmn20.xml")] + ".bpmn") if f.name.endswith(".bpmn20.xml") else folder / f.name
-                 for f in files if f.suffix != ".json"]
+        names = [folder / (f.name[: -len(".bpmn20.xml")] + ".bpmn") if f.name.endswith(".bpmn20.xml")
+                 else folder / f.name for f in files if f.suffix != ".json"]
         main = names[0]
         engine.validate([*names, folder / "forms"] if any((folder / "forms").iterdir()) else names)
         res["validated"] = True
@@ -288,8 +323,8 @@ def run_file(path: Path, work: Path, rounds: int) -> dict[str, Any]:
                 if m:
                     _retrying(lambda data, n=m.group(1): engine.message(n, data, actor="demo"), {})
                     started += 1
-                elif "timer" in msg.lower() or "start" in msg.lower():
-                    res["why"] = f"start: {msg}"
+                else:
+                    res["why"] = f"start: {type(exc).__name__}: {' '.join(msg.split())}"
         if not started:
             worker = Worker(engine, name="corpus")
             due = worker.next_due()

@@ -8,8 +8,8 @@
   `tigao validate` warns about each such task.
 * An inclusive-gateway flow without a condition is always taken.
 * What Camunda's schema requires is refused at deployment by element, never discovered at run
-  time: a sequence flow without an id, a message event or receive task without `messageRef` (or
-  naming no message), HTML form keys (`embedded:`, `app:`) that Tigao cannot show.
+  time: a sequence flow without an id, a catching message event or receive task without
+  `messageRef` (or naming no message), HTML form keys (`embedded:`, `app:`) that Tigao cannot show.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.parser.task_parsers import ConditionalGatewayParser
 from SpiffWorkflow.bpmn.specs.defaults import CallActivity, ManualTask, NoneTask
 
+from .camunda_forms import is_html_form_key
 from .errors import Problem
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
@@ -29,7 +30,7 @@ CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 NS = {"bpmn": BPMN_NS, "camunda": CAMUNDA_NS}
 DEFAULT_GROUP_PROPERTY = "tigao.defaultCandidateGroup"
 DEFAULT_GROUP_ENV = "TIGAO_DEFAULT_CANDIDATE_GROUP"
-MESSAGE_HOLDERS = ("startEvent", "intermediateCatchEvent", "intermediateThrowEvent", "boundaryEvent", "endEvent")
+CATCHING = ("startEvent", "intermediateCatchEvent", "boundaryEvent")
 
 
 def default_candidates(process_properties: dict[str, str], all_users: list[str]) -> tuple[list[str], list[str]]:
@@ -68,7 +69,9 @@ def check_process(name: str, root: etree._Element, proc: etree._Element, lanes: 
                                           "has no id; give it one (Camunda Modeler always does)",
                                     element=flow.get("sourceRef"), line=flow.sourceline))
     for med in proc.iter(f"{{{BPMN_NS}}}messageEventDefinition"):
-        _check_message_ref(name, med, med.getparent(), messages, problems)
+        # A catching event must know its message; a throwing one without it throws nothing (Camunda).
+        if etree.QName(med.getparent()).localname in CATCHING or med.get("messageRef"):
+            _check_message_ref(name, med, med.getparent(), messages, problems)
     for task in proc.iter(f"{{{BPMN_NS}}}receiveTask"):
         ref = task.get("messageRef")
         if not ref:
@@ -80,8 +83,9 @@ def check_process(name: str, root: etree._Element, proc: etree._Element, lanes: 
                                     element=task.get("id"), line=task.sourceline))
     for task in proc.iter(f"{{{BPMN_NS}}}userTask"):
         key = (task.get(f"{{{CAMUNDA_NS}}}formKey") or "").strip()
-        if key.startswith(("embedded:", "app:")) or key.endswith((".html", ".htm")):
-            problems.append(Problem(name, f"form key '{key}' names an HTML form, which only Camunda's Tasklist can show; "
+        if is_html_form_key(key):
+            problems.append(Problem(name, f"form key '{key}' names an HTML form, which only Camunda's Tasklist "
+                                          "can show; "
                                           "use camunda:formData fields, a Camunda Form (camunda:formRef or "
                                           "'camunda-forms:deployment:NAME.form' with the .form file beside the BPMN "
                                           "file), or a JSON Schema form key",
@@ -141,7 +145,8 @@ class DynamicCallActivityMixin:
             my_task.internal_data[CALLED_KEY] = name
         if name not in top.subprocess_specs or top.subprocess_specs[name] is None:
             known = ", ".join(sorted(k for k, v in top.subprocess_specs.items() if v is not None)) or "none"
-            raise WorkflowTaskException(f"calledElement {self.spec} is '{name}', which is not a process deployed "  # type: ignore[attr-defined]
+            called = self.spec  # type: ignore[attr-defined]
+            raise WorkflowTaskException(f"calledElement {called} is '{name}', which is not a process deployed "
                                         f"with this one (known: {known})", task=my_task)
         subworkflow = top.create_subprocess(my_task, name)
         subworkflow.completed_event.connect(self._on_subworkflow_completed, my_task)  # type: ignore[attr-defined]

@@ -8,7 +8,8 @@
   Camunda, where the read-only validator refuses any value).
 * **Camunda Forms** (form-js JSON, `.form` files in the bundle), named by
   `camunda:formRef="formId"` (the form's `id`) or by a form key
-  `camunda-forms:deployment:NAME.form` / `camunda-forms:app:PATH/NAME.form` (the file's name):
+  `camunda-forms:deployment:NAME.form` / `camunda-forms:app:PATH/NAME.form` / any key ending in
+  `.form` such as `deployment:PATH/NAME.form` (the file's name):
   `textfield`, `textarea`, `number`, `checkbox`, `select`, `radio`, `checklist`, `datetime` with
   their `validate` settings (`required`, `min`, `max`, `minLength`, `maxLength`, `pattern`,
   `validationType` email); groups are flattened (or nested under their `path`); display-only
@@ -42,6 +43,16 @@ def _c(tag: str) -> str:
     return f"{{{CAMUNDA_NS}}}{tag}"
 
 
+def is_camunda_form_key(key: str) -> bool:
+    """`camunda-forms:deployment:x.form`, `camunda-forms:app:forms/x.form`, `deployment:path/x.form`."""
+    return key.startswith("camunda-forms:") or key.endswith(".form")
+
+
+def is_html_form_key(key: str) -> bool:
+    """`embedded:app:forms/x.html`, `app:x.html`, `embedded:deployment:x.html`: HTML for Camunda's Tasklist."""
+    return not is_camunda_form_key(key) and (key.startswith(("embedded:", "app:")) or key.endswith((".html", ".htm")))
+
+
 def schema_text(schema: dict[str, Any]) -> str:
     """The stored text of a generated schema (stable, so redeploying is a no-op)."""
     return json.dumps(schema, ensure_ascii=False, sort_keys=True, indent=1) + "\n"
@@ -58,7 +69,7 @@ def form_for(file: str, task: etree._Element, process: str, files: dict[str, str
     form_data = task.find(f"{{*}}extensionElements/{_c('formData')}")
     form_ref = (task.get(_c("formRef")) or "").strip()
     key = (task.get(_c("formKey")) or "").strip()
-    if key.startswith(("embedded:", "app:")) or key.endswith((".html", ".htm")):
+    if is_html_form_key(key):
         return ""
     generated = _generated_key(process, element, form_data, form_ref, key)
     if generated is not None and f"forms/{generated}.json" in files and generated in forms:
@@ -75,8 +86,8 @@ def form_for(file: str, task: etree._Element, process: str, files: dict[str, str
                                         element=element, line=task.sourceline))
                 return ""
             return _register(f"camunda-form.{form_ref}", from_form_js(json.loads(files[name])), files, forms)
-        if key.startswith("camunda-forms:"):
-            base = PurePosixPath(key.split(":", 2)[-1]).name
+        if is_camunda_form_key(key):
+            base = PurePosixPath(key.split(":")[-1]).name
             name = f"forms/{base}"
             if name not in files:
                 problems.append(Problem(file, f"form key '{key}' names the Camunda Form '{base}', which is not in "
@@ -96,8 +107,8 @@ def _generated_key(process: str, element: str, form_data: Any, form_ref: str, ke
         return f"camunda-formdata.{process}.{element}"
     if form_ref:
         return f"camunda-form.{form_ref}"
-    if key.startswith("camunda-forms:"):
-        base = PurePosixPath(key.split(":", 2)[-1]).name
+    if is_camunda_form_key(key):
+        base = PurePosixPath(key.split(":")[-1]).name
         return f"camunda-form.{base[: -len('.form')] if base.endswith('.form') else base}"
     return None
 

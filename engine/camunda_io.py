@@ -32,7 +32,8 @@ CAMUNDA_NS = "http://camunda.org/schema/1.0/bpmn"
 _EMBEDDED = re.compile(r"[$#]\{([^}]*)\}")
 LOCALS_KEY = "camunda_io_locals"
 
-Value = tuple[str, Any]  # ("null", None) | ("text", str) | ("expr", str) | ("concat", [...]) | ("list", [...]) | ("map", [...])
+# ("null", None) | ("text", str) | ("expr", str) | ("concat", [...]) | ("list", [...]) | ("map", [(k, v)...])
+Value = tuple[str, Any]
 
 
 def _c(tag: str) -> str:

@@ -358,13 +358,14 @@ class Worker:
 
     def _fire_next(self, skip: set[int]) -> Fired | None:
         engine = self.engine
-        claimed: Timer | None = None
+        claimed: int | None = None  # the id: the row object is gone once the transaction rolled back
         try:
             with engine._tx() as s:
                 now = engine.clock.now()
-                timer = claimed = self._claim(s, now, skip)
+                timer = self._claim(s, now, skip)
                 if timer is None:
                     return None
+                claimed = timer.id
                 inst = None
                 if timer.instance_id is not None:
                     inst = s.scalar(select(Instance).where(Instance.id == timer.instance_id)
@@ -382,7 +383,7 @@ class Worker:
                 return result
         except ScriptError as exc:
             assert claimed is not None
-            return self._fail(claimed.id, exc)
+            return self._fail(claimed, exc)
 
     def _fail(self, timer_id: int, exc: EngineError) -> Fired | None:
         """A step failed and its transaction rolled back: mark the row failed (an incident, not retried)."""

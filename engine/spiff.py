@@ -47,8 +47,8 @@ from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.util import BpmnEvent, PendingBpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
-from SpiffWorkflow.bpmn.parser.event_parsers import ReceiveTaskParser
-from SpiffWorkflow.bpmn.specs.defaults import EndEvent, IntermediateThrowEvent, ReceiveTask
+from SpiffWorkflow.bpmn.parser.event_parsers import ReceiveTaskParser, SendTaskParser
+from SpiffWorkflow.bpmn.specs.defaults import EndEvent, IntermediateThrowEvent, ReceiveTask, SendTask
 from SpiffWorkflow.camunda.parser.event_parsers import (
     CamundaBoundaryEventParser,
     CamundaEndEventParser,
@@ -250,6 +250,10 @@ class TigaoEndEventParser(_EventParsing, CamundaEndEventParser):
 
 class TigaoReceiveTaskParser(_EventParsing, CamundaEventDefinitionParser, ReceiveTaskParser):
     """A receive task with a message waits for it; `tigao message` delivers to it."""
+
+
+class TigaoSendTaskParser(_EventParsing, CamundaEventDefinitionParser, SendTaskParser):
+    """A send task throws its message like a throw event (and the state stays serialisable)."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -454,8 +458,17 @@ class TigaoSubWorkflow(_WholeTree, BpmnSubWorkflow):
     pass
 
 
+MAX_CALL_DEPTH = 30  # call activities nested deeper than this are a process calling itself without end
+
+
 class TigaoWorkflow(_WholeTree, BpmnWorkflow):
     def create_subprocess(self, my_task: Any, spec_name: str) -> Any:
+        depth, wf = 0, my_task.workflow
+        while getattr(wf, "parent_workflow", None) is not None:
+            depth, wf = depth + 1, wf.parent_workflow
+        if depth >= MAX_CALL_DEPTH:
+            raise WorkflowTaskException(f"calls nested {depth} deep: '{spec_name}' calls itself without end; give "
+                                        "the recursion a condition that stops it", task=my_task)
         subprocess = TigaoSubWorkflow(self.subprocess_specs[spec_name], parent_task_id=my_task.id,
                                       top_workflow=self)
         self.subprocesses[my_task.id] = subprocess
@@ -486,6 +499,7 @@ class TigaoParser(CamundaParser):
         full_tag("intermediateThrowEvent"): (TigaoIntermediateThrowEventParser, IntermediateThrowEvent),
         full_tag("endEvent"): (TigaoEndEventParser, EndEvent),
         full_tag("receiveTask"): (TigaoReceiveTaskParser, ReceiveTask),
+        full_tag("sendTask"): (TigaoSendTaskParser, SendTask),
         full_tag("parallelGateway"): (BpmnParser.PARSER_CLASSES[full_tag("parallelGateway")][0],
                                       TigaoParallelGateway),
         full_tag("inclusiveGateway"): (InclusiveGatewayParser, TigaoInclusiveGateway),

@@ -135,6 +135,7 @@ def _form_js_process(form_attr: str) -> str:
 @pytest.mark.parametrize("form_attr", [
     'camunda:formKey="camunda-forms:deployment:invoice.form"',
     'camunda:formKey="camunda-forms:app:forms/invoice.form"',
+    'camunda:formKey="deployment:org/example/invoice.form"',
     'camunda:formRef="invoice_form" camunda:formRefBinding="latest"',
 ])
 def test_form_js__named_from_the_task__validates_submissions(engine: Engine, tmp_path: Path, form_attr: str) -> None:

@@ -137,3 +137,18 @@ def test_called_element_expression__unknown_target__fails_the_step_saying_which(
     engine.deploy([tmp_path / "dyn"])
     with pytest.raises(ScriptError, match="'nowhere', which is not a process deployed with this one"):
         engine.start("dyn_parent", {"target": "nowhere"}, actor="alice")
+
+
+def test_call_activity__calling_itself_without_end__fails_the_start_instead_of_hanging(
+        engine: Engine, tmp_path: Path) -> None:
+    from engine import ScriptError
+
+    selfcall = bpmn("self_call", """
+    <bpmn:startEvent id="StartEvent_1" />
+    <bpmn:callActivity id="Call_self" calledElement="self_call" />
+    <bpmn:endEvent id="EndEvent_1" />
+""" + chain("StartEvent_1", "Call_self", "EndEvent_1"))
+    engine.deploy([write(tmp_path, "self_call.bpmn", selfcall)])
+    with pytest.raises(ScriptError, match="calls itself without end"):
+        engine.start("self_call", actor="alice")
+    assert engine.instances(key="self_call") == []

@@ -158,9 +158,10 @@ MESSAGES = '<bpmn:message id="Msg_done" name="done" /><bpmn:message id="Msg_ping
 THROW_RECEIVE = """
     <bpmn:startEvent id="StartEvent_1" />
     <bpmn:intermediateThrowEvent id="Throw_1"><bpmn:messageEventDefinition id="Med_1" messageRef="Msg_ping" /></bpmn:intermediateThrowEvent>
+    <bpmn:sendTask id="Send_1" messageRef="Msg_ping" />
     <bpmn:receiveTask id="Receive_1" messageRef="Msg_done" />
     <bpmn:endEvent id="EndEvent_1"><bpmn:messageEventDefinition id="Med_2" messageRef="Msg_ping" /></bpmn:endEvent>
-""" + chain("StartEvent_1", "Throw_1", "Receive_1", "EndEvent_1")
+""" + chain("StartEvent_1", "Throw_1", "Send_1", "Receive_1", "EndEvent_1")
 
 
 def test_receive_task__waits__and_message_delivers_to_it__throws_without_payload_pass(
