@@ -1032,6 +1032,8 @@ def demo_cmd(ctx: click.Context, demo_db: str | None, seed: int, complaints: int
     click.echo("explore it with:")
     for command in ("tasks --all --state any", "instances", f"history {campaign}", f"show {campaign}", "report"):
         click.echo(f"  tigao --db {shown} {command}")
+    click.echo("or in a browser (u05 is an administrator of the sample bureau, audit01 its auditor):")
+    click.echo(f"  tigao --db {shown} passwd u05 && tigao --db {shown} serve   # http://127.0.0.1:8080/")
 
 
 @main.command("report")

@@ -42,7 +42,21 @@ def complaint_breakdown(engine: Engine, lo: datetime | None = None, hi: datetime
     by_cat = Counter(cats.values())
     return {
         "total": len(started),
-        "by_month": sorted(months.items()),
+        "by_month": _every_month(months),
         "by_category": [(f"{k}. {v}", by_cat.get(k, 0)) for k, v in CATEGORIES.items()]
         + ([("not yet registered", len(started) - len(cats))] if len(started) > len(cats) else []),
     }
+
+
+def _every_month(counts: Counter[str]) -> list[tuple[str, int]]:
+    """Counts per month from the first to the last month seen, months without a complaint as 0."""
+    if not counts:
+        return []
+    first, last = min(counts), max(counts)
+    y, m = int(first[:4]), int(first[5:])
+    out = []
+    while f"{y:04d}-{m:02d}" <= last:
+        key = f"{y:04d}-{m:02d}"
+        out.append((key, counts.get(key, 0)))
+        y, m = (y + 1, 1) if m == 12 else (y, m + 1)
+    return out

@@ -696,7 +696,7 @@ def reduced_org(staff_limit: int, source: Path = ORG) -> str:
     ordinary: dict[str, int] = {}
     for uid in sorted(raw["users"]):
         u = raw["users"][uid]
-        if uid in heads or set(u.get("roles", [])) & set(BUREAU_ROLES):
+        if uid in heads or not u.get("department") or set(u.get("roles", [])) & set(BUREAU_ROLES):
             kept[uid] = u
             continue
         dept = u.get("department", "")
@@ -718,8 +718,10 @@ def reduced_org(staff_limit: int, source: Path = ORG) -> str:
                 lines.append(f"{key} = {q(d[key])}")
         lines.append("")
     for uid, u in kept.items():
-        lines += [f"[users.{uid}]", f"name = {q(u['name'])}", f"department = {q(u['department'])}",
-                  "roles = [" + ", ".join(q(r) for r in u.get("roles", [])) + "]", ""]
+        lines += [f"[users.{uid}]", f"name = {q(u['name'])}"]
+        if u.get("department"):
+            lines.append(f"department = {q(u['department'])}")
+        lines += ["roles = [" + ", ".join(q(r) for r in u.get("roles", [])) + "]", ""]
     return "\n".join(lines)
 
 

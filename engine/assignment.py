@@ -87,7 +87,10 @@ class Directory:
         return d.head if d else None
 
     def staff(self, dept: str | None = None) -> list[str]:
-        return sorted(u.id for u in self.users.values() if dept is None or u.department == dept)
+        """The members of department `dept`; without one, everyone who belongs to a department (users
+        outside every department, such as an outside auditor, are not the organisation's staff)."""
+        return sorted(u.id for u in self.users.values()
+                      if (u.department is not None if dept is None else u.department == dept))
 
     def role_members(self, role: str) -> list[str]:
         return list(self._members.get(role, []))

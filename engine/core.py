@@ -1020,7 +1020,9 @@ class Run:
             from .camunda import default_candidates
 
             info = self.built.analysis.processes.get(self.inst.process_key)
-            cand_users, cand_groups = default_candidates(info.properties if info else {}, list(directory.users))
+            cand_users, cand_groups = default_candidates(info.properties if info else {},
+                                                       [u for u, p in directory.users.items()
+                                                        if set(p.roles) != {READ_ONLY_ROLE}])
         due = self._when(value(meta.due_date) if meta else None, "dueDate", spec.bpmn_id)
         follow = self._when(value(meta.follow_up_date) if meta else None, "followUpDate", spec.bpmn_id)
         prio_raw = value(meta.priority) if meta else None

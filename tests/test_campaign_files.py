@@ -139,8 +139,12 @@ def test_messages__complaint_start_event(trees) -> None:
 # --- forms --------------------------------------------------------------------------------
 
 def form_keys(trees) -> set[str]:
-    return {el.get(f"{CAMUNDA}formKey") for _, tree in trees.items() for el in tree.iter()
+    """Task forms (camunda:formKey) and public start forms (the tigao.publicForm property)."""
+    keys = {el.get(f"{CAMUNDA}formKey") for _, tree in trees.items() for el in tree.iter()
             if isinstance(el.tag, str) and el.get(f"{CAMUNDA}formKey")}
+    keys |= {el.get("value") for _, tree in trees.items() for el in tree.iter(f"{CAMUNDA}property")
+             if el.get("name") == "tigao.publicForm"}
+    return keys
 
 
 def test_forms__every_form_key_has_a_valid_json_schema(trees) -> None:
@@ -198,9 +202,13 @@ def test_org__directory_is_consistent(org) -> None:
         if "parent" in department:
             assert department["parent"] in departments, department_id
     for user_id, user in users.items():
+        assert set(user["roles"]) <= set(roles), user_id
+        if user["roles"] == ["auditor"]:  # the outside auditor: in no department, acts on nothing
+            assert "department" not in user, user_id
+            continue
         assert user["name"] and user["department"] in departments, user_id
         assert "staff" in user["roles"], user_id
-        assert set(user["roles"]) <= set(roles), user_id
+    assert any("admin" in u["roles"] for u in users.values())
     for role in ("party_committee", "leadership_group", "efficiency_office", "department_head",
                  "discipline_inspection", "evaluation_group"):
         assert any(role in u["roles"] for u in users.values()), role

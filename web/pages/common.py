@@ -39,7 +39,15 @@ def _parse_iso(text: str | None) -> datetime | None:
     return datetime.fromisoformat(text) if text else None
 
 
+def _counted(items: list[str]) -> str:
+    """["a", "b", "a"] -> "a ×2, b": repeated names (a task per department) read once with a count."""
+    from collections import Counter
+
+    return ", ".join(f"{k} ×{n}" if n > 1 else k for k, n in Counter(items).items())
+
+
 TEMPLATES.globals["static"] = _static
+TEMPLATES.filters["counted"] = _counted
 TEMPLATES.globals["event_label"] = lambda type_: EVENT_LABELS.get(type_, type_)
 TEMPLATES.filters["parse_iso"] = _parse_iso
 TEMPLATES.filters["tojson_pretty"] = lambda v: json.dumps(v, ensure_ascii=False, indent=2, sort_keys=True,
