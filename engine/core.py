@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
-from sqlalchemy import and_, delete, exists, func, or_, select
+from sqlalchemy import and_, delete, func, select
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -55,6 +55,7 @@ from .errors import (
     StorageError,
 )
 from .scripting import HELPER_NAMES, TigaoScriptEngine, ensure_json, is_expression
+from .tasklist import task_list_query
 from .spiff import StateSerializer, TigaoMessageEventDefinition, TigaoWorkflow, next_timer_due
 from .timeutil import due_from, parse_datetime
 
@@ -113,6 +114,7 @@ class Engine:
         self.built = BuiltCache()
         self._sa: Any = None
         self._sessions: sessionmaker[Session] | None = None
+        self._read_sessions: sessionmaker[Session] | None = None
         self._directory: Directory | None = None
         self._wf_cache: OrderedDict[int, tuple[int, BpmnWorkflow]] = OrderedDict()
         self._saved_runs: list[Run] = []
@@ -135,6 +137,7 @@ class Engine:
             except dbmod.DatabaseProblem as exc:
                 raise StorageError(str(exc)) from exc
             self._sessions = dbmod.session_factory(self._sa)
+            self._read_sessions = dbmod.read_session_factory(self._sa)
         return self._sa
 
     def close(self) -> None:
@@ -143,12 +146,14 @@ class Engine:
             self._sa = None
 
     @contextmanager
-    def _tx(self) -> Iterator[Session]:
+    def _tx(self, read: bool = False) -> Iterator[Session]:
+        """One transaction; `read=True` for one that only reads (it never takes the write lock)."""
         self._connect()
         assert self._sessions is not None
         self._saved_runs: list[Run] = []
+        sessions = self._read_sessions if read else self._sessions
         try:
-            with self._sessions() as session, session.begin():
+            with sessions() as session, session.begin():
                 self._sync_clock(session)
                 yield session
             for run in self._saved_runs:  # committed: these objects are what the database holds
@@ -218,7 +223,7 @@ class Engine:
         return "upgraded"
 
     def now(self) -> datetime:
-        with self._tx():
+        with self._tx(read=True):
             return self.clock.now()
 
     def set_clock(self, when: datetime) -> datetime:
@@ -233,7 +238,7 @@ class Engine:
             return clock.now()
 
     def advance_clock(self, delta: timedelta) -> datetime:
-        with self._tx():
+        with self._tx(read=True):
             if not self.simulated:
                 raise NotAllowed("this database runs on the real clock, which cannot be moved")
             target = self.clock.now() + delta
@@ -265,7 +270,7 @@ class Engine:
         return {"users": len(users), "departments": len(depts), "roles": len(roles), "version": version.id}
 
     def directory(self) -> Directory:
-        with self._tx() as s:
+        with self._tx(read=True) as s:
             return self._dir(s)
 
     def _dir(self, s: Session) -> Directory:
@@ -295,7 +300,7 @@ class Engine:
     # ------------------------------------------------------------------ definitions
     def validate(self, paths: list[str | Path]) -> Analysis:
         bundle = read_bundle(paths)
-        with self._tx() as s:
+        with self._tx(read=True) as s:
             directory = self._dir(s)
             deployed = set(s.scalars(select(Definition.key).distinct()))
         return analyse(bundle, directory, deployed)
@@ -337,7 +342,7 @@ class Engine:
         return {d.key: d for d in rows}
 
     def definitions(self) -> list[dict[str, Any]]:
-        with self._tx() as s:
+        with self._tx(read=True) as s:
             counts = dict(s.execute(select(Instance.definition_id, func.count()).group_by(Instance.definition_id))
                           .all())
             return [
@@ -443,7 +448,7 @@ class Engine:
 
     def instances(self, status: str | None = None, key: str | None = None, business_key: str | None = None,
                   limit: int = 200) -> list[dict[str, Any]]:
-        with self._tx() as s:
+        with self._tx(read=True) as s:
             q = select(Instance.id, Instance.process_key, Definition.version, Instance.business_key,
                        Instance.status, Instance.started_at, Instance.ended_at, Instance.started_by) \
                 .join(Definition, Definition.id == Instance.definition_id)
@@ -474,7 +479,7 @@ class Engine:
         return inst, d, self._built(d)
 
     def instance(self, instance_id: int) -> dict[str, Any]:
-        with self._tx() as s:
+        with self._tx(read=True) as s:
             inst, d, built = self._instance_built(s, instance_id)
             wf = self.serializer.loads(inst.state, built.spec, built.subprocess_specs, self.script_engine)
             tasks = self._task_views(s, select(HumanTask).where(HumanTask.instance_id == instance_id)
@@ -497,41 +502,13 @@ class Engine:
         scope: "available" (assigned to the user, or unassigned with the user a candidate),
         "mine" (assigned to the user), "all" (every task).
         """
-        if scope not in ("available", "mine", "all"):
-            raise InputError(f"unknown task scope '{scope}'; use available, mine or all")
-        with self._tx() as s:
-            d = self._dir(s)
-            q = select(HumanTask)
-            if state != "any":
-                q = q.where(HumanTask.state == state)
-            if scope != "all" or group:
-                if scope != "all" and not user:
-                    raise InputError("say who you are with --as USER (or use --all)")
-                if scope == "mine":
-                    q = q.where(HumanTask.assignee == user)
-                elif scope == "available":
-                    groups = d.groups_of(user or "")
-                    cand = exists().where(TaskCandidate.task_id == HumanTask.id, or_(
-                        and_(TaskCandidate.kind == "user", TaskCandidate.value == user),
-                        and_(TaskCandidate.kind == "group", TaskCandidate.value.in_(groups or [""]))))
-                    q = q.where(or_(HumanTask.assignee == user, and_(HumanTask.assignee.is_(None), cand)))
-                if group:
-                    q = q.where(exists().where(TaskCandidate.task_id == HumanTask.id, TaskCandidate.kind == "group",
-                                               TaskCandidate.value == group))
-            if instance_id is not None:
-                q = q.where(HumanTask.instance_id == instance_id)
-            if overdue:
-                q = q.where(HumanTask.due_at.is_not(None), HumanTask.due_at < self.clock.now())
-            if department:
-                members = d.staff(department)
-                q = q.where(or_(HumanTask.assignee.in_(members or [""]),
-                                exists().where(TaskCandidate.task_id == HumanTask.id, TaskCandidate.kind == "group",
-                                               TaskCandidate.value == department)))
-            q = q.order_by(HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.priority.desc(), HumanTask.id)
-            return self._task_views(s, q.limit(limit))
+        with self._tx(read=True) as s:
+            q = task_list_query(self._dir(s), self.clock.now(), user, scope, group, instance_id, overdue, state,
+                                department, limit)
+            return self._task_views(s, q)
 
     def task(self, task_id: int) -> TaskView:
-        with self._tx() as s:
+        with self._tx(read=True) as s:
             views = self._task_views(s, select(HumanTask).where(HumanTask.id == task_id))
             if not views:
                 raise NotFound(f"no task {task_id}; 'tigao tasks --as USER' lists yours")
@@ -539,7 +516,7 @@ class Engine:
 
     def task_data(self, task_id: int) -> dict[str, Any]:
         """The data a task sees (its process variables), for filling its form."""
-        with self._tx() as s:
+        with self._tx(read=True) as s:
             row = self._task_row(s, task_id)
             version, state = s.execute(select(Instance.version, Instance.state)
                                        .where(Instance.id == row.instance_id)).one()
@@ -551,7 +528,7 @@ class Engine:
             return self.serializer.task_data(state, row.spiff_id) or {}
 
     def task_form(self, task_id: int) -> dict[str, Any] | None:
-        with self._tx() as s:
+        with self._tx(read=True) as s:
             row = self._task_row(s, task_id)
             built = self._instance_built(s, row.instance_id)[2]
             return built.forms.get(row.form_key) if row.form_key else None
@@ -693,7 +670,7 @@ class Engine:
                 business_key: str | None = None, instance_id: int | None = None) -> dict[str, Any]:
         """Deliver a message: to the instance waiting for it, else start the process it starts."""
         data = _check_data(data)
-        with self._tx() as s:
+        with self._tx(read=True) as s:
             self._check_actor(s, actor)
             q = select(MessageSubscription.instance_id).where(MessageSubscription.message_name == name)
             if instance_id is not None:
@@ -733,14 +710,14 @@ class Engine:
 
     # ------------------------------------------------------------------ history
     def history(self, instance_id: int) -> list[Event]:
-        with self._tx() as s:
+        with self._tx(read=True) as s:
             if s.get(Instance, instance_id) is None:
                 raise NotFound(f"no instance {instance_id}")
             return list(s.scalars(select(Event).where(Event.instance_id == instance_id).order_by(Event.seq)))
 
     def element_names(self, instance_id: int) -> dict[str, str]:
         """Element id -> name (label) for the diagrams an instance runs on."""
-        with self._tx() as s:
+        with self._tx(read=True) as s:
             built = self._instance_built(s, instance_id)[2]
         names: dict[str, str] = {}
         for spec in [built.spec, *built.subprocess_specs.values()]:
@@ -752,11 +729,11 @@ class Engine:
 
     def check_reader(self, user: str) -> None:
         """Anyone in the directory may read the history; unknown users may not."""
-        with self._tx() as s:
+        with self._tx(read=True) as s:
             self._check_actor(s, user, acting=False)
 
     def notifications(self, user: str, unread_only: bool = False) -> list[Notification]:
-        with self._tx() as s:
+        with self._tx(read=True) as s:
             q = select(Notification).where(Notification.recipient == user)
             if unread_only:
                 q = q.where(Notification.read_at.is_(None))

@@ -13,6 +13,7 @@ from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_DB = "tigao.db"
+READ_ONLY = "tigao_read_only"  # execution option of the connections that only read
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -67,9 +68,13 @@ def make_engine(url: str) -> SAEngine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
-            # Take the write lock up front: two writers serialise instead of failing mid-way
-            # with SQLITE_BUSY on lock upgrade.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # A writer takes the write lock up front: two writers serialise instead of failing
+            # mid-way with SQLITE_BUSY on lock upgrade. A reader begins deferred: under WAL it
+            # reads its snapshot and never waits for, nor blocks, a writer.
+            if conn.get_execution_options().get(READ_ONLY):
+                conn.exec_driver_sql("BEGIN")
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     if backend == "postgresql":
@@ -102,3 +107,12 @@ def upgrade(engine: SAEngine) -> None:
 
 def session_factory(engine: SAEngine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def read_session_factory(engine: SAEngine) -> sessionmaker[Session]:
+    """Sessions for transactions that only read: on SQLite a deferred BEGIN (no write lock), on
+    PostgreSQL a READ COMMITTED, READ ONLY transaction (no row locks can be taken by mistake)."""
+    options: dict[str, Any] = {READ_ONLY: True}
+    if engine.dialect.name == "postgresql":
+        options.update(isolation_level="READ COMMITTED", postgresql_readonly=True)
+    return sessionmaker(engine.execution_options(**options), expire_on_commit=False, autoflush=False)
