@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
-from sqlalchemy import and_, delete, func, select
+from sqlalchemy import and_, delete, event, func, select
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -138,6 +138,8 @@ class Engine:
                 raise StorageError(str(exc)) from exc
             self._sessions = dbmod.session_factory(self._sa)
             self._read_sessions = dbmod.read_session_factory(self._sa)
+            # History events are inserted in one batch, with the chain head, just before commit.
+            event.listen(self._sessions, "before_commit", history.flush_pending)
         return self._sa
 
     def close(self) -> None:
@@ -410,7 +412,11 @@ class Engine:
             raise
 
     def _load_run(self, s: Session, instance_id: int, for_update: bool = True) -> Run:
-        inst, _d, built = self._instance_built(s, instance_id, lock=True)
+        inst = s.scalar(select(Instance).where(Instance.id == instance_id).with_for_update())
+        # A definition row never changes: once built, it is not read again.
+        built = self.built.peek(inst.definition_id) if inst is not None else None
+        if built is None:
+            inst, _d, built = self._instance_built(s, instance_id, lock=True)
         self._dir(s)
         # The workflow this process saved last is reused when the stored version is still the one
         # it saved (no one else changed the instance since); it is taken out of the cache, so a
@@ -652,7 +658,8 @@ class Engine:
                 row.state = "completed"
                 row.completed_at = now
                 row.completed_by = user
-                run.closed_task_ids.append(row.id)
+                if row.due_at is not None or row.follow_up_at is not None:
+                    run.closed_task_ids.append(row.id)  # (only a task with a deadline has timers to void)
                 if row.assignee is None:
                     row.assignee = user
                 run.event("task_completed", user, {"spiff_id": row.spiff_id, "data": data},
@@ -816,7 +823,8 @@ class Run:
             if sid not in ready_ids:
                 row.state = "cancelled"
                 row.completed_at = now
-                self.closed_task_ids.append(row.id)
+                if row.due_at is not None or row.follow_up_at is not None:
+                    self.closed_task_ids.append(row.id)  # (only a task with a deadline has timers to void)
                 self.event("task_cancelled", actor, {"spiff_id": sid}, element_id=row.element_id, task_id=row.id)
         for t in ready:
             if str(t.id) in open_rows:
@@ -841,6 +849,7 @@ class Run:
             raise ScriptError(f"process data is not JSON-serialisable ({exc}); scripts must produce JSON values") \
                 from exc
         inst.version = (inst.version or 0) + 1
+        history.flush_pending(s)  # the events and the instance row, each written once
         s.flush()
         self.engine._saved_runs.append(self)
 
