@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from uuid import UUID
 
-from sqlalchemy import and_, delete, event, func, select
+from sqlalchemy import and_, delete, event, func, or_, select
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -587,6 +587,25 @@ class Engine:
                            + (f" (by {row.completed_by})" if row.completed_by else ""))
         return row, d
 
+    def _open_task_with_siblings(self, s: Session, task_id: int, user: str | None) \
+            -> tuple[HumanTask, Directory, list[HumanTask]]:
+        """As `_open_task`, with the instance's open tasks read (and locked) in the same query, so
+        the completion does not read them again when it projects the tasks."""
+        if not user:
+            raise InputError("say who you are with --as USER")
+        d = self._check_actor(s, user)
+        of_instance = select(HumanTask.instance_id).where(HumanTask.id == task_id).scalar_subquery()
+        rows = list(s.scalars(select(HumanTask).where(or_(
+            HumanTask.id == task_id, and_(HumanTask.instance_id == of_instance, HumanTask.state == "open")))
+            .with_for_update()))
+        row = next((r for r in rows if r.id == task_id), None)
+        if row is None:
+            raise NotFound(f"no task {task_id}; 'tigao tasks --as USER' lists yours")
+        if row.state != "open":
+            raise Conflict(f"task {task_id} is already {row.state}"
+                           + (f" (by {row.completed_by})" if row.completed_by else ""))
+        return row, d, rows
+
     def claim(self, task_id: int, user: str) -> None:
         with self._tx() as s:
             row, d = self._open_task(s, task_id, user)
@@ -639,13 +658,14 @@ class Engine:
         instance_id = None
         try:
             with self._tx() as s:
-                row, d = self._open_task(s, task_id, user)
+                row, d, open_rows = self._open_task_with_siblings(s, task_id, user)
                 instance_id = row.instance_id
                 if not self._may_work(s, d, row, user):
                     if row.assignee:
                         raise NotAllowed(f"task {task_id} ({row.name}) is assigned to {row.assignee}, not {user}")
                     raise NotAllowed(f"{user} is not a candidate for task {task_id} ({row.name})")
                 run = self._load_run(s, row.instance_id)
+                run.open_rows = open_rows
                 if row.form_key:
                     schema = run.built.forms.get(row.form_key)
                     if schema is not None:
@@ -760,6 +780,7 @@ class Run:
         self.cancelled: str | None = None  # the reason, once cancelled
         self.new_tasks: list[HumanTask] = []
         self.closed_task_ids: list[int] = []
+        self.open_rows: list[HumanTask] | None = None  # the instance's open tasks, if already read
         # Timer occurrences fired during this command are recorded by the timer sync; the worker
         # marks the first one as the trigger of its pass (an input for replay).
         self.trigger_pending = False
@@ -817,8 +838,11 @@ class Run:
         record_fired_timers(self, tasks)
         ready = [t for t in tasks if t.state == TaskState.READY and t.task_spec.manual]
         ready_ids = {str(t.id) for t in ready}
-        open_rows = {r.spiff_id: r for r in s.scalars(select(HumanTask).where(HumanTask.instance_id == inst.id,
-                                                                               HumanTask.state == "open"))}
+        if self.open_rows is not None:  # read with the command's own task row
+            open_rows = {r.spiff_id: r for r in self.open_rows if r.state == "open"}
+        else:
+            open_rows = {r.spiff_id: r for r in s.scalars(select(HumanTask).where(HumanTask.instance_id == inst.id,
+                                                                                   HumanTask.state == "open"))}
         for sid, row in open_rows.items():
             if sid not in ready_ids:
                 row.state = "cancelled"
