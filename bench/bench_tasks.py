@@ -54,6 +54,8 @@ from common import (
     total_time,
 )
 
+from statements import per_completion
+
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
@@ -428,6 +430,24 @@ def main(argv: list[str] | None = None) -> int:
     say(table(["ratio", "value"], ratio_rows))
     verdict = "reached" if rate(c) / rate(a) >= 0.5 else "NOT reached"
     say(f"(c)/(a) = {rate(c) / rate(a):.3f}: target 0.5 {verdict}")
+
+    # The figures: each ratio taken within one round (both variants under the same load),
+    # over the rounds: min / median / max.
+    say()
+    say(f"Ratios within each round, over {args.rounds} round(s) (min / median / max):")
+    plain = by_label[a["label"]]
+    spread_rows = []
+    for r in [c, *results[4:]]:
+        per_round = sorted(rate(x) / rate(y) for x, y in zip(by_label[r["label"]], plain))
+        spread_rows.append([f"{r['label'].split(' ', 1)[0]}/(a) completions/s ÷ Spiff in memory",
+                            per_round[0], per_round[len(per_round) // 2], per_round[-1]])
+    say(table(["ratio", "min", "median", "max"], spread_rows))
+    with database("sqlite") as url:
+        counts = per_completion(url)
+    say(f"SQL statements per task completion (bench/statements.py, SQLite): "
+        f"{(counts['complete 1'] + counts['complete 2']) / 2:.1f} "
+        f"(first task {counts['complete 1']}, last task {counts['complete 2']}; target 8); "
+        f"start {counts['start']}, task list {counts['tasks']}")
 
     if args.profile:
         profile_tigao(args.profile_instances or min(n, 200))

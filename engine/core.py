@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
-from sqlalchemy import and_, delete, exists, func, or_, select
+from sqlalchemy import and_, delete, event, func, or_, select
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
@@ -49,6 +49,7 @@ from .errors import (
     StorageError,
 )
 from .retry import Contention, is_contention, retrying
+from .tasklist import task_list_query
 from .timeutil import due_from, parse_datetime
 
 if TYPE_CHECKING:
@@ -115,6 +116,7 @@ class Engine:
         self._built_cache: BuiltCache | None = None
         self._sa: Any = None
         self._sessions: sessionmaker[Session] | None = None
+        self._read_sessions: sessionmaker[Session] | None = None
         self._directory: Directory | None = None
         self._wf_cache: OrderedDict[int, tuple[int, BpmnWorkflow]] = OrderedDict()
         self._saved_runs: list[Run] = []
@@ -161,6 +163,9 @@ class Engine:
             except dbmod.DatabaseProblem as exc:
                 raise StorageError(str(exc)) from exc
             self._sessions = dbmod.session_factory(self._sa)
+            self._read_sessions = dbmod.read_session_factory(self._sa)
+            # History events are inserted in one batch, with the chain head, just before commit.
+            event.listen(self._sessions, "before_commit", history.flush_pending)
         return self._sa
 
     def close(self) -> None:
@@ -169,12 +174,14 @@ class Engine:
             self._sa = None
 
     @contextmanager
-    def _tx(self) -> Iterator[Session]:
+    def _tx(self, read: bool = False) -> Iterator[Session]:
+        """One transaction; `read=True` for one that only reads (it never takes the write lock)."""
         self._connect()
         assert self._sessions is not None
         self._saved_runs: list[Run] = []
+        sessions = self._read_sessions if read else self._sessions
         try:
-            with self._sessions() as session, session.begin():
+            with sessions() as session, session.begin():
                 self._sync_clock(session)
                 yield session
             for run in self._saved_runs:  # committed: these objects are what the database holds
@@ -245,7 +252,7 @@ class Engine:
         return "upgraded"
 
     def now(self) -> datetime:
-        with self._tx():
+        with self._tx(read=True):
             return self.clock.now()
 
     @retrying
@@ -261,7 +268,7 @@ class Engine:
             return clock.now()
 
     def advance_clock(self, delta: timedelta) -> datetime:
-        with self._tx():
+        with self._tx(read=True):
             if not self.simulated:
                 raise NotAllowed("this database runs on the real clock, which cannot be moved")
             target = self.clock.now() + delta
@@ -294,7 +301,7 @@ class Engine:
         return {"users": len(users), "departments": len(depts), "roles": len(roles), "version": version.id}
 
     def directory(self) -> Directory:
-        with self._tx() as s:
+        with self._tx(read=True) as s:
             return self._dir(s)
 
     def _dir(self, s: Session) -> Directory:
@@ -327,7 +334,7 @@ class Engine:
         from .definitions import analyse, read_bundle, with_deployed_forms
 
         bundle = read_bundle(paths)
-        with self._tx() as s:
+        with self._tx(read=True) as s:
             directory = self._dir(s)
             latest = self._latest_definitions(s)
             bundle = with_deployed_forms(bundle, [d.files for d in latest.values()])
@@ -374,7 +381,7 @@ class Engine:
         return {d.key: d for d in rows}
 
     def definitions(self) -> list[dict[str, Any]]:
-        with self._tx() as s:
+        with self._tx(read=True) as s:
             counts = dict(s.execute(select(Instance.definition_id, func.count()).group_by(Instance.definition_id))
                           .all())
             return [
@@ -453,7 +460,11 @@ class Engine:
             raise
 
     def _load_run(self, s: Session, instance_id: int, for_update: bool = True) -> Run:
-        inst, _d, built = self._instance_built(s, instance_id, lock=True)
+        inst = s.scalar(select(Instance).where(Instance.id == instance_id).with_for_update())
+        # A definition row never changes: once built, it is not read again.
+        built = self.built.peek(inst.definition_id) if inst is not None else None
+        if built is None:
+            inst, _d, built = self._instance_built(s, instance_id, lock=True)
         self._dir(s)
         # The workflow this process saved last is reused when the stored version is still the one
         # it saved (no one else changed the instance since); it is taken out of the cache, so a
@@ -493,7 +504,7 @@ class Engine:
     def instances(self, status: str | None = None, key: str | None = None, business_key: str | None = None,
                   limit: int = 200, started_after: datetime | None = None, started_before: datetime | None = None,
                   offset: int = 0) -> list[dict[str, Any]]:
-        with self._tx() as s:
+        with self._tx(read=True) as s:
             q = select(Instance.id, Instance.process_key, Definition.version, Instance.business_key,
                        Instance.status, Instance.started_at, Instance.ended_at, Instance.started_by) \
                 .join(Definition, Definition.id == Instance.definition_id)
@@ -532,7 +543,7 @@ class Engine:
 
         from .spiff import next_timer_due
 
-        with self._tx() as s:
+        with self._tx(read=True) as s:
             inst, d, built = self._instance_built(s, instance_id)
             wf = self.serializer.loads(inst.state, built.spec, built.subprocess_specs, self.script_engine)
             tasks = self._task_views(s, select(HumanTask).where(HumanTask.instance_id == instance_id)
@@ -556,64 +567,23 @@ class Engine:
         scope: "available" (assigned to the user, or unassigned with the user a candidate),
         "mine" (assigned to the user), "all" (every task).
         """
-        with self._tx() as s:
-            q = self._task_query(s, user, scope, group, instance_id, overdue, state, department, due_before,
-                                 unassigned, process_key)
-            q = q.order_by(HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.priority.desc(), HumanTask.id)
-            return self._task_views(s, q.offset(offset).limit(limit))
+        with self._tx(read=True) as s:
+            q = task_list_query(self._dir(s), self.clock.now(), user, scope, group, instance_id, overdue, state,
+                                department, limit, due_before, unassigned, process_key, offset)
+            return self._task_views(s, q)
 
     def task_count(self, user: str | None = None, scope: str = "available", group: str | None = None,
                    instance_id: int | None = None, overdue: bool = False, state: str = "open",
                    department: str | None = None, due_before: datetime | None = None, unassigned: bool = False,
                    process_key: str | None = None) -> int:
         """How many tasks `tasks` would list with the same filters and no limit."""
-        with self._tx() as s:
-            q = self._task_query(s, user, scope, group, instance_id, overdue, state, department, due_before,
-                                 unassigned, process_key)
+        with self._tx(read=True) as s:
+            q = task_list_query(self._dir(s), self.clock.now(), user, scope, group, instance_id, overdue, state,
+                                department, None, due_before, unassigned, process_key)
             return int(s.scalar(select(func.count()).select_from(q.with_only_columns(HumanTask.id).subquery())) or 0)
 
-    def _task_query(self, s: Session, user: str | None, scope: str, group: str | None, instance_id: int | None,
-                    overdue: bool, state: str, department: str | None, due_before: datetime | None,
-                    unassigned: bool, process_key: str | None) -> Any:
-        if scope not in ("available", "mine", "all"):
-            raise InputError(f"unknown task scope '{scope}'; use available, mine or all")
-        d = self._dir(s)
-        q = select(HumanTask)
-        if state != "any":
-            q = q.where(HumanTask.state == state)
-        if scope != "all" or group:
-            if scope != "all" and not user:
-                raise InputError("say who you are with --as USER (or use --all)")
-            if scope == "mine":
-                q = q.where(HumanTask.assignee == user)
-            elif scope == "available":
-                groups = d.groups_of(user or "")
-                cand = exists().where(TaskCandidate.task_id == HumanTask.id, or_(
-                    and_(TaskCandidate.kind == "user", TaskCandidate.value == user),
-                    and_(TaskCandidate.kind == "group", TaskCandidate.value.in_(groups or [""]))))
-                q = q.where(or_(HumanTask.assignee == user, and_(HumanTask.assignee.is_(None), cand)))
-            if group:
-                q = q.where(exists().where(TaskCandidate.task_id == HumanTask.id, TaskCandidate.kind == "group",
-                                           TaskCandidate.value == group))
-        if instance_id is not None:
-            q = q.where(HumanTask.instance_id == instance_id)
-        if overdue:
-            q = q.where(HumanTask.due_at.is_not(None), HumanTask.due_at < self.clock.now())
-        if due_before:
-            q = q.where(HumanTask.due_at.is_not(None), HumanTask.due_at < due_before)
-        if unassigned:
-            q = q.where(HumanTask.assignee.is_(None))
-        if department:
-            members = d.staff(department)
-            q = q.where(or_(HumanTask.assignee.in_(members or [""]),
-                            exists().where(TaskCandidate.task_id == HumanTask.id, TaskCandidate.kind == "group",
-                                           TaskCandidate.value == department)))
-        if process_key:
-            q = q.where(HumanTask.instance_id.in_(select(Instance.id).where(Instance.process_key == process_key)))
-        return q
-
     def task(self, task_id: int) -> TaskView:
-        with self._tx() as s:
+        with self._tx(read=True) as s:
             views = self._task_views(s, select(HumanTask).where(HumanTask.id == task_id))
             if not views:
                 raise NotFound(f"no task {task_id}; 'tigao tasks --as USER' lists yours")
@@ -621,7 +591,7 @@ class Engine:
 
     def task_data(self, task_id: int) -> dict[str, Any]:
         """The data a task sees (its process variables), for filling its form."""
-        with self._tx() as s:
+        with self._tx(read=True) as s:
             row = self._task_row(s, task_id)
             version, state = s.execute(select(Instance.version, Instance.state)
                                        .where(Instance.id == row.instance_id)).one()
@@ -633,7 +603,7 @@ class Engine:
             return self.serializer.task_data(state, row.spiff_id) or {}
 
     def task_form(self, task_id: int) -> dict[str, Any] | None:
-        with self._tx() as s:
+        with self._tx(read=True) as s:
             row = self._task_row(s, task_id)
             built = self._instance_built(s, row.instance_id)[2]
             return built.forms.get(row.form_key) if row.form_key else None
@@ -692,6 +662,27 @@ class Engine:
             raise Conflict(f"task {task_id} is already {row.state}"
                            + (f" (by {row.completed_by})" if row.completed_by else ""))
         return row, d
+
+    def _open_task_with_siblings(self, s: Session, task_id: int, user: str | None) \
+            -> tuple[HumanTask, Directory, list[HumanTask]]:
+        """As `_open_task`, with the instance's open tasks read (and locked) in the same query, so
+        the completion does not read them again when it projects the tasks."""
+        if not user:
+            raise InputError("say who you are with --as USER")
+        d = self._check_actor(s, user)
+        of_instance = select(HumanTask.instance_id).where(HumanTask.id == task_id).scalar_subquery()
+        # The instance first, then its rows: the one lock order (see _open_task).
+        s.execute(select(Instance.id).where(Instance.id == of_instance).with_for_update())
+        rows = list(s.scalars(select(HumanTask).where(or_(
+            HumanTask.id == task_id, and_(HumanTask.instance_id == of_instance, HumanTask.state == "open")))
+            .with_for_update()))
+        row = next((r for r in rows if r.id == task_id), None)
+        if row is None:
+            raise NotFound(f"no task {task_id}; 'tigao tasks --as USER' lists yours")
+        if row.state != "open":
+            raise Conflict(f"task {task_id} is already {row.state}"
+                           + (f" (by {row.completed_by})" if row.completed_by else ""))
+        return row, d, rows
 
     @retrying
     def claim(self, task_id: int, user: str) -> None:
@@ -754,13 +745,14 @@ class Engine:
         instance_id = None
         try:
             with self._tx() as s:
-                row, d = self._open_task(s, task_id, user)
+                row, d, open_rows = self._open_task_with_siblings(s, task_id, user)
                 instance_id = row.instance_id
                 if not self._may_work(s, d, row, user):
                     if row.assignee:
                         raise NotAllowed(f"task {task_id} ({row.name}) is assigned to {row.assignee}, not {user}")
                     raise NotAllowed(f"{user} is not a candidate for task {task_id} ({row.name})")
                 run = self._load_run(s, row.instance_id)
+                run.open_rows = open_rows
                 t = run.wf.get_task_from_id(UUID(row.spiff_id))
                 if t is None or t.state != TaskState.READY:
                     raise Conflict(f"task {task_id} is no longer waiting for input")
@@ -773,7 +765,8 @@ class Engine:
                 row.state = "completed"
                 row.completed_at = now
                 row.completed_by = user
-                run.closed_task_ids.append(row.id)
+                if row.due_at is not None or row.follow_up_at is not None:
+                    run.closed_task_ids.append(row.id)  # (only a task with a deadline has timers to void)
                 if row.assignee is None:
                     row.assignee = user
                 run.event("task_completed", user, {"spiff_id": row.spiff_id, "data": data},
@@ -792,7 +785,7 @@ class Engine:
                 business_key: str | None = None, instance_id: int | None = None) -> dict[str, Any]:
         """Deliver a message: to the instance waiting for it, else start the process it starts."""
         data = _check_data(data)
-        with self._tx() as s:
+        with self._tx(read=True) as s:
             self._check_actor(s, actor)
             q = select(MessageSubscription.instance_id).where(MessageSubscription.message_name == name)
             if instance_id is not None:
@@ -832,14 +825,14 @@ class Engine:
 
     # ------------------------------------------------------------------ history
     def history(self, instance_id: int) -> list[Event]:
-        with self._tx() as s:
+        with self._tx(read=True) as s:
             if s.get(Instance, instance_id) is None:
                 raise NotFound(f"no instance {instance_id}")
             return list(s.scalars(select(Event).where(Event.instance_id == instance_id).order_by(Event.seq)))
 
     def element_names(self, instance_id: int) -> dict[str, str]:
         """Element id -> name (label) for the diagrams an instance runs on."""
-        with self._tx() as s:
+        with self._tx(read=True) as s:
             built = self._instance_built(s, instance_id)[2]
         names: dict[str, str] = {}
         for spec in [built.spec, *built.subprocess_specs.values()]:
@@ -856,11 +849,11 @@ class Engine:
 
     def check_reader(self, user: str) -> None:
         """Anyone in the directory may read the history; unknown users may not."""
-        with self._tx() as s:
+        with self._tx(read=True) as s:
             self._check_actor(s, user, acting=False)
 
     def notifications(self, user: str, unread_only: bool = False) -> list[Notification]:
-        with self._tx() as s:
+        with self._tx(read=True) as s:
             q = select(Notification).where(Notification.recipient == user)
             if unread_only:
                 q = q.where(Notification.read_at.is_(None))
@@ -890,6 +883,7 @@ class Run:
         self.cancelled: str | None = None  # the reason, once cancelled
         self.new_tasks: list[HumanTask] = []
         self.closed_task_ids: list[int] = []
+        self.open_rows: list[HumanTask] | None = None  # the instance's open tasks, if already read
         # Timer occurrences fired during this command are recorded by the timer sync; the worker
         # marks the first one as the trigger of its pass (an input for replay).
         self.trigger_pending = False
@@ -956,13 +950,17 @@ class Run:
         record_fired_timers(self, tasks)
         ready = [t for t in tasks if t.state == TaskState.READY and t.task_spec.manual]
         ready_ids = {str(t.id) for t in ready}
-        open_rows = {r.spiff_id: r for r in s.scalars(select(HumanTask).where(HumanTask.instance_id == inst.id,
-                                                                               HumanTask.state == "open"))}
+        if self.open_rows is not None:  # read with the command's own task row
+            open_rows = {r.spiff_id: r for r in self.open_rows if r.state == "open"}
+        else:
+            open_rows = {r.spiff_id: r for r in s.scalars(select(HumanTask).where(HumanTask.instance_id == inst.id,
+                                                                                   HumanTask.state == "open"))}
         for sid, row in open_rows.items():
             if sid not in ready_ids:
                 row.state = "cancelled"
                 row.completed_at = now
-                self.closed_task_ids.append(row.id)
+                if row.due_at is not None or row.follow_up_at is not None:
+                    self.closed_task_ids.append(row.id)  # (only a task with a deadline has timers to void)
                 self.event("task_cancelled", actor, {"spiff_id": sid}, element_id=row.element_id, task_id=row.id)
         for t in ready:
             if str(t.id) in open_rows:
@@ -987,6 +985,7 @@ class Run:
             raise ScriptError(f"process data is not JSON-serialisable ({exc}); scripts must produce JSON values") \
                 from exc
         inst.version = (inst.version or 0) + 1
+        history.flush_pending(s)  # the events and the instance row, each written once
         s.flush()
         self.engine._saved_runs.append(self)
 

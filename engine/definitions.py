@@ -665,6 +665,11 @@ class BuiltCache:
         self._size = size
         self._lock = threading.Lock()
 
+    def peek(self, definition_id: int) -> Built | None:
+        """The built definition if this process has it (a definition row never changes)."""
+        with self._lock:
+            return self._items.get(definition_id)
+
     def get(self, definition_id: int, key: str, files: dict[str, str]) -> Built:
         with self._lock:
             built = self._items.get(definition_id)

@@ -13,6 +13,7 @@ import json
 from datetime import datetime, timezone
 from typing import Any
 
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from storage.models import Event, Instance
@@ -47,16 +48,54 @@ def chain_hash(prev_hash: str, body: dict[str, Any]) -> str:
     return hashlib.sha256(prev_hash.encode("ascii") + canonical(body)).hexdigest()
 
 
+_PENDING = "tigao_pending_events"
+
+
 def append(session: Session, inst: Instance, type_: str, at: datetime, actor: str | None,
            payload: dict[str, Any] | None = None, element_id: str | None = None,
            task_id: int | None = None) -> Event:
-    """Append one event to the instance's chain (the caller's transaction commits it)."""
-    seq = inst.last_seq + 1
+    """Append one event to the instance's chain (the caller's transaction commits it).
+
+    The event is hashed now and held with the session; `flush_pending` inserts every held event
+    in one statement and moves the instance's chain head once, just before the commit, so a
+    command that appends several events writes neither them nor the instance row one by one.
+    """
+    pending: dict[int, list[Any]] = session.info.setdefault(_PENDING, {})
+    head = pending.get(id(inst))
+    if head is None:
+        head = pending[id(inst)] = [inst, inst.last_seq, inst.last_hash, []]
+    seq, prev = head[1] + 1, head[2]
     e = Event(instance_id=inst.id, seq=seq, at=at.astimezone(timezone.utc), actor=actor, type=type_,
               element_id=element_id, task_id=task_id, definition_id=inst.definition_id,
-              payload=payload or {}, prev_hash=inst.last_hash)
-    e.hash = chain_hash(inst.last_hash, event_body(e))
-    inst.last_seq = seq
-    inst.last_hash = e.hash
-    session.add(e)
+              payload=payload or {}, prev_hash=prev)
+    e.hash = chain_hash(prev, event_body(e))
+    head[1], head[2] = seq, e.hash
+    head[3].append(e)
     return e
+
+
+def chain_head(session: Session, inst: Instance) -> tuple[int, str]:
+    """The instance's last seq and hash, counting the events not yet inserted."""
+    head = session.info.get(_PENDING, {}).get(id(inst))
+    return (head[1], head[2]) if head is not None else (inst.last_seq, inst.last_hash)
+
+
+def flush_pending(session: Session) -> None:
+    """Insert the events held with the session (one INSERT) and set each instance's chain head."""
+    pending = session.info.pop(_PENDING, None)
+    if not pending:
+        return
+    rows = []
+    for inst, seq, last_hash, events in pending.values():
+        inst.last_seq = seq
+        inst.last_hash = last_hash
+        rows.extend({c: getattr(e, c) for c in _COLUMNS} for e in events)
+    session.execute(insert(Event.__table__), rows)  # Core: one executemany, whatever is None
+
+
+def discard_pending(session: Session) -> None:
+    session.info.pop(_PENDING, None)
+
+
+_COLUMNS = ("instance_id", "seq", "at", "actor", "type", "element_id", "task_id", "definition_id", "payload",
+            "prev_hash", "hash")

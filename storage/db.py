@@ -14,6 +14,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_DB = "tigao.db"
+READ_ONLY = "tigao_read_only"  # execution option of the connections that only read
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_SECONDS = 15.0  # how long one attempt waits for SQLite's one writer
 SQLITE_BEGIN_ATTEMPTS = 2  # attempts to begin a transaction, each up to SQLITE_BUSY_SECONDS
@@ -70,10 +71,14 @@ def make_engine(url: str) -> SAEngine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
-            # Take the write lock up front: two writers serialise instead of failing mid-way
-            # with SQLITE_BUSY on lock upgrade. Every transaction waits here, up to
-            # SQLITE_BEGIN_ATTEMPTS busy timeouts, for the one writer before it (e.g. the worker,
-            # which leaves a gap after each of its transactions).
+            # A writer takes the write lock up front: two writers serialise instead of failing
+            # mid-way with SQLITE_BUSY on lock upgrade, and waits, up to SQLITE_BEGIN_ATTEMPTS busy
+            # timeouts, for the one writer before it (e.g. the worker, which leaves a gap after
+            # each of its transactions). A reader begins deferred: under WAL it reads its snapshot
+            # and never waits for, nor blocks, a writer.
+            if conn.get_execution_options().get(READ_ONLY):
+                conn.exec_driver_sql("BEGIN")
+                return
             for attempt in range(SQLITE_BEGIN_ATTEMPTS):
                 try:
                     conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -120,3 +125,12 @@ def upgrade(engine: SAEngine) -> None:
 
 def session_factory(engine: SAEngine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def read_session_factory(engine: SAEngine) -> sessionmaker[Session]:
+    """Sessions for transactions that only read: on SQLite a deferred BEGIN (no write lock), on
+    PostgreSQL a READ COMMITTED, READ ONLY transaction (no row locks can be taken by mistake)."""
+    options: dict[str, Any] = {READ_ONLY: True}
+    if engine.dialect.name == "postgresql":
+        options.update(isolation_level="READ COMMITTED", postgresql_readonly=True)
+    return sessionmaker(engine.execution_options(**options), expire_on_commit=False, autoflush=False)

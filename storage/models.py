@@ -20,6 +20,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -109,6 +110,10 @@ class Instance(Base):
     __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
 
 
+# The order task lists are shown in: due tasks first (earliest first), then priority, then id.
+LIST_ORDER = (text("(due_at IS NULL)"), "due_at", text("priority DESC"), "id")
+
+
 class HumanTask(Base):
     """Projection of a user task: what task lists and deadline checks read."""
 
@@ -117,6 +122,11 @@ class HumanTask(Base):
         Index("ix_human_tasks_state_assignee", "state", "assignee"),
         Index("ix_human_tasks_state_due", "state", "due_at"),
         Index("ix_human_tasks_instance_state", "instance_id", "state"),
+        # Task lists in display order (migration 0003): no sort over all open tasks.
+        Index("ix_human_tasks_list", "state", *LIST_ORDER),
+        Index("ix_human_tasks_assignee_list", "assignee", "state", *LIST_ORDER),
+        Index("ix_human_tasks_instance_list", "instance_id", "state", *LIST_ORDER),
+        Index("ix_human_tasks_any_list", *LIST_ORDER),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

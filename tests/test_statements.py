@@ -1,0 +1,45 @@
+"""The hot path's SQL, counted (bench/statements.py): statement counts are deterministic, so they
+are held to a bound here, where time could not be."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent.parent / "bench"
+sys.path.insert(0, str(BENCH))
+
+from statements import StatementCounter, per_completion  # noqa: E402
+
+from engine import Engine  # noqa: E402
+
+
+def test_task_completion__statement_count_is_bounded(tmp_path: Path) -> None:
+    counts = per_completion(str(tmp_path / "statements.db"))
+    # BEGIN, settings, the task row with its open siblings, its candidates, instance, task update,
+    # events, instance update, COMMIT; plus the next task and its candidates when one is created.
+    assert counts["complete 2"] <= 9, counts
+    assert counts["complete 1"] <= 11, counts
+    assert (counts["complete 1"] + counts["complete 2"]) / 2 <= 10, counts
+    assert counts["tasks"] <= 6, counts
+
+
+def test_task_completion__writes_the_instance_and_its_events_once(engine: Engine) -> None:
+    iid = engine.start("parallel_gateway", actor="alice")
+    first = engine.tasks(scope="all", instance_id=iid)[0]
+    counter = StatementCounter(engine)
+    with counter.counting() as statements:
+        engine.complete(first.id, first.assignee or "alice", _valid(engine, first))
+    counter.close()
+    updates = [s for s in statements if s.startswith("UPDATE instances")]
+    inserts = [s for s in statements if s.startswith("INSERT INTO events")]
+    assert len(updates) == 1, statements
+    assert len(inserts) == 1, statements
+    assert [e.seq for e in engine.history(iid)] == list(range(1, len(engine.history(iid)) + 1))
+
+
+def _valid(engine: Engine, t: object) -> dict[str, object]:
+    form = engine.task_form(t.id)  # type: ignore[attr-defined]
+    props = (form or {}).get("properties", {})
+    sample = {"boolean": True, "integer": 1, "number": 1, "string": "x"}
+    return {k: sample.get(v.get("type"), "x") for k, v in props.items()}
