@@ -53,7 +53,7 @@ from .errors import (
     ScriptError,
     StorageError,
 )
-from .retry import Contention, is_contention, retrying
+from .retry import Busy, Contention, is_busy, is_contention, retrying
 from .scripting import HELPER_NAMES, TigaoScriptEngine, ensure_json, is_expression
 from .spiff import StateSerializer, TigaoMessageEventDefinition, TigaoWorkflow, next_timer_due
 from .timeutil import due_from, parse_datetime
@@ -166,6 +166,8 @@ class Engine:
         except (OperationalError, DatabaseError) as exc:
             if is_contention(exc):  # aborted for locks, nothing changed: the command may run again
                 raise Contention("the database was busy with a conflicting change (" + _short(exc) + ")") from exc
+            if is_busy(exc):
+                raise Busy(_storage_message(self.safe_url, exc)) from exc
             raise StorageError(_storage_message(self.safe_url, exc)) from exc
         except SQLAlchemyError as exc:
             raise StorageError(f"database error: {_short(exc)}") from exc
@@ -288,8 +290,11 @@ class Engine:
 
     def _check_actor(self, s: Session, actor: str | None, acting: bool = True) -> Directory:
         d = self._dir(s)
-        if actor is not None and d.users and actor not in d.users and actor not in ("system", "admin"):
-            raise NotAllowed(f"unknown user '{actor}'; users come from the directory ('tigao directory load')")
+        # Every actor is a person of the directory: `system` is the engine's own name in history
+        # (the worker's acts) and no one may act under it, nor under any name not on file.
+        if actor is not None and actor not in d.users:
+            raise NotAllowed(f"unknown user '{actor}'; users come from the directory ('tigao directory load')"
+                             + ("; 'system' is the engine's own name and cannot be used" if actor == "system" else ""))
         if acting and actor and d.has_role(actor, READ_ONLY_ROLE) and len(d.users[actor].roles) == 1:
             raise NotAllowed(f"'{actor}' is an auditor and may only read; this command changes state")
         return d
@@ -505,7 +510,7 @@ class Engine:
         if scope not in ("available", "mine", "all"):
             raise InputError(f"unknown task scope '{scope}'; use available, mine or all")
         with self._tx() as s:
-            d = self._dir(s)
+            d = self._check_actor(s, user, acting=False)  # an unknown name is refused, not shown nothing
             q = select(HumanTask)
             if state != "any":
                 q = q.where(HumanTask.state == state)
@@ -769,6 +774,7 @@ class Engine:
 
     def notifications(self, user: str, unread_only: bool = False) -> list[Notification]:
         with self._tx() as s:
+            self._check_actor(s, user, acting=False)
             q = select(Notification).where(Notification.recipient == user)
             if unread_only:
                 q = q.where(Notification.read_at.is_(None))

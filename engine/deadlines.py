@@ -39,7 +39,7 @@ from storage.models import Definition, HumanTask, Instance, Notification, Settin
 from . import history
 from .errors import Conflict, EngineError, ScriptError
 from .lease import Lease
-from .retry import Contention, pause
+from .retry import Busy, Contention, pause
 from .spiff import force_start_timers, next_timer_due, pop_fired
 from .timeutil import add_iso_duration, fmt, parse_cycle, parse_datetime
 
@@ -272,7 +272,7 @@ class Worker:
         try:
             with self.engine._tx() as s:
                 self._held = self.lease.take(s)
-        except Contention:
+        except (Contention, Busy):
             return self._held  # busy: try again at the next heartbeat; a held lease stays ours
         return self._held
 
@@ -313,7 +313,7 @@ class Worker:
                 began = _time.monotonic()
                 try:
                     fired = self._fire_next(skip)
-                except Contention as exc:
+                except (Contention, Busy) as exc:
                     self.contended += 1
                     failures += 1
                     wait = pause(failures)

@@ -7,8 +7,10 @@ meet SQLSTATE 40001/40P01: retry the transaction, with a randomised, growing pau
 contenders do not collide again in step.
 
 What is retried is decided by the database's own error code, never by guessing: PostgreSQL
-``40P01`` (deadlock detected), ``40001`` (serialization failure), ``55P03`` (lock not available);
-SQLite ``database is locked`` / ``database table is locked`` (SQLITE_BUSY, SQLITE_LOCKED).
+``40P01`` (deadlock detected), ``40001`` (serialization failure), ``55P03`` (lock not available).
+SQLite has one writer at a time and every transaction waits for it (the busy timeout) before it
+begins, so a command that still finds it ``database is locked`` has waited already: that is
+`Busy`, a storage error the user sees (exit 9), which only the worker retries.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
-from .errors import Conflict
+from .errors import Conflict, StorageError
 
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("tigao.retry")
@@ -38,13 +40,20 @@ class Contention(Conflict):
     """
 
 
+class Busy(StorageError):
+    """SQLite's one writer held the database for longer than the busy timeout; nothing changed."""
+
+
 def is_contention(exc: BaseException) -> bool:
     """Whether a database error means "lost a race for locks" (safe to retry the whole transaction)."""
     orig = getattr(exc, "orig", exc)
     state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    if state in RETRY_SQLSTATES:
-        return True
-    text = str(orig).lower()
+    return state in RETRY_SQLSTATES
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether a database error is SQLite's SQLITE_BUSY/SQLITE_LOCKED after its busy timeout."""
+    text = str(getattr(exc, "orig", exc)).lower()
     return any(t in text for t in SQLITE_BUSY_TEXT)
 
 

@@ -203,7 +203,6 @@ def test_worker__contention__is_retried_never_fatal(tmp_path: Path, monkeypatch:
     eng.advance_clock(timedelta(days=3, minutes=1))
     eng.close()
     monkeypatch.setattr(dbmod, "SQLITE_BUSY_SECONDS", 0.05)  # meet "database is locked" at once
-    monkeypatch.setattr(dbmod, "SQLITE_BEGIN_ATTEMPTS", 1)
     w = Worker(Engine(url), name="patient")
     assert w.acquire_lease()
     holder = sqlite3.connect(url, isolation_level=None, check_same_thread=False)
