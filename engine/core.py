@@ -53,7 +53,7 @@ from .errors import (
     ScriptError,
     StorageError,
 )
-from .retry import Busy, Contention, is_busy, is_contention, retrying
+from .retry import Busy, Contention, is_bad_value, is_busy, is_contention, retrying
 from .scripting import HELPER_NAMES, TigaoScriptEngine, ensure_json, is_expression
 from .spiff import StateSerializer, TigaoMessageEventDefinition, TigaoWorkflow, next_timer_due
 from .timeutil import due_from, parse_datetime
@@ -61,6 +61,9 @@ from .timeutil import due_from, parse_datetime
 T = TypeVar("T")
 WF_CACHE_SIZE = 256  # instances whose last saved workflow object is kept in memory
 READ_ONLY_ROLE = "auditor"
+MAX_ID = 2**63 - 1  # ids are 64-bit integers in both databases
+MAX_CLOCK_YEAR = 9000  # a simulated clock stays far enough from year 9999 for due dates and cycles
+MAX_DATA_BYTES = 5 * 1024 * 1024  # a --data @file
 
 
 @dataclass
@@ -158,6 +161,12 @@ class Engine:
                 self._wf_cache.popitem(last=False)
         except EngineError:
             raise
+        except OverflowError as exc:  # e.g. an id past SQLite's 64-bit integers, a date past 9999
+            raise InputError(f"a number or date is out of range ({exc}): ids are whole numbers up to "
+                             f"{MAX_ID}, dates end in year 9999") from exc
+        except UnicodeError as exc:  # a lone surrogate (an undecodable command-line byte) in some text
+            raise InputError(f"text is not valid UTF-8 ({exc.reason} at position {getattr(exc, 'start', '?')}); "
+                             "give UTF-8 text") from exc
         except StaleDataError as exc:
             raise Conflict("the instance was changed by someone else at the same time; reload and try again") \
                 from exc
@@ -168,6 +177,9 @@ class Engine:
                 raise Contention("the database was busy with a conflicting change (" + _short(exc) + ")") from exc
             if is_busy(exc):
                 raise Busy(_storage_message(self.safe_url, exc)) from exc
+            if is_bad_value(exc):
+                raise InputError(f"the database cannot store a value given ({_short(exc)}): ids are whole numbers "
+                                 f"up to {MAX_ID}, and text may not hold NUL characters") from exc
             raise StorageError(_storage_message(self.safe_url, exc)) from exc
         except SQLAlchemyError as exc:
             raise StorageError(f"database error: {_short(exc)}") from exc
@@ -231,6 +243,9 @@ class Engine:
                                  "create a simulated one with 'tigao init --simulated ISO'")
             clock = self.clock
             assert isinstance(clock, SettableClock)
+            if when.year >= MAX_CLOCK_YEAR:
+                raise InputError(f"{when.isoformat()} is too far ahead: the simulated clock goes up to year "
+                                 f"{MAX_CLOCK_YEAR - 1} (due dates and timers count on from it)")
             clock.set(when)
             s.merge(Setting(key="sim_now", value=clock.now().isoformat()))
             return clock.now()
@@ -983,6 +998,11 @@ def _check_data(data: Any) -> dict[str, Any]:
         ensure_json(data)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError("data holds text that is not valid UTF-8 (a lone surrogate such as \\ud800, or an "
+                         "undecodable byte); give UTF-8 text") from exc
     shadowing = sorted(set(data) & HELPER_NAMES)
     if shadowing:
         raise InputError(f"field name(s) {', '.join(shadowing)} are reserved for the script helpers; "
@@ -1019,10 +1039,7 @@ def parse_json_arg(text: str | None) -> dict[str, Any] | None:
         return None
     raw = text
     if text.startswith("@"):
-        try:
-            raw = Path(text[1:]).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"cannot read data file '{text[1:]}': {exc.strerror}") from exc
+        raw = _read_data_file(text[1:])
     try:
         value = json.loads(raw)
     except RecursionError as exc:
@@ -1030,9 +1047,38 @@ def parse_json_arg(text: str | None) -> dict[str, Any] | None:
     except json.JSONDecodeError as exc:
         raise InputError(f"data is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
                          "give an object like '{\"field\": 1}' or @file.json") from exc
+    except ValueError as exc:  # Python refuses integers of more than 4,300 digits (a CPU-time guard)
+        raise InputError(f"data holds a number too long to read ({_short(exc)}); give numbers of at most "
+                         "4,300 digits, or the value as a string") from exc
     if not isinstance(value, dict):
         raise InputError("data must be a JSON object, e.g. '{\"field\": 1}'")
     return value
+
+
+def _read_data_file(name: str) -> str:
+    """A regular file of at most MAX_DATA_BYTES of UTF-8, checked before it is read."""
+    import os
+    import stat
+
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below.
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise InputError(f"cannot read data file '{name}': {exc.strerror}") from exc
+    with os.fdopen(fd, "rb") as f:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"data file '{name}' is not a regular file (a device, pipe or folder); "
+                             "give a JSON file")
+        if st.st_size > MAX_DATA_BYTES:
+            raise InputError(f"data file '{name}' is {st.st_size:,} bytes; the limit is {MAX_DATA_BYTES:,}")
+        blob = f.read(MAX_DATA_BYTES + 1)  # a file that grows meanwhile is still cut at the limit
+    if len(blob) > MAX_DATA_BYTES:
+        raise InputError(f"data file '{name}' is larger than {MAX_DATA_BYTES:,} bytes")
+    try:
+        return blob.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"data file '{name}' is not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
 
 
 def parse_when(text: str) -> datetime:

@@ -51,6 +51,13 @@ def is_contention(exc: BaseException) -> bool:
     return state in RETRY_SQLSTATES
 
 
+def is_bad_value(exc: BaseException) -> bool:
+    """Whether the database refused a value the user gave (SQLSTATE class 22: out of range, NUL, ...)."""
+    orig = getattr(exc, "orig", exc)
+    state = getattr(orig, "sqlstate", None) or ""
+    return state.startswith("22") or "cannot contain nul" in str(orig).lower()
+
+
 def is_busy(exc: BaseException) -> bool:
     """Whether a database error is SQLite's SQLITE_BUSY/SQLITE_LOCKED after its busy timeout."""
     text = str(getattr(exc, "orig", exc)).lower()
