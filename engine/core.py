@@ -827,7 +827,7 @@ class Run:
         except EngineError:
             raise
         except (SpiffWorkflowException, ValueError, TypeError, KeyError, NameError, ZeroDivisionError,
-                AttributeError, IndexError) as exc:
+                AttributeError, IndexError, OverflowError, RecursionError) as exc:
             element = None
             task = getattr(exc, "task", None)
             if task is not None:
@@ -1065,13 +1065,14 @@ def _read_data_file(name: str) -> str:
         fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
     except OSError as exc:
         raise InputError(f"cannot read data file '{name}': {exc.strerror}") from exc
-    with os.fdopen(fd, "rb") as f:
-        st = os.fstat(fd)
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_DATA_BYTES:
+        os.close(fd)
         if not stat.S_ISREG(st.st_mode):
             raise InputError(f"data file '{name}' is not a regular file (a device, pipe or folder); "
                              "give a JSON file")
-        if st.st_size > MAX_DATA_BYTES:
-            raise InputError(f"data file '{name}' is {st.st_size:,} bytes; the limit is {MAX_DATA_BYTES:,}")
+        raise InputError(f"data file '{name}' is {st.st_size:,} bytes; the limit is {MAX_DATA_BYTES:,}")
+    with os.fdopen(fd, "rb") as f:
         blob = f.read(MAX_DATA_BYTES + 1)  # a file that grows meanwhile is still cut at the limit
     if len(blob) > MAX_DATA_BYTES:
         raise InputError(f"data file '{name}' is larger than {MAX_DATA_BYTES:,} bytes")
