@@ -27,14 +27,14 @@ import os
 import socket
 import time as _time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 from SpiffWorkflow.util.task import TaskState
 
-from storage.models import Definition, HumanTask, Instance, Notification, Setting, TaskCandidate, Timer
+from storage.models import Definition, HumanTask, Instance, Notification, TaskCandidate, Timer
 
 from . import history
 from .errors import Conflict, EngineError, ScriptError

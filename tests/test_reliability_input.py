@@ -4,6 +4,7 @@ holds it there."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -104,7 +105,7 @@ JSONISH = st.recursive(
     max_leaves=8)
 DATA = st.one_of(
     st.text(max_size=40),  # anything at all, lone surrogates included
-    JSONISH.map(lambda v: __import__("json").dumps(v)),
+    JSONISH.map(json.dumps),
     st.integers(min_value=0, max_value=6000).map(lambda n: '{"name": ' + "7" * max(1, n) + "}"),
 )
 IDS = st.one_of(st.integers(min_value=-(2**70), max_value=2**70), st.sampled_from(["0", "1", "-1", "1e3", "x"]))

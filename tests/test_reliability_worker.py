@@ -14,14 +14,12 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from conftest import BPMN, ORG, set_simulated
 from engine import Engine, Worker
-from engine.errors import Conflict
 from helpers import task_by_element
 from storage.models import Event, HumanTask, Setting
 
