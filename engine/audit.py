@@ -1,53 +1,101 @@
 """Audit: read, verify, seal, export and replay the history.
 
-* verify: recompute every instance's hash chain (a changed payload, a gap, a broken link), check
-  it against every seal (a removed tail), and replay it (a changed stored state).
-* seal: a checkpoint of every instance's chain head and one Merkle root over them, to be kept
-  outside the system.
-* replay: rebuild an instance from its definition version and its recorded inputs with the
-  clock set to the recorded times, step by step, and compare with what is stored.
+* verify: the append-only triggers; every instance's hash chain (a changed payload, a gap, a
+  broken link, time going backwards); every seal (its root, and with a public key its signatures)
+  and the chains against it (a removed tail, a removed instance); roots kept outside; the human
+  task projections against the history; and the replay (a changed stored state).
+* seal: a checkpoint of every instance's chain head and one Merkle root over them, signed with an
+  Ed25519 key kept outside (`seals.py`).
+* replay: `replay.py`.
 * export: a self-contained file (definitions, directory versions, stored state, events, seals)
-  from which `replay_file` replays and verifies on another machine with an empty database.
+  from which `verify_file` replays and verifies on another machine with an empty database.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import json
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from uuid import UUID
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from sqlalchemy import select
-from SpiffWorkflow.bpmn.util import BpmnEvent
-from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
-from SpiffWorkflow.util.task import TaskState
 
-from storage.models import Definition, DirectoryVersion, Event, Instance, Seal, SealHead
+from storage import triggers
+from storage.models import (
+    Definition,
+    DirectoryVersion,
+    Event,
+    HumanTask,
+    Instance,
+    Seal,
+    SealHead,
+    TaskCandidate,
+)
 
-from . import history
 from .assignment import Directory
-from .clock import SettableClock
-from .definitions import Built, build
+from .chain import EventRecord, Failure, check_chain
+from .consistency import check_tasks
+from .definitions import build
 from .errors import InputError, NotFound
-from .scripting import TigaoScriptEngine
-from .spiff import StateSerializer, TigaoMessageEventDefinition, TigaoWorkflow, fingerprint, force_start_timers
+from .replay import ReplayResult, Step, replay_events
+from .seals import (
+    SealHeadView,
+    SealView,
+    check_seals,
+    last_ref,
+    merkle_root,
+    seal_leaf,
+    sign_heads,
+    sign_seal,
+)
+from .spiff import StateSerializer
+from .timeutil import fmt
 
 if TYPE_CHECKING:
     from .core import Engine
+
+__all__ = [
+    "AuditFile",
+    "Auditor",
+    "EventRecord",
+    "Failure",
+    "ReplayResult",
+    "Step",
+    "check_chain",
+    "merkle_root",
+    "read_audit_file",
+    "replay_events",
+    "seal_leaf",
+    "summarize",
+    "verify_file",
+]
 
 EXPORT_FORMAT = "tigao-audit/1"
 
 
 # ----------------------------------------------------------------------------- summaries
-def _short(value: Any, limit: int = 60) -> str:
+def _short(value: Any, limit: int = 2000) -> str:
+    # Tables cut long text at a word boundary (and `--wide` shows it all): only bound it here.
     text = json.dumps(value, ensure_ascii=False, sort_keys=True) if not isinstance(value, str) else value
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _at(value: Any) -> str:
+    """A stored ISO time as people read it: the display time zone, as in the table's TIME column."""
+    try:
+        return fmt(datetime.fromisoformat(str(value)))
+    except ValueError:
+        return str(value)
+
+
+def _people(p: dict[str, Any]) -> str:
+    who = ", ".join(p.get("responsible") or []) or "nobody"
+    return f"responsible {who}; " + (f"leader {p['leader']}" if p.get("leader") else "no leader to tell")
 
 
 def summarize(e: Any) -> str:
@@ -62,7 +110,7 @@ def summarize(e: Any) -> str:
     if t == "task_created":
         who = p.get("assignee") or ",".join(p.get("candidate_users", []) + [f"@{g}" for g in p.get("candidate_groups", [])])
         return f"task {e.task_id} '{p.get('name')}' for {who or 'nobody'}" + (
-            f", due {p['due_at'][:16]}" if p.get("due_at") else "")
+            f", due {_at(p['due_at'])}" if p.get("due_at") else "")
     if t == "task_completed":
         return f"task {e.task_id}: {_short(p.get('data', {}))}"
     if t == "task_claimed":
@@ -76,12 +124,12 @@ def summarize(e: Any) -> str:
     if t == "message_received":
         return f"message {p.get('name')}: {_short(p.get('data', {}))}"
     if t == "timer_fired":
-        return f"timer due {str(p.get('due_at', ''))[:16]}" + (" (worker)" if p.get("trigger") else "")
+        return f"timer due {_at(p.get('due_at', ''))}" + (" (worker)" if p.get("trigger") else "")
     if t == "task_overdue":
-        return f"task {e.task_id} overdue; responsible {','.join(p.get('responsible', [])[:3])}; leader {p.get('leader')}"
+        return f"task {e.task_id} overdue; {_people(p)}"
     if t == "task_escalated":
         return (f"task {e.task_id} escalated (level {p.get('level')}) to "
-                f"{p.get('to_user') or '@' + str(p.get('to_group'))}; leader {p.get('leader')}")
+                f"{p.get('to_user') or '@' + str(p.get('to_group'))}; {_people(p)}")
     if t == "instance_cancelled":
         return f"reason: {p.get('reason')}"
     if t == "script_failed":
@@ -89,245 +137,6 @@ def summarize(e: Any) -> str:
     if t == "instance_completed":
         return "completed"
     return _short(p)
-
-
-# ----------------------------------------------------------------------------- records
-@dataclass
-class EventRecord:
-    """An event as plain data (from the database or from an export file)."""
-
-    instance_id: int
-    seq: int
-    at: datetime
-    actor: str | None
-    type: str
-    element_id: str | None
-    task_id: int | None
-    definition_id: int
-    payload: dict[str, Any]
-    prev_hash: str
-    hash: str
-
-    @classmethod
-    def of(cls, e: Event) -> EventRecord:
-        return cls(e.instance_id, e.seq, e.at, e.actor, e.type, e.element_id, e.task_id, e.definition_id,
-                   e.payload, e.prev_hash, e.hash)
-
-    def body(self) -> dict[str, Any]:
-        return history.event_body(self)  # type: ignore[arg-type]
-
-    def to_json(self) -> dict[str, Any]:
-        return {**self.body(), "prev_hash": self.prev_hash, "hash": self.hash}
-
-    @classmethod
-    def from_json(cls, d: dict[str, Any]) -> EventRecord:
-        return cls(d["instance"], d["seq"], datetime.fromisoformat(d["at"]), d["actor"], d["type"], d["element"],
-                   d["task"], d["definition"], d["payload"], d["prev_hash"], d["hash"])
-
-
-@dataclass
-class Failure:
-    instance_id: int
-    seq: int | None
-    kind: str  # hash mismatch | broken link | gap | seal mismatch | tail removed | replay divergence
-    detail: str
-
-    def __str__(self) -> str:
-        at = f" at seq {self.seq}" if self.seq is not None else ""
-        return f"instance {self.instance_id}{at}: {self.kind}: {self.detail}"
-
-
-def check_chain(instance_id: int, events: list[EventRecord], head: tuple[int, str] | None = None) -> Failure | None:
-    """The first broken link of one instance's chain, or None. `head` is the instance row's
-    (last_seq, last_hash), which must match the last event."""
-    prev = history.GENESIS
-    for expected_seq, e in enumerate(events, start=1):
-        if e.seq != expected_seq:
-            return Failure(instance_id, expected_seq, "gap", f"event {expected_seq} is missing (next is {e.seq})")
-        if e.prev_hash != prev:
-            return Failure(instance_id, e.seq, "broken link", "prev_hash does not match the event before")
-        if history.chain_hash(prev, e.body()) != e.hash:
-            return Failure(instance_id, e.seq, "hash mismatch", f"the {e.type} event was changed after it was written")
-        prev = e.hash
-    if head is not None:
-        last_seq, last_hash = head
-        if last_seq > len(events):
-            return Failure(instance_id, len(events) + 1, "tail removed",
-                           f"the instance records {last_seq} events, {len(events)} remain")
-        if last_seq == len(events) and last_hash != prev:
-            return Failure(instance_id, last_seq, "hash mismatch", "the chain head does not match the instance")
-    return None
-
-
-def merkle_root(leaves: list[str]) -> str:
-    """Merkle root over hex leaves (sha256 of pairs; an odd node is carried up)."""
-    if not leaves:
-        return hashlib.sha256(b"").hexdigest()
-    level = [bytes.fromhex(x) for x in leaves]
-    while len(level) > 1:
-        nxt = []
-        for i in range(0, len(level), 2):
-            if i + 1 < len(level):
-                nxt.append(hashlib.sha256(level[i] + level[i + 1]).digest())
-            else:
-                nxt.append(level[i])
-        level = nxt
-    return level[0].hex()
-
-
-def seal_leaf(instance_id: int, seq: int, head: str) -> str:
-    return hashlib.sha256(f"{instance_id}:{seq}:{head}".encode("ascii")).hexdigest()
-
-
-# ----------------------------------------------------------------------------- replay
-@dataclass
-class Step:
-    seq: int
-    at: datetime
-    type: str
-    actor: str | None
-    element_id: str | None
-    open_tasks: list[str]
-    data: dict[str, Any]
-    changed: dict[str, Any]
-
-
-@dataclass
-class ReplayResult:
-    instance_id: int
-    steps: list[Step] = field(default_factory=list)
-    divergence: Failure | None = None
-    matches_stored: bool | None = None
-    workflow: BpmnWorkflow | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.divergence is None and self.matches_stored is not False
-
-
-class _Replayer:
-    """Feeds recorded inputs back into a fresh workflow at the recorded times."""
-
-    def __init__(self, built: Built, directories: dict[int | None, Directory], serializer: StateSerializer):
-        self.built = built
-        self.clock = SettableClock(datetime(1970, 1, 1, tzinfo=timezone.utc))
-        self.directories = directories
-        self.se = TigaoScriptEngine(self.clock, next(iter(directories.values()), None))
-        self.serializer = serializer
-        self.wf: BpmnWorkflow | None = None
-        self.mapping: dict[str, str] = {}  # recorded spiff id -> replayed spiff id
-        self.unclaimed: list[Any] = []
-
-    def _steps(self) -> None:
-        assert self.wf is not None
-        self.wf.do_engine_steps()
-
-    def _new_ready(self) -> list[Any]:
-        assert self.wf is not None
-        mapped = set(self.mapping.values())
-        return [t for t in self.wf.get_tasks(state=TaskState.READY) if t.task_spec.manual and str(t.id) not in mapped]
-
-    def apply(self, e: EventRecord) -> str | None:
-        """Apply one event; return a divergence message or None."""
-        self.clock.force(e.at)
-        p = e.payload
-        if "dir" in p:
-            self.se.directory = self.directories.get(p["dir"], self.se.directory)
-        if e.type == "instance_started":
-            self.wf = TigaoWorkflow(self.built.spec, self.built.subprocess_specs, script_engine=self.se)
-            data = p.get("data") or {}
-            self.wf.task_tree.data.update(data)
-            for child in self.wf.task_tree.children:
-                child.data.update(data)
-            if p.get("via") == "timer":
-                force_start_timers(self.wf, e.at)
-                self._steps()
-                self.wf.refresh_timers()
-            self._steps()
-            self.unclaimed = self._new_ready()
-            return None
-        if self.wf is None:
-            return f"{e.type} before the instance started"
-        if e.type == "task_completed":
-            sid = self.mapping.get(p.get("spiff_id", ""))
-            t = self.wf.get_task_from_id(UUID(sid)) if sid else None
-            if t is None or t.state != TaskState.READY:
-                return f"task {e.task_id} ({e.element_id}) was not open in the replay"
-            t.data.update(p.get("data") or {})
-            t.run()
-            self._steps()
-        elif e.type == "message_received":
-            targets = [t for t in self.wf.get_tasks(state=TaskState.WAITING)
-                       if isinstance(getattr(t.task_spec, "event_definition", None), TigaoMessageEventDefinition)
-                       and t.task_spec.event_definition.name == p.get("name")]
-            if not targets:
-                return f"message {p.get('name')} had no receiver in the replay"
-            ev = targets[0].task_spec.event_definition
-            self.wf.send_event(BpmnEvent(ev, payload={"payload": p.get("data") or {}, "result_var": None}))
-            self._steps()
-        elif e.type == "timer_fired" and p.get("trigger"):
-            self.wf.refresh_timers()
-            self._steps()
-        elif e.type == "instance_cancelled":
-            self.wf.cancel()
-            self._steps()
-        elif e.type == "task_created":
-            if not self.unclaimed:
-                self.unclaimed = self._new_ready()
-            match = next((t for t in self.unclaimed if t.task_spec.bpmn_id == e.element_id), None)
-            if match is None:
-                return f"task {e.task_id} ({e.element_id}) was created, but the replay has no such new task"
-            self.unclaimed.remove(match)
-            self.mapping[p["spiff_id"]] = str(match.id)
-            return None
-        elif e.type == "instance_completed":
-            if not self.wf.is_completed():
-                return "the instance completed, but the replay has not"
-            return None
-        else:
-            return None
-        self.unclaimed = self._new_ready()
-        return None
-
-
-def replay_events(instance_id: int, built: Built, events: list[EventRecord], directories: dict[int | None, Directory],
-                  serializer: StateSerializer, stored_state: str | None = None, upto: int | None = None,
-                  keep_steps: bool = True) -> ReplayResult:
-    """Replay one instance's events; compare the result with `stored_state` when given."""
-    r = _Replayer(built, directories, serializer)
-    result = ReplayResult(instance_id)
-    before: dict[str, Any] = {}
-    from .core import process_data
-
-    for e in events:
-        try:
-            problem = r.apply(e)
-        except Exception as exc:  # noqa: BLE001 - any failure is a divergence to report
-            problem = f"{e.type} failed in the replay: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
-        if problem:
-            result.divergence = Failure(instance_id, e.seq, "replay divergence", problem)
-            break
-        if keep_steps and r.wf is not None:
-            data = process_data(r.wf)
-            changed = {k: v for k, v in data.items() if before.get(k, object()) != v}
-            changed.update({k: None for k in before if k not in data})
-            open_tasks = sorted(t.task_spec.bpmn_id for t in r.wf.get_tasks(state=TaskState.READY)
-                                if t.task_spec.manual)
-            result.steps.append(Step(e.seq, e.at, e.type, e.actor, e.element_id, open_tasks, data, changed))
-            before = data
-        if upto is not None and e.seq >= upto:
-            break
-    result.workflow = r.wf
-    if result.divergence is None and stored_state is not None and upto is None and r.wf is not None:
-        stored = serializer.loads(stored_state, built.spec, built.subprocess_specs, r.se)
-        a, b = fingerprint(r.wf), fingerprint(stored)
-        result.matches_stored = a == b
-        if a != b:
-            where = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
-            detail = (f"the stored state differs from the replayed one at task #{where} "
-                      f"({(b[where]['element'] if where < len(b) else 'missing')})")
-            result.divergence = Failure(instance_id, events[-1].seq if events else None, "replay divergence", detail)
-    return result
 
 
 # ----------------------------------------------------------------------------- engine-side tools
@@ -357,55 +166,82 @@ class Auditor:
             state = inst.state
         return replay_events(instance_id, built, events, dirs, eng.serializer, stored_state=state, upto=upto)
 
-    def seal(self, sealer: str | None) -> tuple[int, str, int]:
+    def seal(self, sealer: str | None, key: Ed25519PrivateKey | None = None) -> tuple[int, str, int]:
+        """Record every instance's chain head and their Merkle root, signed when a key is given.
+
+        Returns (seal id, root, number of instances)."""
         eng = self.engine
         with eng._tx() as s:
             eng._check_actor(s, sealer, acting=False)
-            heads = s.execute(select(Instance.id, Instance.last_seq, Instance.last_hash)
-                              .where(Instance.last_seq > 0).order_by(Instance.id)).all()
+            heads = [(i, q, h) for i, q, h in s.execute(select(Instance.id, Instance.last_seq, Instance.last_hash)
+                                                        .where(Instance.last_seq > 0).order_by(Instance.id))]
             root = merkle_root([seal_leaf(i, q, h) for i, q, h in heads])
-            seal = Seal(at=eng.clock.now(), sealer=sealer, root=root, instances=len(heads))
+            at = eng.clock.now()
+            seal = Seal(at=at, sealer=sealer, root=root, instances=len(heads))
+            if key is not None:
+                seal.signature, seal.key_id = sign_seal(key, root, at, heads)
+                seal.last_head = last_ref(heads)
             s.add(seal)
-            s.flush()
-            s.add_all(SealHead(seal_id=seal.id, instance_id=i, seq=q, hash=h) for i, q, h in heads)
+            s.flush()  # the heads sign the seal's id; seals are append-only, so the id comes first
+            signed: list[tuple[str | None, str | None]] = sign_heads(key, seal.id, heads) if key is not None \
+                else [(None, None)] * len(heads)
+            s.add_all(SealHead(seal_id=seal.id, instance_id=i, seq=q, hash=h, signature=sig, prev_head=prev)
+                      for (i, q, h), (sig, prev) in zip(heads, signed))
             return seal.id, root, len(heads)
 
+    def _seals(self, s: Any) -> list[SealView]:
+        views = {x.id: SealView(x.id, x.at, x.root, x.instances, [], x.signature, x.key_id, x.last_head)
+                 for x in s.scalars(select(Seal).order_by(Seal.id))}
+        for h in s.scalars(select(SealHead).order_by(SealHead.seal_id, SealHead.instance_id)):
+            if h.seal_id in views:
+                views[h.seal_id].heads.append(SealHeadView(h.instance_id, h.seq, h.hash, h.signature, h.prev_head))
+        return list(views.values())
+
     def verify(self, instance_ids: list[int] | None = None, replay: bool = True,
-               progress: Callable[[int, int], None] | None = None) -> tuple[int, list[Failure]]:
-        """Check chains, seals and replays; return (instances checked, failures)."""
+               progress: Callable[[int, int], None] | None = None, pubkeys: list[Ed25519PublicKey] | None = None,
+               roots: list[str] | None = None) -> tuple[int, list[Failure]]:
+        """Check triggers, chains, seals, projections and replays; return (instances checked, failures).
+
+        Args:
+            instance_ids: the instances to check (default: every instance, and every sealed one).
+            replay: also replay each instance and compare with its stored state.
+            progress: called with (done, total) after each instance.
+            pubkeys: public keys the seals must be signed with (every seal must be).
+            roots: Merkle roots kept outside the database; each must be a seal's root.
+        """
         eng = self.engine
         failures: list[Failure] = []
         with eng._tx() as s:
-            ids = instance_ids or list(s.scalars(select(Instance.id).order_by(Instance.id)))
-            for i in ids:
-                if s.get(Instance, i) is None:
+            failures += [Failure(0, None, "triggers", f"{p}: run 'tigao init' to restore it")
+                         for p in triggers.problems(s.connection())]
+            present = set(s.scalars(select(Instance.id)))
+            seals = self._seals(s)
+            failures += check_seals(seals, pubkeys, roots)
+            ever = present | {h.instance_id for seal in seals for h in seal.heads}
+            for i in instance_ids or []:
+                if i not in ever:
                     raise NotFound(f"no instance {i}")
-            seals = list(s.scalars(select(Seal).order_by(Seal.id)))
-            heads: dict[int, list[tuple[int, int, str]]] = {}
-            for h in s.scalars(select(SealHead)):
-                heads.setdefault(h.instance_id, []).append((h.seal_id, h.seq, h.hash))
-            for seal in seals:
-                rows = s.execute(select(SealHead.instance_id, SealHead.seq, SealHead.hash)
-                                 .where(SealHead.seal_id == seal.id).order_by(SealHead.instance_id)).all()
-                if merkle_root([seal_leaf(a, b, c) for a, b, c in rows]) != seal.root:
-                    failures.append(Failure(0, None, "seal mismatch", f"seal {seal.id}'s heads do not give its root"))
             dirs = self._directories(s)
+        failures += _sealed_but_gone(seals, set(instance_ids) if instance_ids else None, present)
+        ids = [i for i in instance_ids or sorted(present) if i in present]
+        sealed: dict[int, list[tuple[int, int, str]]] = {}
+        for seal in seals:
+            for h in seal.heads:
+                sealed.setdefault(h.instance_id, []).append((seal.id, h.seq, h.hash))
         for n, iid in enumerate(ids, start=1):
             with eng._tx() as s:
                 inst = s.get(Instance, iid)
                 assert inst is not None
                 events = self._events(s, iid)
-                fail = check_chain(iid, events, (inst.last_seq, inst.last_hash))
+                fail = check_chain(iid, events, (inst.last_seq, inst.last_hash)) \
+                    or _against_seals(iid, events, sealed.get(iid, []))
                 if fail is None:
-                    by_seq = {e.seq: e for e in events}
-                    for seal_id, seq, h in sorted(heads.get(iid, [])):
-                        e = by_seq.get(seq)
-                        if e is None:
-                            fail = Failure(iid, seq, "tail removed", f"seal {seal_id} holds event {seq}, which is gone")
-                            break
-                        if e.hash != h:
-                            fail = Failure(iid, seq, "seal mismatch", f"event {seq} differs from seal {seal_id}")
-                            break
+                    rows = list(s.scalars(select(HumanTask).where(HumanTask.instance_id == iid)))
+                    cands: dict[int, set[tuple[str, str]]] = {}
+                    if rows:
+                        for c in s.scalars(select(TaskCandidate).where(TaskCandidate.task_id.in_([r.id for r in rows]))):
+                            cands.setdefault(c.task_id, set()).add((c.kind, c.value))
+                    fail = check_tasks(iid, events, rows, cands)
                 if fail is None and replay:
                     d = s.get(Definition, inst.definition_id)
                     assert d is not None
@@ -450,8 +286,9 @@ class Auditor:
             for i, inst in zip(ids, insts):
                 if inst is None:
                     raise NotFound(f"no instance {i}")
+            # "all": the file claims to hold every instance, so every sealed one must be in it.
             yield {"kind": "header", "format": EXPORT_FORMAT, "exported_at": eng.clock.now().isoformat(),
-                   "instances": len(ids)}
+                   "instances": len(ids), "all": instance_ids is None}
             def_ids = sorted({inst.definition_id for inst in insts if inst})
             for d in s.scalars(select(Definition).where(Definition.id.in_(def_ids)).order_by(Definition.id)):
                 yield {"kind": "definition", "id": d.id, "key": d.key, "version": d.version,
@@ -459,11 +296,11 @@ class Auditor:
             for v in s.scalars(select(DirectoryVersion).order_by(DirectoryVersion.id)):
                 yield {"kind": "directory", "id": v.id, "loaded_at": v.loaded_at.isoformat(), "hash": v.hash,
                        "content": v.content}
-            for seal in s.scalars(select(Seal).order_by(Seal.id)):
-                heads = s.execute(select(SealHead.instance_id, SealHead.seq, SealHead.hash)
-                                  .where(SealHead.seal_id == seal.id).order_by(SealHead.instance_id)).all()
-                yield {"kind": "seal", "id": seal.id, "at": seal.at.isoformat(), "sealer": seal.sealer,
-                       "root": seal.root, "heads": [[a, b, c] for a, b, c in heads]}
+            for seal in self._seals(s):
+                yield {"kind": "seal", "id": seal.id, "at": seal.at.isoformat(), "root": seal.root,
+                       "instances": seal.instances, "signature": seal.signature, "key_id": seal.key_id,
+                       "last_head": seal.last_head,
+                       "heads": [[h.instance_id, h.seq, h.hash, h.signature, h.prev_head] for h in seal.heads]}
             for inst in insts:
                 assert inst is not None
                 yield {"kind": "instance", "id": inst.id, "key": inst.process_key, "definition": inst.definition_id,
@@ -480,7 +317,8 @@ class AuditFile:
     directories: dict[int | None, Directory]
     instances: dict[int, dict[str, Any]]
     events: dict[int, list[EventRecord]]
-    seals: list[dict[str, Any]]
+    seals: list[SealView]
+    complete: bool = False  # the file says it holds every instance of its database
 
 
 def read_audit_file(path: str | Path) -> AuditFile:
@@ -510,7 +348,7 @@ def read_audit_file(path: str | Path) -> AuditFile:
                 raise InputError(f"{p}:{n}: not a JSON line ({exc.msg})") from exc
     if not records or records[0].get("kind") != "header" or records[0].get("format") != EXPORT_FORMAT:
         raise InputError(f"'{p}' is not a Tigao audit file ({EXPORT_FORMAT}); make one with 'tigao export'")
-    af = AuditFile({}, {}, {}, {}, [])
+    af = AuditFile({}, {}, {}, {}, [], bool(records[0].get("all")))
     for r in records[1:]:
         kind = r.get("kind")
         if kind == "definition":
@@ -522,33 +360,40 @@ def read_audit_file(path: str | Path) -> AuditFile:
         elif kind == "event":
             af.events.setdefault(r["instance"], []).append(EventRecord.from_json(r))
         elif kind == "seal":
-            af.seals.append(r)
+            heads = [SealHeadView(h[0], h[1], h[2], *(h[3:5] if len(h) >= 5 else (None, None))) for h in r["heads"]]
+            af.seals.append(SealView(r["id"], datetime.fromisoformat(r["at"]), r["root"],
+                                     r.get("instances", len(heads)), heads, r.get("signature"), r.get("key_id"),
+                                     r.get("last_head")))
     if af.directories:
         af.directories[None] = af.directories[max(k for k in af.directories if k is not None)]
     return af
 
 
-def verify_file(af: AuditFile, instance_id: int | None = None, upto: int | None = None) -> list[ReplayResult | Failure]:
-    """Chain, seals and replay for the instances of an audit file, with nothing but the file."""
+def verify_file(af: AuditFile, instance_id: int | None = None, upto: int | None = None,
+                pubkeys: list[Ed25519PublicKey] | None = None,
+                roots: list[str] | None = None) -> list[ReplayResult | Failure]:
+    """Chain, seals, projections-free checks and replay for the instances of an audit file, with
+    nothing but the file (and, when given, the public keys and roots kept outside)."""
     serializer = StateSerializer()
     out: list[ReplayResult | Failure] = []
+    sealed_ids = {h.instance_id for seal in af.seals for h in seal.heads}
+    if instance_id is not None and instance_id not in af.instances and instance_id not in sealed_ids:
+        raise NotFound(f"instance {instance_id} is not in the audit file")
     ids = [instance_id] if instance_id is not None else sorted(af.instances)
+    out += check_seals(af.seals, pubkeys, roots)
+    # A file of every instance must hold every sealed one; a file of some holds what it names.
+    out += _sealed_but_gone(af.seals, None if af.complete and instance_id is None else set(ids),
+                            set(af.instances))
+    ids = [i for i in ids if i in af.instances]
+    sealed: dict[int, list[tuple[int, int, str]]] = {}
     for seal in af.seals:
-        if merkle_root([seal_leaf(a, b, c) for a, b, c in seal["heads"]]) != seal["root"]:
-            out.append(Failure(0, None, "seal mismatch", f"seal {seal['id']}'s heads do not give its root"))
+        for h in seal.heads:
+            sealed.setdefault(h.instance_id, []).append((seal.id, h.seq, h.hash))
     for iid in ids:
-        inst = af.instances.get(iid)
-        if inst is None:
-            raise NotFound(f"instance {iid} is not in the audit file")
+        inst = af.instances[iid]
         events = sorted(af.events.get(iid, []), key=lambda e: e.seq)
-        fail = check_chain(iid, events, (inst["last_seq"], inst["last_hash"]))
-        if fail is None:
-            by_seq = {e.seq: e for e in events}
-            for seal in af.seals:
-                for a, b, c in seal["heads"]:
-                    if a == iid and (b not in by_seq or by_seq[b].hash != c):
-                        fail = Failure(iid, b, "seal mismatch" if b in by_seq else "tail removed",
-                                       f"event {b} does not match seal {seal['id']}")
+        fail = check_chain(iid, events, (inst["last_seq"], inst["last_hash"])) \
+            or _against_seals(iid, events, sealed.get(iid, []))
         if fail is not None:
             out.append(fail)
             continue
@@ -558,3 +403,29 @@ def verify_file(af: AuditFile, instance_id: int | None = None, upto: int | None 
                                  stored_state=inst["state"] if upto is None else None, upto=upto))
     return out
 
+
+def _against_seals(iid: int, events: list[EventRecord], heads: list[tuple[int, int, str]]) -> Failure | None:
+    """The first sealed head of the instance that its (self-consistent) chain no longer has."""
+    by_seq = {e.seq: e for e in events}
+    for seal_id, seq, h in sorted(heads, key=lambda x: (x[1], x[0])):
+        e = by_seq.get(seq)
+        if e is None:
+            return Failure(iid, seq, "tail removed", f"seal {seal_id} holds event {seq}, which is gone")
+        if e.hash != h:
+            return Failure(iid, seq, "seal mismatch",
+                           f"event {seq} differs from seal {seal_id}: an event at or before seq {seq} was rewritten")
+    return None
+
+
+def _sealed_but_gone(seals: list[SealView], scope: set[int] | None, present: set[int]) -> list[Failure]:
+    """Instances a seal holds that are not there (within `scope`, or anywhere when it is None)."""
+    gone: dict[int, tuple[int, int]] = {}
+    for seal in seals:
+        for h in seal.heads:
+            if h.instance_id not in present and (scope is None or h.instance_id in scope):
+                prev = gone.get(h.instance_id)
+                if prev is None or h.seq > prev[1]:
+                    gone[h.instance_id] = (seal.id, h.seq)
+    return [Failure(i, q, "instance missing", f"seal {sid} holds {q} events of this instance, "
+                                               "but the instance and its events are gone")
+            for i, (sid, q) in sorted(gone.items())]

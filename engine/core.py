@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import json
+from copy import deepcopy
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 from sqlalchemy import and_, delete, exists, func, or_, select
 from sqlalchemy.exc import DatabaseError, IntegrityError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.exc import StaleDataError
-from SpiffWorkflow.bpmn.util import BpmnEvent
-from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
-from SpiffWorkflow.exceptions import SpiffWorkflowException
-from SpiffWorkflow.util.task import TaskState
 
 from storage import db as dbmod
 from storage.models import (
@@ -39,11 +36,9 @@ from storage.models import (
     UserRole,
 )
 
-from . import forms as formsmod
 from . import history
 from .assignment import Dept, Directory, Person, parse_directory_file, split_ids
 from .clock import Clock, SettableClock
-from .definitions import Analysis, BuiltCache, Built, analyse, content_hash, files_for, read_bundle
 from .errors import (
     Conflict,
     EngineError,
@@ -54,9 +49,16 @@ from .errors import (
     StorageError,
 )
 from .retry import Busy, Contention, is_bad_value, is_busy, is_contention, retrying
-from .scripting import HELPER_NAMES, TigaoScriptEngine, ensure_json, is_expression
-from .spiff import StateSerializer, TigaoMessageEventDefinition, TigaoWorkflow, next_timer_due
 from .timeutil import due_from, parse_datetime
+
+if TYPE_CHECKING:
+    from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+
+    from .definitions import Analysis, Built, BuiltCache
+    from .scripting import TigaoScriptEngine
+    from .spiff import StateSerializer
+# SpiffWorkflow, lxml and jsonschema (definitions, scripting, spiff, forms) are imported where they
+# are used, so that reading the projections (a task list) starts without them.
 
 T = TypeVar("T")
 WF_CACHE_SIZE = 256  # instances whose last saved workflow object is kept in memory
@@ -111,9 +113,9 @@ class Engine:
         self.safe_url = dbmod.safe_url(self.url)
         self._given_clock = clock
         self.clock: Clock = clock or Clock()
-        self.script_engine = TigaoScriptEngine(self.clock)
-        self.serializer = StateSerializer()
-        self.built = BuiltCache()
+        self._script_engine: TigaoScriptEngine | None = None
+        self._serializer: StateSerializer | None = None
+        self._built_cache: BuiltCache | None = None
         self._sa: Any = None
         self._sessions: sessionmaker[Session] | None = None
         self._directory: Directory | None = None
@@ -123,6 +125,30 @@ class Engine:
         self.directory_version: int | None = None
         self._tx_directory_stamp: str | None = None
         self.simulated = False
+
+    @property
+    def script_engine(self) -> TigaoScriptEngine:
+        if self._script_engine is None:  # built on first use: see the imports
+            from .scripting import TigaoScriptEngine
+
+            self._script_engine = TigaoScriptEngine(self.clock, self._directory)
+        return self._script_engine
+
+    @property
+    def serializer(self) -> StateSerializer:
+        if self._serializer is None:
+            from .spiff import StateSerializer
+
+            self._serializer = StateSerializer()
+        return self._serializer
+
+    @property
+    def built(self) -> BuiltCache:
+        if self._built_cache is None:
+            from .definitions import BuiltCache
+
+            self._built_cache = BuiltCache()
+        return self._built_cache
 
     # ------------------------------------------------------------------ connection & transactions
     @property
@@ -205,7 +231,8 @@ class Engine:
         # Time stands still within one transaction: every "now" of a command (events, due dates,
         # timers evaluated by SpiffWorkflow) is the same instant, which is what replay sets.
         self.clock = SettableClock(base)
-        self.script_engine.clock = self.clock
+        if self._script_engine is not None:
+            self._script_engine.clock = self.clock
 
     # ------------------------------------------------------------------ init & clock
     def init(self, simulated: datetime | None = None) -> str:
@@ -300,7 +327,8 @@ class Engine:
             self._directory = Directory(users, depts, roles)
             self._directory_stamp = stamp
             self.directory_version = int(stamp) if stamp and stamp.isdigit() else None
-        self.script_engine.directory = self._directory
+        if self._script_engine is not None:
+            self._script_engine.directory = self._directory
         return self._directory
 
     def _check_actor(self, s: Session, actor: str | None, acting: bool = True) -> Directory:
@@ -316,6 +344,8 @@ class Engine:
 
     # ------------------------------------------------------------------ definitions
     def validate(self, paths: list[str | Path]) -> Analysis:
+        from .definitions import analyse, read_bundle
+
         bundle = read_bundle(paths)
         with self._tx() as s:
             directory = self._dir(s)
@@ -324,6 +354,8 @@ class Engine:
 
     @retrying
     def deploy(self, paths: list[str | Path], actor: str | None = None) -> list[DeployResult]:
+        from .definitions import analyse, content_hash, files_for, read_bundle
+
         bundle = read_bundle(paths)
         with self._tx() as s:
             self._check_actor(s, actor)
@@ -370,6 +402,14 @@ class Engine:
                 for d in s.scalars(select(Definition).order_by(Definition.key, Definition.version))
             ]
 
+    def definition_files(self, key: str, version: int) -> dict[str, str]:
+        """The files (name -> text) deployed as `key` version `version`."""
+        with self._tx() as s:
+            d = s.scalar(select(Definition).where(Definition.key == key, Definition.version == version))
+            if d is None:
+                raise NotFound(f"no version {version} of process '{key}'; 'tigao definitions' lists them")
+            return dict(d.files)
+
     def _built(self, d: Definition) -> Built:
         return self.built.get(d.id, d.key, d.files)
 
@@ -395,6 +435,8 @@ class Engine:
 
     def _new_run(self, s: Session, d: Definition, built: Built, data: dict[str, Any], business_key: str | None,
                  actor: str | None, how: dict[str, Any]) -> Run:
+        from .spiff import TigaoWorkflow
+
         now = self.clock.now()
         self._dir(s)
         wf = TigaoWorkflow(built.spec, built.subprocess_specs, script_engine=self.script_engine)
@@ -467,7 +509,8 @@ class Engine:
         self._run_on(instance_id, actor, body)
 
     def instances(self, status: str | None = None, key: str | None = None, business_key: str | None = None,
-                  limit: int = 200) -> list[dict[str, Any]]:
+                  limit: int = 200, started_after: datetime | None = None, started_before: datetime | None = None,
+                  offset: int = 0) -> list[dict[str, Any]]:
         with self._tx() as s:
             q = select(Instance.id, Instance.process_key, Definition.version, Instance.business_key,
                        Instance.status, Instance.started_at, Instance.ended_at, Instance.started_by) \
@@ -478,7 +521,11 @@ class Engine:
                 q = q.where(Instance.process_key == key)
             if business_key:
                 q = q.where(Instance.business_key == business_key)
-            q = q.order_by(Instance.id.desc()).limit(limit)
+            if started_after:
+                q = q.where(Instance.started_at >= started_after)
+            if started_before:
+                q = q.where(Instance.started_at < started_before)
+            q = q.order_by(Instance.id.desc()).offset(offset).limit(limit)
             rows = s.execute(q).all()
             open_counts = dict(s.execute(
                 select(HumanTask.instance_id, func.count()).where(HumanTask.state == "open",
@@ -499,6 +546,10 @@ class Engine:
         return inst, d, self._built(d)
 
     def instance(self, instance_id: int) -> dict[str, Any]:
+        from SpiffWorkflow.util.task import TaskState
+
+        from .spiff import next_timer_due
+
         with self._tx() as s:
             inst, d, built = self._instance_built(s, instance_id)
             wf = self.serializer.loads(inst.state, built.spec, built.subprocess_specs, self.script_engine)
@@ -516,7 +567,8 @@ class Engine:
     # ------------------------------------------------------------------ tasks
     def tasks(self, user: str | None = None, scope: str = "available", group: str | None = None,
               instance_id: int | None = None, overdue: bool = False, state: str = "open",
-              department: str | None = None, limit: int = 500) -> list[TaskView]:
+              department: str | None = None, limit: int = 500, due_before: datetime | None = None,
+              unassigned: bool = False, offset: int = 0) -> list[TaskView]:
         """Task list from the projection tables.
 
         scope: "available" (assigned to the user, or unassigned with the user a candidate),
@@ -547,13 +599,17 @@ class Engine:
                 q = q.where(HumanTask.instance_id == instance_id)
             if overdue:
                 q = q.where(HumanTask.due_at.is_not(None), HumanTask.due_at < self.clock.now())
+            if due_before:
+                q = q.where(HumanTask.due_at.is_not(None), HumanTask.due_at < due_before)
+            if unassigned:
+                q = q.where(HumanTask.assignee.is_(None))
             if department:
                 members = d.staff(department)
                 q = q.where(or_(HumanTask.assignee.in_(members or [""]),
                                 exists().where(TaskCandidate.task_id == HumanTask.id, TaskCandidate.kind == "group",
                                                TaskCandidate.value == department)))
             q = q.order_by(HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.priority.desc(), HumanTask.id)
-            return self._task_views(s, q.limit(limit))
+            return self._task_views(s, q.offset(offset).limit(limit))
 
     def task(self, task_id: int) -> TaskView:
         with self._tx() as s:
@@ -566,9 +622,14 @@ class Engine:
         """The data a task sees (its process variables), for filling its form."""
         with self._tx() as s:
             row = self._task_row(s, task_id)
-            run = self._load_run(s, row.instance_id, for_update=False)
-            t = run.wf.get_task_from_id(UUID(row.spiff_id))
-            return dict(t.data) if t is not None else {}
+            version, state = s.execute(select(Instance.version, Instance.state)
+                                       .where(Instance.id == row.instance_id)).one()
+            cached = self._wf_cache.get(row.instance_id)
+            if cached is not None and cached[0] == version:
+                t = cached[1].get_task_from_id(UUID(row.spiff_id))
+                return deepcopy(t.data) if t is not None else {}
+            # Only the task's own branch of the stored state is read, not the whole workflow.
+            return self.serializer.task_data(state, row.spiff_id) or {}
 
     def task_form(self, task_id: int) -> dict[str, Any] | None:
         with self._tx() as s:
@@ -683,6 +744,11 @@ class Engine:
     @retrying
     def complete(self, task_id: int, user: str, data: dict[str, Any] | None = None) -> None:
         """Complete a human task as `user` with form `data`; one transaction."""
+        from SpiffWorkflow.util.task import TaskState
+
+        from . import forms as formsmod
+        from .formview import with_defaults
+
         data = _check_data(data)
         instance_id = None
         try:
@@ -694,13 +760,13 @@ class Engine:
                         raise NotAllowed(f"task {task_id} ({row.name}) is assigned to {row.assignee}, not {user}")
                     raise NotAllowed(f"{user} is not a candidate for task {task_id} ({row.name})")
                 run = self._load_run(s, row.instance_id)
-                if row.form_key:
-                    schema = run.built.forms.get(row.form_key)
-                    if schema is not None:
-                        formsmod.validate(row.form_key, schema, data)
                 t = run.wf.get_task_from_id(UUID(row.spiff_id))
                 if t is None or t.state != TaskState.READY:
                     raise Conflict(f"task {task_id} is no longer waiting for input")
+                if row.form_key:
+                    schema = run.built.forms.get(row.form_key)
+                    if schema is not None:  # values already on the task count: no need to send them again
+                        formsmod.validate(row.form_key, schema, with_defaults(schema, t.data, data))
                 now = self.clock.now()
                 t.data.update(data)
                 row.state = "completed"
@@ -795,6 +861,16 @@ class Engine:
                 q = q.where(Notification.read_at.is_(None))
             return list(s.scalars(q.order_by(Notification.at, Notification.id)))
 
+    def mark_notification_read(self, notification_id: int, user: str) -> Notification:
+        """Mark one of `user`'s notifications read (idempotent); NotFound for anyone else's."""
+        with self._tx() as s:
+            n = s.get(Notification, notification_id)
+            if n is None or n.recipient != user:
+                raise NotFound(f"no notification {notification_id} for {user}")
+            if n.read_at is None:
+                n.read_at = self.clock.now()
+            return n
+
 
 class Run:
     """One instance loaded inside a transaction: apply inputs, advance, project, save."""
@@ -822,6 +898,8 @@ class Run:
         return history.append(self.s, self.inst, type_, self.now, actor, payload, element_id, task_id)
 
     def _guard(self, fn: Callable[[], Any]) -> Any:
+        from SpiffWorkflow.exceptions import SpiffWorkflowException
+
         try:
             return fn()
         except EngineError:
@@ -845,6 +923,11 @@ class Run:
         self._guard(self.wf.do_engine_steps)
 
     def deliver(self, name: str, data: dict[str, Any], actor: str | None) -> None:
+        from SpiffWorkflow.bpmn.util import BpmnEvent
+        from SpiffWorkflow.util.task import TaskState
+
+        from .spiff import TigaoMessageEventDefinition
+
         targets = [t for t in self.wf.get_tasks(state=TaskState.WAITING)
                    if isinstance(getattr(t.task_spec, "event_definition", None), TigaoMessageEventDefinition)
                    and t.task_spec.event_definition.name == name]
@@ -857,6 +940,8 @@ class Run:
 
     def finish(self, actor: str | None) -> None:
         """Project tasks, timers and subscriptions; close the instance if done; save the state."""
+        from SpiffWorkflow.util.task import TaskState
+
         from .deadlines import on_task_created, record_fired_timers, sync_timers
 
         s, inst, now = self.s, self.inst, self.now
@@ -896,6 +981,7 @@ class Run:
         except (TypeError, ValueError) as exc:
             raise ScriptError(f"process data is not JSON-serialisable ({exc}); scripts must produce JSON values") \
                 from exc
+        inst.version = (inst.version or 0) + 1
         s.flush()
         self.engine._saved_runs.append(self)
 
@@ -904,6 +990,8 @@ class Run:
         meta = self.built.task_meta.get((t.workflow.spec.name, spec.bpmn_id))
         if meta is None:
             meta = next((m for (owner, eid), m in self.built.task_meta.items() if eid == spec.bpmn_id), None)
+        from .scripting import is_expression
+
         se = self.engine.script_engine
 
         def value(text: str | None) -> Any:
@@ -923,6 +1011,11 @@ class Run:
             role = directory.role_for_lane(spec.lane)
         if not assignee and not cand_users and not cand_groups and role:
             cand_groups = [role]
+        elif not assignee and not cand_users and not cand_groups:
+            from .camunda import default_candidates
+
+            info = self.built.analysis.processes.get(self.inst.process_key)
+            cand_users, cand_groups = default_candidates(info.properties if info else {}, list(directory.users))
         due = self._when(value(meta.due_date) if meta else None, "dueDate", spec.bpmn_id)
         follow = self._when(value(meta.follow_up_date) if meta else None, "followUpDate", spec.bpmn_id)
         prio_raw = value(meta.priority) if meta else None
@@ -958,6 +1051,8 @@ class Run:
             raise ScriptError(f"camunda:{attr} of {element}: {exc}") from exc
 
     def _sync_subscriptions(self, waiting: list[Any]) -> None:
+        from .spiff import TigaoMessageEventDefinition
+
         want = {}
         for t in waiting:
             ev = getattr(t.task_spec, "event_definition", None)
@@ -994,6 +1089,8 @@ def _check_data(data: Any) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         raise InputError("data must be a JSON object, e.g. '{\"amount\": 5}'")
+    from .scripting import HELPER_NAMES, ensure_json
+
     try:
         ensure_json(data)
     except ValueError as exc:

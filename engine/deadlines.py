@@ -18,6 +18,11 @@ wins): ``escalation`` (``on``/``off``, default on), ``escalation.grace`` (ISO du
 
 Catch-up after downtime: every pending row due by "now" fires exactly once, in due order; a cycle
 timer that missed several occurrences fires once per missed occurrence, each recorded.
+
+Rows due at the same instant fire in a fixed order: a task's own deadlines (``due``, ``followup``,
+``escalate``) before BPMN ``timer`` and ``start`` rows, then by id. What lateness causes (an
+escalation) is recorded before a boundary timer due at that instant ends the task, so both are
+in the history, in the same order on every run.
 """
 
 from __future__ import annotations
@@ -30,13 +35,13 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 from SpiffWorkflow.util.task import TaskState
 
 from storage.models import Definition, HumanTask, Instance, Notification, TaskCandidate, Timer
 
-from . import history
+from . import cron, history
 from .errors import Conflict, EngineError, ScriptError
 from .lease import Lease
 from .retry import Busy, Contention, pause
@@ -73,6 +78,8 @@ def _start_occurrence(kind: str, text: str, anchor: datetime, n: int) -> datetim
         return parse_datetime(text) if n == 0 else None
     if kind == "duration":
         return add_iso_duration(anchor, text) if n == 0 else None
+    if cron.is_quartz(text):
+        return cron.occurrence(text, anchor, n)
     cycle = parse_cycle(text, anchor)
     if cycle.repetitions >= 0 and n >= cycle.repetitions:
         return None
@@ -228,6 +235,9 @@ def _escalate(engine: Engine, s: Session, inst: Instance, row: HumanTask, level:
 # ---------------------------------------------------------------------------------------------
 # The worker
 
+# Ties at one instant: the task's deadlines first, then BPMN timers (see the module docstring).
+TIE_ORDER = case((Timer.kind.in_(("due", "followup", "escalate")), 0), else_=1)
+
 
 @dataclass
 class Fired:
@@ -344,7 +354,7 @@ class Worker:
             q = q.where(Timer.id == timer_id)
         elif skip:
             q = q.where(Timer.id.not_in(skip))
-        return s.scalar(q.order_by(Timer.due_at, Timer.id).limit(1).with_for_update(skip_locked=True))
+        return s.scalar(q.order_by(Timer.due_at, TIE_ORDER, Timer.id).limit(1).with_for_update(skip_locked=True))
 
     def _fire_next(self, skip: set[int]) -> Fired | None:
         engine = self.engine

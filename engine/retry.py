@@ -79,6 +79,7 @@ def retrying(fn: F) -> F:
                 return fn(*args, **kwargs)
             except Contention as exc:
                 if attempt == COMMAND_ATTEMPTS - 1:
+                    # (A SQLite still locked after its busy timeout is `Busy`, exit 9, not retried here.)
                     raise Contention(f"{exc.message}; it was tried {COMMAND_ATTEMPTS} times, try again "
                                      "in a moment") from exc
                 wait = pause(attempt)

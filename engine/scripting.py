@@ -24,6 +24,7 @@ from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
 
 from .clock import Clock
+from .juel import JuelError, expression_source, is_juel
 
 if TYPE_CHECKING:
     from .assignment import Directory
@@ -67,7 +68,11 @@ JUEL_LITERALS = {"true": True, "false": False, "null": None}
 
 
 def strip_expression(text: str) -> str:
-    """`${ expr }` -> `expr`; anything else is returned stripped."""
+    """`${ expr }` -> `expr`; anything else is returned stripped. JUEL becomes Python (engine/juel.py)."""
+    try:
+        return expression_source(text)
+    except JuelError:
+        pass  # neither Python nor JUEL: the check reports it (definitions.py says why, at deployment)
     text = text.strip()
     if text.startswith("${") and text.endswith("}"):
         return text[2:-1].strip()
@@ -75,7 +80,7 @@ def strip_expression(text: str) -> str:
 
 
 def is_expression(text: str | None) -> bool:
-    return text is not None and text.strip().startswith("${") and text.strip().endswith("}")
+    return is_juel(text)
 
 
 class ScriptCheckError(Exception):

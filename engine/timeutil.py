@@ -11,9 +11,10 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from functools import lru_cache
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from .errors import InputError
 
 DEFAULT_TZ = "Asia/Shanghai"
 _DURATION = re.compile(r"^P(?!$)(\d+(\.\d+)?Y)?(\d+(\.\d+)?M)?(\d+(\.\d+)?W)?(\d+(\.\d+)?D)?"
@@ -25,8 +26,21 @@ def display_tz(name: str | None = None) -> ZoneInfo:
     name = name or os.environ.get("TIGAO_TZ") or DEFAULT_TZ
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(f"unknown time zone '{name}' (TIGAO_TZ); use an IANA name like Asia/Shanghai") from exc
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
+        # Bad input (exit 3), not an internal error: the user named a zone that does not exist.
+        raise InputError(f"unknown time zone '{name}' (TIGAO_TZ); use an IANA name like Asia/Shanghai") from exc
+
+
+def zone_name() -> str:
+    """The display time zone's IANA name, shown next to every time a person reads."""
+    return display_tz().key
+
+
+def _timer_definition() -> Any:
+    # SpiffWorkflow's duration arithmetic, imported on first use: showing a time needs none of it.
+    from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+
+    return TimerEventDefinition
 
 
 def is_duration(text: str) -> bool:
@@ -37,7 +51,7 @@ def parse_duration_parts(text: str) -> dict[str, float]:
     text = text.strip().upper()
     if not is_duration(text):
         raise ValueError(f"'{text}' is not an ISO 8601 duration (e.g. P3D, PT4H, P1M)")
-    return TimerEventDefinition.parse_iso_duration(text)
+    return _timer_definition().parse_iso_duration(text)
 
 
 def add_iso_duration(start: datetime, text: str) -> datetime:
@@ -45,7 +59,7 @@ def add_iso_duration(start: datetime, text: str) -> datetime:
     or the display time zone for a UTC start (P3M from 1 April 00:00 +08:00 is 1 July 00:00 +08:00)."""
     parts = parse_duration_parts(text)
     local = start.astimezone(display_tz()) if start.utcoffset() == timedelta(0) else start
-    result = local + TimerEventDefinition.get_timedelta_from_start(parts, local)
+    result = local + _timer_definition().get_timedelta_from_start(parts, local)
     if isinstance(local.tzinfo, ZoneInfo):
         # Same wall-clock time across a daylight-saving change.
         result = (local.replace(tzinfo=None) + (result - local)).replace(tzinfo=local.tzinfo)
@@ -118,7 +132,7 @@ def parse_cycle(text: str, now: datetime) -> Cycle:
         if reps < 0:
             raise ValueError(f"'{text}': an interval that ends at a date needs a repetition count")
         parts_ = parse_duration_parts(first)
-        span = TimerEventDefinition.get_timedelta_from_end(dict(parts_), end)
+        span = _timer_definition().get_timedelta_from_end(dict(parts_), end)
         return Cycle(reps, end - span * max(reps - 1, 0), first)
     raise ValueError(f"'{text}' is not a repeating interval: give R<n>/<start>/<duration>")
 
@@ -134,10 +148,12 @@ def check_timer_literal(kind: str, text: str) -> None:
         parse_cycle(text, now)
 
 
-def fmt(dt: datetime | None, seconds: bool = False) -> str:
-    """A time for people: in the display time zone, to the minute."""
+def fmt(dt: datetime | None, seconds: bool = False, zone: bool = False) -> str:
+    """A time for people: in the display time zone, to the minute; `zone` names the zone after it
+    (in running text; tables name it once in the column heading)."""
     if dt is None:
         return ""
     local = dt.astimezone(display_tz())
-    return local.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    text = local.strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    return f"{text} {zone_name()}" if zone else text
 

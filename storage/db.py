@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -101,6 +102,13 @@ def upgrade(engine: SAEngine) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+    from . import triggers
+
+    # Put back append-only triggers that were dropped or disabled since (verify reports them).
+    with engine.begin() as conn:
+        restored = triggers.restore(conn)
+    if restored:
+        logging.getLogger("tigao.storage").warning("restored append-only triggers: %s", ", ".join(restored))
 
 
 def session_factory(engine: SAEngine) -> sessionmaker[Session]:

@@ -1,0 +1,205 @@
+"""Replay: rebuild an instance from its definition version and its recorded inputs, with the clock
+set to the recorded times, step by step, and compare the result with what is stored.
+
+Replay feeds the recorded inputs to SpiffWorkflow again (the same library the engine runs), so it
+checks the history against the engine itself, not against a second implementation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from SpiffWorkflow.bpmn.util import BpmnEvent
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.util.task import TaskState
+
+from .assignment import Directory
+from .chain import EventRecord, Failure
+from .clock import SettableClock
+from .definitions import Built
+from .scripting import TigaoScriptEngine
+from .spiff import (
+    StateSerializer,
+    TigaoMessageEventDefinition,
+    TigaoWorkflow,
+    fingerprint,
+    force_start_timers,
+)
+
+
+@dataclass
+class Step:
+    """The instance after one event: open tasks by name, the process data, the data of every
+    running subprocess and call activity (by its element id), and what changed (a subprocess's
+    variables appear in `changed` as `element_id/variable`)."""
+
+    seq: int
+    at: datetime
+    type: str
+    actor: str | None
+    element_id: str | None
+    open_tasks: list[str]
+    data: dict[str, Any]
+    changed: dict[str, Any]
+    subprocesses: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+@dataclass
+class ReplayResult:
+    instance_id: int
+    steps: list[Step] = field(default_factory=list)
+    divergence: Failure | None = None
+    matches_stored: bool | None = None
+    workflow: BpmnWorkflow | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.divergence is None and self.matches_stored is not False
+
+
+class _Replayer:
+    """Feeds recorded inputs back into a fresh workflow at the recorded times."""
+
+    def __init__(self, built: Built, directories: dict[int | None, Directory], serializer: StateSerializer):
+        self.built = built
+        self.clock = SettableClock(datetime(1970, 1, 1, tzinfo=UTC))
+        self.directories = directories
+        self.se = TigaoScriptEngine(self.clock, next(iter(directories.values()), None))
+        self.serializer = serializer
+        self.wf: BpmnWorkflow | None = None
+        self.mapping: dict[str, str] = {}  # recorded spiff id -> replayed spiff id
+        self.unclaimed: list[Any] = []
+
+    def _steps(self) -> None:
+        assert self.wf is not None
+        self.wf.do_engine_steps()
+
+    def _new_ready(self) -> list[Any]:
+        assert self.wf is not None
+        mapped = set(self.mapping.values())
+        return [t for t in self.wf.get_tasks(state=TaskState.READY) if t.task_spec.manual and str(t.id) not in mapped]
+
+    def apply(self, e: EventRecord) -> str | None:
+        """Apply one event; return a divergence message or None."""
+        self.clock.force(e.at)
+        p = e.payload
+        if "dir" in p:
+            self.se.directory = self.directories.get(p["dir"], self.se.directory)
+        if e.type == "instance_started":
+            self.wf = TigaoWorkflow(self.built.spec, self.built.subprocess_specs, script_engine=self.se)
+            data = p.get("data") or {}
+            self.wf.task_tree.data.update(data)
+            for child in self.wf.task_tree.children:
+                child.data.update(data)
+            if p.get("via") == "timer":
+                force_start_timers(self.wf, e.at)
+                self._steps()
+                self.wf.refresh_timers()
+            self._steps()
+            self.unclaimed = self._new_ready()
+            return None
+        if self.wf is None:
+            return f"{e.type} before the instance started"
+        if e.type == "task_completed":
+            sid = self.mapping.get(p.get("spiff_id", ""))
+            t = self.wf.get_task_from_id(UUID(sid)) if sid else None
+            if t is None or t.state != TaskState.READY:
+                return f"task {e.task_id} ({e.element_id}) was not open in the replay"
+            t.data.update(p.get("data") or {})
+            t.run()
+            self._steps()
+        elif e.type == "message_received":
+            targets = [t for t in self.wf.get_tasks(state=TaskState.WAITING)
+                       if isinstance(getattr(t.task_spec, "event_definition", None), TigaoMessageEventDefinition)
+                       and t.task_spec.event_definition.name == p.get("name")]
+            if not targets:
+                return f"message {p.get('name')} had no receiver in the replay"
+            ev = targets[0].task_spec.event_definition
+            self.wf.send_event(BpmnEvent(ev, payload={"payload": p.get("data") or {}, "result_var": None}))
+            self._steps()
+        elif e.type == "timer_fired" and p.get("trigger"):
+            self.wf.refresh_timers()
+            self._steps()
+        elif e.type == "instance_cancelled":
+            self.wf.cancel()
+            self._steps()
+        elif e.type == "task_created":
+            if not self.unclaimed:
+                self.unclaimed = self._new_ready()
+            match = next((t for t in self.unclaimed if t.task_spec.bpmn_id == e.element_id), None)
+            if match is None:
+                return f"task {e.task_id} ({e.element_id}) was created, but the replay has no such new task"
+            self.unclaimed.remove(match)
+            self.mapping[p["spiff_id"]] = str(match.id)
+            return None
+        elif e.type == "instance_completed":
+            if not self.wf.is_completed():
+                return "the instance completed, but the replay has not"
+            return None
+        else:
+            return None
+        self.unclaimed = self._new_ready()
+        return None
+
+
+def _data(wf: BpmnWorkflow) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+    """The process data as the instance's most recent top-level task sees it, and the data of each
+    running subprocess or call activity, keyed by its element id (with a number when a
+    multi-instance runs it several times)."""
+    # Each workflow, the top one and every subprocess, has its own last completed task.
+    top = dict((wf.last_task or wf.task_tree).data)
+    subs: dict[str, dict[str, Any]] = {}
+    for sp_id, sp in wf.subprocesses.items():
+        if sp.completed:
+            continue
+        owner = wf.get_task_from_id(sp_id)
+        label = owner.task_spec.bpmn_id if owner is not None else str(sp_id)
+        n, key = 2, label
+        while key in subs:
+            key, n = f"{label}#{n}", n + 1
+        subs[key] = dict((sp.last_task or sp.task_tree).data)
+    return top, subs
+
+
+def replay_events(instance_id: int, built: Built, events: list[EventRecord], directories: dict[int | None, Directory],
+                  serializer: StateSerializer, stored_state: str | None = None, upto: int | None = None,
+                  keep_steps: bool = True) -> ReplayResult:
+    """Replay one instance's events; compare the result with `stored_state` when given."""
+    r = _Replayer(built, directories, serializer)
+    result = ReplayResult(instance_id)
+    before: dict[str, Any] = {}
+
+    for e in events:
+        try:
+            problem = r.apply(e)
+        except Exception as exc:  # noqa: BLE001 - any failure is a divergence to report
+            problem = f"{e.type} failed in the replay: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}"
+        if problem:
+            result.divergence = Failure(instance_id, e.seq, "replay divergence", problem)
+            break
+        if keep_steps and r.wf is not None:
+            data, subs = _data(r.wf)
+            flat = {**data, **{f"{sp}/{k}": v for sp, d in subs.items() for k, v in d.items()}}
+            changed = {k: v for k, v in flat.items() if before.get(k, object()) != v}
+            changed.update({k: None for k in before if k not in flat})
+            open_tasks = sorted(t.task_spec.bpmn_name or t.task_spec.bpmn_id
+                                for t in r.wf.get_tasks(state=TaskState.READY) if t.task_spec.manual)
+            result.steps.append(Step(e.seq, e.at, e.type, e.actor, e.element_id, open_tasks, data, changed, subs))
+            before = flat
+        if upto is not None and e.seq >= upto:
+            break
+    result.workflow = r.wf
+    if result.divergence is None and stored_state is not None and upto is None and r.wf is not None:
+        stored = serializer.loads(stored_state, built.spec, built.subprocess_specs, r.se)
+        a, b = fingerprint(r.wf), fingerprint(stored)
+        result.matches_stored = a == b
+        if a != b:
+            where = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            detail = (f"the stored state differs from the replayed one at task #{where} "
+                      f"({(b[where]['element'] if where < len(b) else 'missing')})")
+            result.divergence = Failure(instance_id, events[-1].seq if events else None, "replay divergence", detail)
+    return result
+

@@ -1,0 +1,12 @@
+"""BPMN 2.0 diagrams drawn by the server as SVG, from their BPMN DI, with run-time markers.
+
+    from web.diagram import Marker, render_svg
+    svg = render_svg(xml, markers={"Task_review": Marker("active", count=3)})
+
+The SVG needs no JavaScript and no CSS: pages inline it, an exported report embeds it.
+"""
+
+from ._overlay import HIGHLIGHT_KINDS, MARKER_STATES, WAIT_KINDS, Marker
+from ._render import render_svg
+
+__all__ = ["HIGHLIGHT_KINDS", "MARKER_STATES", "WAIT_KINDS", "Marker", "render_svg"]
