@@ -93,7 +93,7 @@ def test_cli_directory_load__cycle__exit_3_and_nothing_replaced(tmp_path: Path) 
     Engine(db).load_directory(ORG)
     bad = tmp_path / "bad.toml"
     bad.write_text(BASE.replace('head = "dora"\n', 'head = "dora"\nparent = "ops"\n'), encoding="utf-8")
-    r = CliRunner().invoke(main, ["--db", db, "directory", "load", str(bad)], env=NO_ENV)
+    r = CliRunner().invoke(main, ["--db", db, "directory", "load", str(bad), "--as", "dora"], env=NO_ENV)
     assert r.exit_code == 3, r.output
     assert "cycle" in r.output and "Traceback" not in r.output
     assert "alice" in Engine(db).directory().users  # the directory on file is unchanged
