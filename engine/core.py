@@ -334,8 +334,10 @@ class Engine:
     def _check_actor(self, s: Session, actor: str | None, acting: bool = True) -> Directory:
         d = self._dir(s)
         # Every actor is a person of the directory: `system` is the engine's own name in history
-        # (the worker's acts) and no one may act under it, nor under any name not on file.
-        if actor is not None and actor not in d.users:
+        # (the worker's acts) and no one may act under it, nor under any name not on file. Before
+        # the first directory load nobody can be checked, so the operator names themself (the
+        # first `directory load --as admin`).
+        if actor is not None and actor not in d.users and (bool(d.users) or actor == "system" or not actor):
             raise NotAllowed(f"unknown user '{actor}'; users come from the directory ('tigao directory load')"
                              + ("; 'system' is the engine's own name and cannot be used" if actor == "system" else ""))
         if acting and actor and d.has_role(actor, READ_ONLY_ROLE) and len(d.users[actor].roles) == 1:

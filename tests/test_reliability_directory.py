@@ -123,3 +123,14 @@ def test_cli__as_system__is_refused_with_exit_7(engine: Engine, db_url: str) -> 
     assert r.exit_code == 7, r.output
     assert "'system' is the engine's own name" in r.output
     assert len(engine.instances()) == 1 and engine.instance(iid)["status"] == "running"
+
+
+def test_first_load__operator_names_themself__system_never(tmp_path: Path) -> None:
+    db = str(tmp_path / "t.db")
+    Engine(db).init()
+    r = CliRunner().invoke(main, ["--db", db, "directory", "load", str(ORG), "--as", "system"], env=NO_ENV)
+    assert r.exit_code == 7 and "engine's own name" in r.output
+    r = CliRunner().invoke(main, ["--db", db, "directory", "load", str(ORG), "--as", "admin"], env=NO_ENV)
+    assert r.exit_code == 0, r.output  # nobody can be checked before the first load
+    r = CliRunner().invoke(main, ["--db", db, "directory", "load", str(ORG), "--as", "admin"], env=NO_ENV)
+    assert r.exit_code == 7 and "unknown user 'admin'" in r.output  # now only its users act
