@@ -955,11 +955,12 @@ def export(c: Ctx, instance_id: int | None, all_: bool, fmt_: str, out: str | No
         raise InputError("give an instance ID or --all")
     lines = _auditor(c, actor).export([instance_id] if instance_id is not None else None, fmt_)
     if out:
-        with open(out, "w", encoding="utf-8") as f:
-            n = 0
-            for line in lines:
-                f.write(line + "\n")
-                n += 1
+        try:
+            with open(out, "w", encoding="utf-8") as f:
+                for line in lines:
+                    f.write(line + "\n")
+        except OSError as exc:  # a full disk, a device, a folder that is not writable
+            raise InputError(f"cannot write '{out}': {exc.strerror}; choose a file you can write") from exc
         click.echo(f"wrote {out}")
     else:
         for line in lines:

@@ -21,11 +21,12 @@ them and to their own department.
 
 from __future__ import annotations
 
+import re
 import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from .errors import InputError
 
@@ -134,60 +135,132 @@ class Directory:
     def superior_of(self, user: str | None) -> str | None:
         """The head of the user's department, or of the parent department if the user is the head."""
         dept = self.departments.get(self.department_of(user) or "")
-        while dept is not None:
+        seen: set[str] = set()
+        while dept is not None and dept.id not in seen:  # a stored cycle must not hang escalation
             if dept.head and dept.head != user:
                 return dept.head
+            seen.add(dept.id)
             dept = self.departments.get(dept.parent or "")
         return None
 
 
+RESERVED_USERS = frozenset({"system"})  # the engine's own actor in history (the worker); no person
+
+
+def _line_of(text: str, table: str, entry: str, key: str | None = None) -> int | None:
+    """The line of `[table.entry]` (or of `key = ...` inside it) in the TOML text, when written so."""
+    header = re.compile(r"^\s*\[\s*" + re.escape(table) + r"\s*\.\s*(?:" + re.escape(entry) + r"|\""
+                        + re.escape(entry) + r"\"|'" + re.escape(entry) + r"')\s*\]")
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        if header.match(line):
+            if key is None:
+                return i + 1
+            for j in range(i + 1, len(lines)):
+                if lines[j].lstrip().startswith("["):
+                    break
+                if re.match(r"^\s*" + re.escape(key) + r"\s*=", lines[j]):
+                    return j + 1
+            return i + 1
+    return None
+
+
 def parse_directory_file(path: str | Path) -> tuple[list[Person], list[Dept], dict[str, str]]:
-    """Read and check a directory TOML file; raise InputError naming what to fix."""
+    """Read and check a directory TOML file; raise InputError naming what to fix and where.
+
+    Refused: unknown references (roles, departments, heads, parents), values of the wrong type,
+    a department id equal to a role id (candidate groups name either, so the two would merge),
+    two roles with one name (a lane names a role by its name), cycles of department parents
+    (escalation walks up them), and the reserved user id ``system``.
+    """
     p = Path(path)
     try:
-        raw = tomllib.loads(p.read_text(encoding="utf-8"))
+        text = p.read_text(encoding="utf-8")
+        raw = tomllib.loads(text)
     except FileNotFoundError as exc:
         raise InputError(f"no directory file at '{p}'") from exc
+    except IsADirectoryError as exc:
+        raise InputError(f"'{p}' is a folder; give the directory's TOML file") from exc
+    except OSError as exc:
+        raise InputError(f"cannot read directory file '{p}': {exc.strerror}") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{p}: not valid TOML: {exc}") from exc
+
+    def fail(message: str, table: str | None = None, entry: str | None = None, key: str | None = None) -> NoReturn:
+        line = _line_of(text, table, entry, key) if table and entry else None
+        raise InputError(f"{p}{f':{line}' if line else ''}: {message}")
+
     unknown = set(raw) - {"users", "departments", "roles"}
     if unknown:
-        raise InputError(f"{p}: unknown table(s) {sorted(unknown)}; expected [users.*], [departments.*], [roles.*]")
+        fail(f"unknown table(s) {sorted(unknown)}; expected [users.*], [departments.*], [roles.*]")
 
     def table(name: str) -> dict[str, dict[str, Any]]:
         t = raw.get(name, {})
         if not isinstance(t, dict) or not all(isinstance(v, dict) for v in t.values()):
-            raise InputError(f"{p}: [{name}.<id>] entries must be tables")
+            fail(f"[{name}.<id>] entries must be tables")
         return t
 
-    roles = {}
+    def text_value(tbl: str, entry: str, key: str, value: Any, what: str) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        fail(f"{tbl[:-1]} '{entry}': {key} must be {what} (a quoted string), not {type(value).__name__} "
+             f"{value!r}", tbl, entry, key)
+
+    roles: dict[str, str] = {}
+    named: dict[str, str] = {}
     for rid, r in table("roles").items():
-        roles[rid] = str(r.get("name", rid))
-    depts = []
+        name = text_value("roles", rid, "name", r.get("name", rid), "its display name") or rid
+        if name.strip() in named:
+            fail(f"roles '{named[name.strip()]}' and '{rid}' are both named '{name}'; a lane names a role by "
+                 "its name, so names must differ", "roles", rid, "name")
+        named[name.strip()] = rid
+        roles[rid] = name
+    depts: list[Dept] = []
     for did, d in table("departments").items():
+        if did in roles:
+            fail(f"'{did}' is both a role and a department; a candidate group names either, so their ids "
+                 "must differ: rename one", "departments", did)
         if "name" not in d:
-            raise InputError(f"{p}: department '{did}' needs a name")
-        depts.append(Dept(did, str(d["name"]), d.get("head"), d.get("parent")))
-    users = []
+            fail(f"department '{did}' needs a name", "departments", did)
+        name = text_value("departments", did, "name", d["name"], "its display name")
+        head = text_value("departments", did, "head", d.get("head"), "one user id")
+        parent = text_value("departments", did, "parent", d.get("parent"), "one department id")
+        depts.append(Dept(did, str(name), head, parent))
+    dept_ids = {d.id for d in depts}
+    users: list[Person] = []
     for uid, u in table("users").items():
+        if uid in RESERVED_USERS:
+            fail(f"user id '{uid}' is reserved for the engine's own actions; give this person another id",
+                 "users", uid)
         if "name" not in u:
-            raise InputError(f"{p}: user '{uid}' needs a name")
+            fail(f"user '{uid}' needs a name", "users", uid)
+        name = text_value("users", uid, "name", u["name"], "their display name")
         user_roles = u.get("roles", [])
         if not isinstance(user_roles, list) or not all(isinstance(r, str) for r in user_roles):
-            raise InputError(f"{p}: user '{uid}': roles must be a list of role ids")
+            fail(f"user '{uid}': roles must be a list of role ids", "users", uid, "roles")
         for r in user_roles:
             if r not in roles:
-                raise InputError(f"{p}: user '{uid}' has role '{r}', which is not defined under [roles.{r}]")
-        dept = u.get("department")
-        if dept is not None and dept not in {d.id for d in depts}:
-            raise InputError(f"{p}: user '{uid}' is in department '{dept}', which is not defined")
-        users.append(Person(uid, str(u["name"]), dept, list(user_roles)))
+                fail(f"user '{uid}' has role '{r}', which is not defined under [roles.{r}]", "users", uid, "roles")
+        dept = text_value("users", uid, "department", u.get("department"), "one department id")
+        if dept is not None and dept not in dept_ids:
+            fail(f"user '{uid}' is in department '{dept}', which is not defined", "users", uid, "department")
+        users.append(Person(uid, str(name), dept, list(user_roles)))
     ids = {u.id for u in users}
+    parents = {d.id: d.parent for d in depts}
     for d in depts:
         if d.head is not None and d.head not in ids:
-            raise InputError(f"{p}: department '{d.id}' has head '{d.head}', who is not a user")
-        if d.parent is not None and d.parent not in {x.id for x in depts}:
-            raise InputError(f"{p}: department '{d.id}' has parent '{d.parent}', which is not defined")
+            fail(f"department '{d.id}' has head '{d.head}', who is not a user", "departments", d.id, "head")
+        if d.parent is not None and d.parent not in dept_ids:
+            fail(f"department '{d.id}' has parent '{d.parent}', which is not defined", "departments", d.id, "parent")
+        seen = [d.id]
+        up = d.parent
+        while up is not None:
+            if up in seen:
+                chain = " -> ".join(seen[seen.index(up):] + [up])
+                fail(f"department parents form a cycle ({chain}); a department cannot be above itself",
+                     "departments", d.id, "parent")
+            seen.append(up)
+            up = parents.get(up)
     return users, depts, roles
 
 

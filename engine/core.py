@@ -48,7 +48,7 @@ from .errors import (
     ScriptError,
     StorageError,
 )
-from .retry import Contention, is_contention, retrying
+from .retry import Busy, Contention, is_bad_value, is_busy, is_contention, retrying
 from .tasklist import task_list_query
 from .timeutil import due_from, parse_datetime
 
@@ -64,6 +64,10 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 WF_CACHE_SIZE = 256  # instances whose last saved workflow object is kept in memory
 READ_ONLY_ROLE = "auditor"
+PUBLIC_ACTOR = "public"  # the name history gives a case filed by the public (engine/public.py)
+MAX_ID = 2**63 - 1  # ids are 64-bit integers in both databases
+MAX_CLOCK_YEAR = 9000  # a simulated clock stays far enough from year 9999 for due dates and cycles
+MAX_DATA_BYTES = 5 * 1024 * 1024  # a --data @file
 
 
 @dataclass
@@ -114,6 +118,8 @@ class Engine:
         self._script_engine: TigaoScriptEngine | None = None
         self._serializer: StateSerializer | None = None
         self._built_cache: BuiltCache | None = None
+        # Set by engine/public.py while it files a case for the public (actor PUBLIC_ACTOR).
+        self.public_desk = False
         self._sa: Any = None
         self._sessions: sessionmaker[Session] | None = None
         self._read_sessions: sessionmaker[Session] | None = None
@@ -191,6 +197,12 @@ class Engine:
                 self._wf_cache.popitem(last=False)
         except EngineError:
             raise
+        except OverflowError as exc:  # e.g. an id past SQLite's 64-bit integers, a date past 9999
+            raise InputError(f"a number or date is out of range ({exc}): ids are whole numbers up to "
+                             f"{MAX_ID}, dates end in year 9999") from exc
+        except UnicodeError as exc:  # a lone surrogate (an undecodable command-line byte) in some text
+            raise InputError(f"text is not valid UTF-8 ({exc.reason} at position {getattr(exc, 'start', '?')}); "
+                             "give UTF-8 text") from exc
         except StaleDataError as exc:
             raise Conflict("the instance was changed by someone else at the same time; reload and try again") \
                 from exc
@@ -199,6 +211,11 @@ class Engine:
         except (OperationalError, DatabaseError) as exc:
             if is_contention(exc):  # aborted for locks, nothing changed: the command may run again
                 raise Contention("the database was busy with a conflicting change (" + _short(exc) + ")") from exc
+            if is_busy(exc):
+                raise Busy(_storage_message(self.safe_url, exc)) from exc
+            if is_bad_value(exc):
+                raise InputError(f"the database cannot store a value given ({_short(exc)}): ids are whole numbers "
+                                 f"up to {MAX_ID}, and text may not hold NUL characters") from exc
             raise StorageError(_storage_message(self.safe_url, exc)) from exc
         except SQLAlchemyError as exc:
             raise StorageError(f"database error: {_short(exc)}") from exc
@@ -263,6 +280,9 @@ class Engine:
                                  "create a simulated one with 'tigao init --simulated ISO'")
             clock = self.clock
             assert isinstance(clock, SettableClock)
+            if when.year >= MAX_CLOCK_YEAR:
+                raise InputError(f"{when.isoformat()} is too far ahead: the simulated clock goes up to year "
+                                 f"{MAX_CLOCK_YEAR - 1} (due dates and timers count on from it)")
             clock.set(when)
             s.merge(Setting(key="sim_now", value=clock.now().isoformat()))
             return clock.now()
@@ -323,8 +343,15 @@ class Engine:
 
     def _check_actor(self, s: Session, actor: str | None, acting: bool = True) -> Directory:
         d = self._dir(s)
-        if actor is not None and d.users and actor not in d.users and actor not in ("system", "admin", "public"):
-            raise NotAllowed(f"unknown user '{actor}'; users come from the directory ('tigao directory load')")
+        # Every actor is a person of the directory: `system` is the engine's own name in history
+        # (the worker's acts) and no one may act under it, nor under any name not on file. Before
+        # the first directory load nobody can be checked, so the operator names themself (the
+        # first `directory load --as admin`).
+        if actor == PUBLIC_ACTOR and self.public_desk:
+            return d  # the public hotline's own name, used only by engine/public.py
+        if actor is not None and actor not in d.users and (bool(d.users) or actor == "system" or not actor):
+            raise NotAllowed(f"unknown user '{actor}'; users come from the directory ('tigao directory load')"
+                             + ("; 'system' is the engine's own name and cannot be used" if actor == "system" else ""))
         if acting and actor and d.has_role(actor, READ_ONLY_ROLE) and len(d.users[actor].roles) == 1:
             raise NotAllowed(f"'{actor}' is an auditor and may only read; this command changes state")
         return d
@@ -568,7 +595,7 @@ class Engine:
         "mine" (assigned to the user), "all" (every task).
         """
         with self._tx(read=True) as s:
-            q = task_list_query(self._dir(s), self.clock.now(), user, scope, group, instance_id, overdue, state,
+            q = task_list_query(self._check_actor(s, user, acting=False), self.clock.now(), user, scope, group, instance_id, overdue, state,
                                 department, limit, due_before, unassigned, process_key, offset)
             return self._task_views(s, q)
 
@@ -578,7 +605,7 @@ class Engine:
                    process_key: str | None = None) -> int:
         """How many tasks `tasks` would list with the same filters and no limit."""
         with self._tx(read=True) as s:
-            q = task_list_query(self._dir(s), self.clock.now(), user, scope, group, instance_id, overdue, state,
+            q = task_list_query(self._check_actor(s, user, acting=False), self.clock.now(), user, scope, group, instance_id, overdue, state,
                                 department, None, due_before, unassigned, process_key)
             return int(s.scalar(select(func.count()).select_from(q.with_only_columns(HumanTask.id).subquery())) or 0)
 
@@ -854,6 +881,7 @@ class Engine:
 
     def notifications(self, user: str, unread_only: bool = False) -> list[Notification]:
         with self._tx(read=True) as s:
+            self._check_actor(s, user, acting=False)
             q = select(Notification).where(Notification.recipient == user)
             if unread_only:
                 q = q.where(Notification.read_at.is_(None))
@@ -904,7 +932,7 @@ class Run:
         except EngineError:
             raise
         except (SpiffWorkflowException, ValueError, TypeError, KeyError, NameError, ZeroDivisionError,
-                AttributeError, IndexError) as exc:
+                AttributeError, IndexError, OverflowError, RecursionError) as exc:
             element = None
             task = getattr(exc, "task", None)
             if task is not None:
@@ -1101,6 +1129,11 @@ def _check_data(data: Any) -> dict[str, Any]:
         ensure_json(data)
     except ValueError as exc:
         raise InputError(str(exc)) from exc
+    try:
+        json.dumps(data, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InputError("data holds text that is not valid UTF-8 (a lone surrogate such as \\ud800, or an "
+                         "undecodable byte); give UTF-8 text") from exc
     shadowing = sorted(set(data) & HELPER_NAMES)
     if shadowing:
         raise InputError(f"field name(s) {', '.join(shadowing)} are reserved for the script helpers; "
@@ -1137,10 +1170,7 @@ def parse_json_arg(text: str | None) -> dict[str, Any] | None:
         return None
     raw = text
     if text.startswith("@"):
-        try:
-            raw = Path(text[1:]).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise InputError(f"cannot read data file '{text[1:]}': {exc.strerror}") from exc
+        raw = _read_data_file(text[1:])
     try:
         value = json.loads(raw)
     except RecursionError as exc:
@@ -1148,9 +1178,39 @@ def parse_json_arg(text: str | None) -> dict[str, Any] | None:
     except json.JSONDecodeError as exc:
         raise InputError(f"data is not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno}); "
                          "give an object like '{\"field\": 1}' or @file.json") from exc
+    except ValueError as exc:  # Python refuses integers of more than 4,300 digits (a CPU-time guard)
+        raise InputError(f"data holds a number too long to read ({_short(exc)}); give numbers of at most "
+                         "4,300 digits, or the value as a string") from exc
     if not isinstance(value, dict):
         raise InputError("data must be a JSON object, e.g. '{\"field\": 1}'")
     return value
+
+
+def _read_data_file(name: str) -> str:
+    """A regular file of at most MAX_DATA_BYTES of UTF-8, checked before it is read."""
+    import os
+    import stat
+
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused just below.
+        fd = os.open(name, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        raise InputError(f"cannot read data file '{name}': {exc.strerror}") from exc
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_DATA_BYTES:
+        os.close(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise InputError(f"data file '{name}' is not a regular file (a device, pipe or folder); "
+                             "give a JSON file")
+        raise InputError(f"data file '{name}' is {st.st_size:,} bytes; the limit is {MAX_DATA_BYTES:,}")
+    with os.fdopen(fd, "rb") as f:
+        blob = f.read(MAX_DATA_BYTES + 1)  # a file that grows meanwhile is still cut at the limit
+    if len(blob) > MAX_DATA_BYTES:
+        raise InputError(f"data file '{name}' is larger than {MAX_DATA_BYTES:,} bytes")
+    try:
+        return blob.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"data file '{name}' is not UTF-8 text (byte {exc.start}); save it as UTF-8") from exc
 
 
 def parse_when(text: str) -> datetime:

@@ -32,19 +32,19 @@ import os
 import socket
 import time as _time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 from SpiffWorkflow.util.task import TaskState
 
-from storage.models import Definition, HumanTask, Instance, Notification, Setting, TaskCandidate, Timer
+from storage.models import Definition, HumanTask, Instance, Notification, TaskCandidate, Timer
 
 from . import cron, history
 from .errors import Conflict, EngineError, ScriptError
 from .lease import Lease
-from .retry import Contention, pause
+from .retry import Busy, Contention, pause
 from .spiff import force_start_timers, next_timer_due, pop_fired
 from .timeutil import add_iso_duration, fmt, parse_cycle, parse_datetime
 
@@ -282,7 +282,7 @@ class Worker:
         try:
             with self.engine._tx() as s:
                 self._held = self.lease.take(s)
-        except Contention:
+        except (Contention, Busy):
             return self._held  # busy: try again at the next heartbeat; a held lease stays ours
         return self._held
 
@@ -323,7 +323,7 @@ class Worker:
                 began = _time.monotonic()
                 try:
                     fired = self._fire_next(skip)
-                except Contention as exc:
+                except (Contention, Busy) as exc:
                     self.contended += 1
                     failures += 1
                     wait = pause(failures)

@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import re
+import stat
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -104,18 +105,18 @@ class Bundle:
 def read_bundle(paths: list[str | Path]) -> Bundle:
     """Read files and folders. A folder gives its *.bpmn and *.dmn files and the *.json files
     beside them or in its forms/ folder; a BPMN file brings the form schemas beside it or in a
-    forms/ folder beside it. Over-size files are refused before they are read whole."""
+    forms/ folder beside it. Only regular files are read (a FIFO or device named *.bpmn is
+    refused, never waited on), a file found in a folder may not be a link to outside that folder,
+    and over-size files are refused before they are read."""
     files: dict[str, str] = {}
     problems: list[Problem] = []
 
-    def add(path: Path, name: str) -> None:
-        size = path.stat().st_size
-        if size > MAX_FILE_BYTES:
-            problems.append(Problem(name, f"file is {size:,} bytes; the limit is {MAX_FILE_BYTES:,} "
-                                    "(TIGAO_MAX_FILE_BYTES)"))
+    def add(path: Path, name: str, folder: Path | None = None) -> None:
+        blob = _read_regular(path, name, folder, problems)
+        if blob is None:
             return
         try:
-            text = path.read_bytes().decode("utf-8")
+            text = blob.decode("utf-8")
         except UnicodeDecodeError:
             problems.append(Problem(name, "file is not UTF-8 text"))
             return
@@ -127,7 +128,7 @@ def read_bundle(paths: list[str | Path]) -> Bundle:
         for sub in (folder, folder / "forms"):
             if sub.is_dir():
                 for f in sorted(sub.glob("*.json")) + sorted(sub.glob("*.form")):  # .form: Camunda Forms
-                    add(f, f"forms/{f.name}")
+                    add(f, f"forms/{f.name}", folder)
 
     if not paths:
         raise InputError("give at least one BPMN file or folder")
@@ -141,7 +142,7 @@ def read_bundle(paths: list[str | Path]) -> Bundle:
             if not found and not schemas:
                 raise InputError(f"folder '{p}' has no .bpmn, .dmn or form (.json) files")
             for f in found:
-                add(f, f.name)
+                add(f, f.name, p)
             add_forms_near(p)
         else:
             if p.suffix.lower() in (".json", ".form"):
@@ -169,6 +170,37 @@ def with_deployed_forms(bundle: Bundle, deployed: list[dict[str, str]]) -> Bundl
                 if name.startswith("forms/") and name not in files:
                     files[name] = text
     return Bundle(files)
+
+
+def _read_regular(path: Path, name: str, folder: Path | None, problems: list[Problem]) -> bytes | None:
+    """The bytes of a regular file of at most MAX_FILE_BYTES, or None with the problem recorded."""
+    if folder is not None:
+        real, inside = path.resolve(), folder.resolve()
+        if real != inside and inside not in real.parents:
+            problems.append(Problem(name, f"is a link to '{real}', outside the folder '{folder}'; deploy "
+                                    "reads only the folder's own files: copy the file in instead"))
+            return None
+    try:
+        # O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError as exc:
+        problems.append(Problem(name, f"cannot be read: {exc.strerror}"))
+        return None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_FILE_BYTES:
+        os.close(fd)
+        if not stat.S_ISREG(st.st_mode):
+            why = "is not a regular file (a folder, device or pipe); give BPMN, DMN or JSON files"
+        else:
+            why = f"file is {st.st_size:,} bytes; the limit is {MAX_FILE_BYTES:,} (TIGAO_MAX_FILE_BYTES)"
+        problems.append(Problem(name, why))
+        return None
+    with os.fdopen(fd, "rb") as f:
+        blob = f.read(MAX_FILE_BYTES + 1)  # a file growing meanwhile is still cut at the limit
+    if len(blob) > MAX_FILE_BYTES:
+        problems.append(Problem(name, f"file is larger than {MAX_FILE_BYTES:,} bytes (TIGAO_MAX_FILE_BYTES)"))
+        return None
+    return blob
 
 
 def parse_xml(name: str, text: str) -> etree._Element:

@@ -7,8 +7,10 @@ meet SQLSTATE 40001/40P01: retry the transaction, with a randomised, growing pau
 contenders do not collide again in step.
 
 What is retried is decided by the database's own error code, never by guessing: PostgreSQL
-``40P01`` (deadlock detected), ``40001`` (serialization failure), ``55P03`` (lock not available);
-SQLite ``database is locked`` / ``database table is locked`` (SQLITE_BUSY, SQLITE_LOCKED).
+``40P01`` (deadlock detected), ``40001`` (serialization failure), ``55P03`` (lock not available).
+SQLite has one writer at a time and every transaction waits for it (the busy timeout) before it
+begins, so a command that still finds it ``database is locked`` has waited already: that is
+`Busy`, a storage error the user sees (exit 9), which only the worker retries.
 """
 
 from __future__ import annotations
@@ -38,13 +40,27 @@ class Contention(Conflict):
     """
 
 
+class Busy(StorageError):
+    """SQLite's one writer held the database for longer than the busy timeout; nothing changed."""
+
+
 def is_contention(exc: BaseException) -> bool:
     """Whether a database error means "lost a race for locks" (safe to retry the whole transaction)."""
     orig = getattr(exc, "orig", exc)
     state = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
-    if state in RETRY_SQLSTATES:
-        return True
-    text = str(orig).lower()
+    return state in RETRY_SQLSTATES
+
+
+def is_bad_value(exc: BaseException) -> bool:
+    """Whether the database refused a value the user gave (SQLSTATE class 22: out of range, NUL, ...)."""
+    orig = getattr(exc, "orig", exc)
+    state = getattr(orig, "sqlstate", None) or ""
+    return state.startswith("22") or "cannot contain nul" in str(orig).lower()
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether a database error is SQLite's SQLITE_BUSY/SQLITE_LOCKED after its busy timeout."""
+    text = str(getattr(exc, "orig", exc)).lower()
     return any(t in text for t in SQLITE_BUSY_TEXT)
 
 
@@ -63,11 +79,7 @@ def retrying(fn: F) -> F:
                 return fn(*args, **kwargs)
             except Contention as exc:
                 if attempt == COMMAND_ATTEMPTS - 1:
-                    cause = str(getattr(exc.__cause__, "orig", exc.__cause__)).lower()
-                    if any(t in cause for t in SQLITE_BUSY_TEXT):
-                        # Still locked after every retry: another process holds the SQLite file.
-                        raise StorageError(f"the database is locked by another process (tried {COMMAND_ATTEMPTS} "
-                                           "times); try again when it is done") from exc
+                    # (A SQLite still locked after its busy timeout is `Busy`, exit 9, not retried here.)
                     raise Contention(f"{exc.message}; it was tried {COMMAND_ATTEMPTS} times, try again "
                                      "in a moment") from exc
                 wait = pause(attempt)

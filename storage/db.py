@@ -10,14 +10,13 @@ from typing import Any
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_DB = "tigao.db"
 READ_ONLY = "tigao_read_only"  # execution option of the connections that only read
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_SECONDS = 15.0  # how long one attempt waits for SQLite's one writer
-SQLITE_BEGIN_ATTEMPTS = 2  # attempts to begin a transaction, each up to SQLITE_BUSY_SECONDS
 
 
 class DatabaseProblem(Exception):
@@ -72,20 +71,14 @@ def make_engine(url: str) -> SAEngine:
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
             # A writer takes the write lock up front: two writers serialise instead of failing
-            # mid-way with SQLITE_BUSY on lock upgrade, and waits, up to SQLITE_BEGIN_ATTEMPTS busy
-            # timeouts, for the one writer before it (e.g. the worker, which leaves a gap after
-            # each of its transactions). A reader begins deferred: under WAL it reads its snapshot
-            # and never waits for, nor blocks, a writer.
+            # mid-way with SQLITE_BUSY on lock upgrade, and waits (the busy timeout) for the one
+            # writer before it, e.g. the worker, which leaves a gap after each of its transactions
+            # so that waiting commands get their turn. A reader begins deferred: under WAL it reads
+            # its snapshot and never waits for, nor blocks, a writer.
             if conn.get_execution_options().get(READ_ONLY):
                 conn.exec_driver_sql("BEGIN")
-                return
-            for attempt in range(SQLITE_BEGIN_ATTEMPTS):
-                try:
-                    conn.exec_driver_sql("BEGIN IMMEDIATE")
-                    return
-                except OperationalError as exc:
-                    if "locked" not in str(exc.orig) or attempt == SQLITE_BEGIN_ATTEMPTS - 1:
-                        raise
+            else:
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
         return engine
     if backend == "postgresql":

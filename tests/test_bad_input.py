@@ -42,7 +42,7 @@ def _clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-OPERATOR = {"TIGAO_USER": "admin"}  # commands that act name who acts; these tests act as the operator
+OPERATOR = {"TIGAO_USER": "dora"}  # commands that act name who acts; the operator is in the directory
 
 
 def tigao(db: str, *args: str) -> Result:

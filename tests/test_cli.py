@@ -68,7 +68,7 @@ def template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     db = str(path)
     ok(db, "init")
     ok(db, "directory", "load", str(ORG), "--as", "admin")
-    ok(db, "deploy", str(BPMN), "--as", "admin")
+    ok(db, "deploy", str(BPMN), "--as", "dora")  # once loaded, only its users act
     return path
 
 
@@ -115,7 +115,7 @@ def test_new_user_sets_up_a_database_loads_the_directory_validates_and_deploys(t
     assert "ok  user_task  (user_task.bpmn)" in validated.splitlines()
     assert ok_json(db, "definitions") == []  # validate stores nothing
 
-    deployed = ok(db, "deploy", str(BPMN), "--as", "admin")
+    deployed = ok(db, "deploy", str(BPMN), "--as", "dora")
     assert heading(deployed) == ["PROCESS", "VERSION", "DEFINITION", "RESULT"]
     rows = {r[0]: r for r in table_rows(deployed)}
     assert rows["user_task"][1] == "1" and rows["user_task"][3] == "deployed"
@@ -308,7 +308,7 @@ def test_simulated_clock_shows_sets_and_advances_but_never_goes_back(tmp_path: P
 
     # Work done on a simulated database is stamped with the simulated time.
     ok(db, "directory", "load", str(ORG), *admin)
-    ok(db, "deploy", str(BPMN / "user_task.bpmn"), *admin)
+    ok(db, "deploy", str(BPMN / "user_task.bpmn"), "--as", "dora")
     started = ok_json(db, "start", "user_task", "--as", "alice")
     assert ok_json(db, "show", str(started["id"]))["started_at"] == "2012-03-03T05:30:00+00:00"
 
@@ -316,9 +316,9 @@ def test_simulated_clock_shows_sets_and_advances_but_never_goes_back(tmp_path: P
 def test_real_clock_is_shown_and_cannot_be_set_or_advanced(db: str) -> None:
     assert "(system clock)" in ok(db, "clock")
     assert ok_json(db, "clock")["clock"] == "system"
-    line = refused(db, 7, "clock", "set", "2030-01-01T00:00:00Z", "--as", "admin")
+    line = refused(db, 7, "clock", "set", "2030-01-01T00:00:00Z", "--as", "dora")
     assert "real clock" in line and "init --simulated" in line
-    assert "real clock" in refused(db, 7, "clock", "advance", "P1D", "--as", "admin")
+    assert "real clock" in refused(db, 7, "clock", "advance", "P1D", "--as", "dora")
 
 
 # ----------------------------------------------------------------------------- odds and ends

@@ -14,14 +14,12 @@ import threading
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 from sqlalchemy import select
 
 from conftest import BPMN, ORG, set_simulated
 from engine import Engine, Worker
-from engine.errors import Conflict
 from helpers import task_by_element
 from storage.models import Event, HumanTask, Setting
 
@@ -203,7 +201,6 @@ def test_worker__contention__is_retried_never_fatal(tmp_path: Path, monkeypatch:
     eng.advance_clock(timedelta(days=3, minutes=1))
     eng.close()
     monkeypatch.setattr(dbmod, "SQLITE_BUSY_SECONDS", 0.05)  # meet "database is locked" at once
-    monkeypatch.setattr(dbmod, "SQLITE_BEGIN_ATTEMPTS", 1)
     w = Worker(Engine(url), name="patient")
     assert w.acquire_lease()
     holder = sqlite3.connect(url, isolation_level=None, check_same_thread=False)
