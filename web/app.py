@@ -51,7 +51,7 @@ log = logging.getLogger("tigao.http")
 MAX_JSON_BYTES = 1024 * 1024
 MAX_UPLOAD_BYTES = int(os.environ.get("TIGAO_MAX_UPLOAD_BYTES", str(10 * 1024 * 1024)))
 # Paths whose POST bodies are multipart uploads; every other body must be JSON.
-UPLOAD_PATHS = {f"{API}/deployments", f"{API}/directory", "/engine-rest/deployment/create"}
+UPLOAD_PATHS = {f"{API}/deployments", f"{API}/directory"}
 SWAGGER_STATIC = Path(fastapi_offline.__file__).parent / "static"
 
 
@@ -93,12 +93,9 @@ def create_app(db_url: str | None = None, *, worker: bool = True, worker_interva
     problems.install(app)
     for router, prefix in _routers():
         app.include_router(router, prefix=prefix)
-    try:
-        from . import camunda
-    except ImportError:  # the /engine-rest module is optional while it is being built
-        camunda = None  # type: ignore[assignment]
-    if camunda is not None:
-        app.include_router(camunda.router, prefix=problems.CAMUNDA_PREFIX)
+    from . import camunda
+
+    app.include_router(camunda.router, prefix=problems.CAMUNDA_PREFIX)
 
     app.mount(f"{API}/static", StaticFiles(directory=SWAGGER_STATIC), name="api-static")
 
