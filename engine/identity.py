@@ -183,7 +183,10 @@ class Identity:
             return TokenInfo(t.id, t.user_id, t.name, t.created_at, t.expires_at, t.revoked_at, t.last_used_at)
 
     def token_user(self, token: str) -> str:
-        """The user a token belongs to; NotAuthenticated when it is unknown, expired or revoked."""
+        """The user a token belongs to; NotAuthenticated when it is unknown, expired or revoked.
+
+        The user may have left the directory since: `web.auth` checks that on every request.
+        """
         if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_SECRET:
             raise NotAuthenticated("not a Tigao API token; create one with 'tigao token create USER'")
         now = utcnow()
@@ -198,10 +201,7 @@ class Identity:
             # Written at most once a minute: a busy client should not turn every read into a write.
             if t.last_used_at is None or now - t.last_used_at > timedelta(minutes=1):
                 t.last_used_at = now
-            user = t.user_id
-        if user not in self.engine.directory().users:
-            raise NotAuthenticated(f"the token's user '{user}' is no longer in the directory")
-        return user
+            return t.user_id  # the caller checks the user is (still) in the directory
 
     # ------------------------------------------------------------------ browser sessions
     def create_session(self, user: str) -> tuple[str, SessionInfo]:
@@ -221,10 +221,7 @@ class Identity:
             r = s.scalar(select(WebSession).where(WebSession.token_hash == _sha(cookie)))
             if r is None or r.ended_at is not None or r.expires_at <= utcnow():
                 raise NotAuthenticated("the session has ended; log in again")
-            info = SessionInfo(r.user_id, r.csrf, r.expires_at)
-        if info.user not in self.engine.directory().users:
-            raise NotAuthenticated(f"user '{info.user}' is no longer in the directory")
-        return info
+            return SessionInfo(r.user_id, r.csrf, r.expires_at)  # the caller checks the directory
 
     def end_session(self, cookie: str) -> None:
         with self.engine._tx() as s:
