@@ -27,14 +27,13 @@ import subprocess
 import sys
 import threading
 import time
-from typing import Any
 
 import httpx
 from common import HERE, ORG, ROOT, database, describe_db, say, table
 
 sys.path.insert(0, str(ROOT))
-from engine import Engine  # noqa: E402
-from engine.identity import Identity  # noqa: E402
+from engine import Engine
+from engine.identity import Identity
 
 BPMN = HERE / "two_tasks.bpmn"
 KEY = "bench_two_tasks"

@@ -16,7 +16,6 @@ import pycamunda.task
 import pytest
 import requests
 from requests.auth import HTTPBasicAuth
-
 from web_support import Server, password, prepare
 
 

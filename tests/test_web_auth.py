@@ -10,12 +10,13 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
+from web_support import Server, Site, password, prepare
 
 from cli import main
 from engine import Engine
 from engine.identity import USER_FAILURES, Identity, NotAuthenticated
-from web_support import Server, Site, password, prepare, site  # noqa: F401
 
+pytest_plugins = ["web_support"]  # the `site` fixture
 API = "/api/v1"
 
 

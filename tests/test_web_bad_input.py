@@ -7,10 +7,10 @@ import zipfile
 
 import httpx
 import pytest
-
 from conftest import BPMN
-from web_support import Site, site  # noqa: F401
+from web_support import Site
 
+pytest_plugins = ["web_support"]  # the `site` fixture
 API = "/api/v1"
 USER_TASK = (BPMN / "user_task.bpmn").read_bytes()
 SQL = "1' OR '1'='1'; DROP TABLE events; --"

@@ -13,10 +13,10 @@ import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
+from web_support import prepare
 
 from engine import Engine
 from web.app import create_app
-from web_support import prepare
 
 EXAMPLES = 12
 # The app is made at import (schemathesis reads its OpenAPI document while collecting); its

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import math
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from engine.errors import InputError
@@ -22,7 +22,7 @@ def camunda_date(value: datetime | None) -> str | None:
     """Camunda's date format: `2013-01-23T13:42:42.000+0000`."""
     if value is None:
         return None
-    v = value.astimezone(timezone.utc)
+    v = value.astimezone(UTC)
     return v.strftime("%Y-%m-%dT%H:%M:%S.") + f"{v.microsecond // 1000:03d}" + v.strftime("%z")
 
 
