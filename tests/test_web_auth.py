@@ -211,3 +211,20 @@ def test_real_server__serves_and_stops_cleanly_on_sigterm(db_url: str, tmp_path:
 def test_serve__missing_database_is_a_clear_error(tmp_path: Path) -> None:
     r = CliRunner(env={"TIGAO_DB": None}).invoke(main, ["--db", str(tmp_path / "none.db"), "serve"])
     assert r.exit_code == 9 and "tigao init" in r.output
+
+
+def test_tokens_over_http__admin_only(site: Site) -> None:
+    assert site.post(f"{API}/tokens", "alice", json={"user": "alice"}).status_code == 403
+    r = site.post(f"{API}/tokens", "ada", json={"user": "bob", "name": "gateway", "expires": "P30D"})
+    assert r.status_code == 201, r.text
+    made = r.json()
+    assert site.client.get(f"{API}/session", headers={"Authorization": f"Bearer {made['token']}"}).json()["user"] \
+        == "bob"
+    listed = site.get(f"{API}/tokens?user=bob", "ada").json()["items"]
+    assert any(t["id"] == made["id"] and t["expires_at"] for t in listed)
+    assert all("token" not in t for t in listed)
+    assert site.client.delete(f"{API}/tokens/{made['id']}", headers=site.auth("ada")).json()["revoked_at"]
+    is_problem(site.client.get(f"{API}/session", headers={"Authorization": f"Bearer {made['token']}"}), 401)
+    is_problem(site.post(f"{API}/tokens", "ada", json={"user": "ghost"}), 404)
+    is_problem(site.post(f"{API}/tokens", "ada", json={"user": "bob", "expires": "forever"}), 400)
+    is_problem(site.client.delete(f"{API}/tokens/99999", headers=site.auth("ada")), 404)

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from web_support import Server, Site, password, prepare
 
 from engine.identity import ADDRESS_FAILURES
-from web_support import Server, Site, password, prepare
 
 pytest_plugins = ["web_support"]  # the `site` fixture
 API = "/api/v1"

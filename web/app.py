@@ -56,9 +56,9 @@ SWAGGER_STATIC = Path(fastapi_offline.__file__).parent / "static"
 
 
 def _routers() -> list[tuple[Any, str]]:
-    from .api import definitions, instances, misc, session, tasks
+    from .api import definitions, instances, misc, session, tasks, tokens
 
-    return [(session.router, API), (definitions.router, API), (instances.router, API),
+    return [(session.router, API), (tokens.router, API), (definitions.router, API), (instances.router, API),
             (tasks.router, API), (misc.router, API)]
 
 

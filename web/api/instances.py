@@ -95,7 +95,7 @@ def replay(instance_id: Id, engine: EngineDep, who: Reader,
     from engine.audit import Auditor
 
     r = Auditor(engine).replay(instance_id)
-    steps = [{"seq": s.seq, "at": s.at, "type": s.type, "actor": s.actor, "element": s.element_id,
+    steps: list[dict[str, Any]] = [{"seq": s.seq, "at": s.at, "type": s.type, "actor": s.actor, "element": s.element_id,
               "open_tasks": s.open_tasks, "data": s.data, "changed": s.changed} for s in r.steps]
     out: dict[str, Any] = {"instance": instance_id, "ok": r.ok, "matches_stored": r.matches_stored,
                            "divergence": str(r.divergence) if r.divergence else None}
