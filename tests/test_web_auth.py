@@ -10,11 +10,13 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
+from fastapi import Request
 from web_support import Server, Site, password, prepare
 
 from cli import main
 from engine import Engine
 from engine.identity import USER_FAILURES, Identity, NotAuthenticated
+from web.auth import Staff
 
 pytest_plugins = ["web_support"]  # the `site` fixture
 API = "/api/v1"
@@ -228,3 +230,19 @@ def test_tokens_over_http__admin_only(site: Site) -> None:
     is_problem(site.post(f"{API}/tokens", "ada", json={"user": "ghost"}), 404)
     is_problem(site.post(f"{API}/tokens", "ada", json={"user": "bob", "expires": "forever"}), 400)
     is_problem(site.client.delete(f"{API}/tokens/99999", headers=site.auth("ada")), 404)
+
+
+def test_session__html_form_posts_carry_csrf_as_a_field(site: Site) -> None:
+    app = site.client.app
+
+    @app.post("/test-page-form")
+    async def page_form(request: Request, who: Staff) -> dict:  # a web page's form handler
+        form = await request.form()
+        return {"user": who.user, "note": form.get("note")}
+
+    c = site.client
+    csrf = c.post(f"{API}/session", json={"user": "bob", "password": password("bob")}).json()["csrf_token"]
+    r = c.post("/test-page-form", data={"note": "hi", "csrf_token": csrf})
+    assert r.status_code == 200 and r.json() == {"user": "bob", "note": "hi"}, r.text
+    assert c.post("/test-page-form", data={"note": "hi"}).status_code == 403
+    assert c.post("/test-page-form", data={"note": "hi", "csrf_token": "forged"}).status_code == 403

@@ -13,10 +13,12 @@ How the pieces plug in
   not logged in; for pages that redirect to a login form). `who.user` is the actor to give the
   engine: the actor in history is always the authenticated user. Role checks live in these
   dependencies; the engine refuses what the user may not do on the task itself (not a candidate...).
-- A web page logs a browser in with `POST /api/v1/session` (or by calling
-  `web.auth.login` + `Identity.create_session` from a form handler); the cookie then authenticates
-  every request, and unsafe methods need the session's CSRF token in `X-CSRF-Token` (a form can post
-  it as a hidden field that the page's handler checks the same way).
+- A web page logs a browser in with `POST /api/v1/session`, or from its own form handler with
+  `web.auth.login(identity, user, password, client_address(request))`, then
+  `cookie, info = identity.create_session(user)` and `web.auth.set_session_cookie(request, response,
+  cookie)`. The cookie then authenticates every request; every unsafe request made with it needs the
+  session's CSRF token (`who.csrf`, put it in the page) in the `X-CSRF-Token` header or a hidden
+  `csrf_token` form field. The auth dependencies check that on every path, pages included.
 - Errors: raise the engine's errors (`InputError`, `NotFound`, `NotAllowed`, `Conflict`, `FormError`)
   or `web.problems.ApiError(status, detail)`; `web.problems` renders them as problem+json
   (or Camunda's `{type, message}` under /engine-rest). Never build error responses by hand.

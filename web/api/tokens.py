@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter
@@ -39,7 +39,7 @@ def create_token(body: TokenBody, identity: IdentityDep, who: Admin) -> dict[str
     if body.expires:
         if not is_duration(body.expires):
             raise InputError(f"'{body.expires}' is not an ISO 8601 duration (e.g. P90D, PT12H)")
-        now = datetime.now(timezone.utc)
+        now = datetime.now(UTC)
         delta = add_iso_duration(now, body.expires) - now
         if delta.total_seconds() <= 0:
             raise InputError("expires must be a positive duration")
