@@ -69,6 +69,10 @@ def test_pycamunda__start_work_complete(camunda: tuple[str, dict[str, str]]) -> 
     bad.add_variable("amount", "lots", "Integer")
     with pytest.raises(pycamunda.BadRequest, match="amount"):
         bad()
+    invalid = as_user(pycamunda.task.Complete(url, t.id_), "alice")
+    invalid.add_variable("amount", -3, "Integer")  # a whole number, but the form wants it >= 0
+    with pytest.raises(pycamunda.BadRequest, match="minimum"):
+        invalid()
     done = as_user(pycamunda.task.Complete(url, t.id_), "alice")
     done.add_variable("name", "finished", "String")
     done()

@@ -48,6 +48,8 @@ def problem(request: Request | None, status: int, detail: str, errors: list[dict
     if status == 401:
         headers = {"WWW-Authenticate": 'Bearer, Basic realm="tigao"', **(headers or {})}
     if path.startswith(CAMUNDA_PREFIX):
+        if status == 422:  # Camunda answers invalid variables or form data with 400, and its clients expect it
+            status = 400
         body: dict[str, Any] = {"type": CAMUNDA_TYPES.get(status, "RestException"), "message": detail}
         return JSONResponse(body, status_code=status, headers=headers)
     title = TITLES.get(status, "Error")
