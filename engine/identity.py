@@ -22,6 +22,7 @@ from sqlalchemy import delete, select
 
 from storage.models import ApiToken, Credential, LoginFailure, WebSession
 
+from .assignment import Person
 from .core import Engine
 from .errors import EngineError, InputError, NotFound
 
@@ -82,6 +83,7 @@ class SessionInfo:
     user: str
     csrf: str
     expires_at: datetime
+    person: Person | None = None  # the directory's entry, None when the user has left it
 
 
 class Identity:
@@ -185,8 +187,18 @@ class Identity:
     def token_user(self, token: str) -> str:
         """The user a token belongs to; NotAuthenticated when it is unknown, expired or revoked.
 
-        The user may have left the directory since: `web.auth` checks that on every request.
+        The user may have left the directory since: `token_owner` checks that too.
         """
+        return self._token(token)[0]
+
+    def token_owner(self, token: str) -> Person:
+        """The directory entry of a token's user (one transaction for both lookups)."""
+        user, person = self._token(token)
+        if person is None:
+            raise NotAuthenticated(f"the token's user '{user}' is not in the directory")
+        return person
+
+    def _token(self, token: str) -> tuple[str, Person | None]:
         if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_SECRET:
             raise NotAuthenticated("not a Tigao API token; create one with 'tigao token create USER'")
         now = utcnow()
@@ -201,7 +213,7 @@ class Identity:
             # Written at most once a minute: a busy client should not turn every read into a write.
             if t.last_used_at is None or now - t.last_used_at > timedelta(minutes=1):
                 t.last_used_at = now
-            return t.user_id  # the caller checks the user is (still) in the directory
+            return t.user_id, self.engine._dir(s).users.get(t.user_id)
 
     # ------------------------------------------------------------------ browser sessions
     def create_session(self, user: str) -> tuple[str, SessionInfo]:
@@ -221,7 +233,7 @@ class Identity:
             r = s.scalar(select(WebSession).where(WebSession.token_hash == _sha(cookie)))
             if r is None or r.ended_at is not None or r.expires_at <= utcnow():
                 raise NotAuthenticated("the session has ended; log in again")
-            return SessionInfo(r.user_id, r.csrf, r.expires_at)  # the caller checks the directory
+            return SessionInfo(r.user_id, r.csrf, r.expires_at, self.engine._dir(s).users.get(r.user_id))
 
     def end_session(self, cookie: str) -> None:
         with self.engine._tx() as s:

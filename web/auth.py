@@ -35,6 +35,7 @@ from typing import Annotated
 from fastapi import Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from engine.assignment import Person
 from engine.errors import NotAllowed
 from engine.identity import SESSION_HOURS, TOKEN_PREFIX, Identity, NotAuthenticated
 
@@ -139,8 +140,9 @@ def csrf_ok(who: Principal, sent: str | None) -> bool:
     return who.csrf is not None and bool(sent) and secrets.compare_digest(str(sent), who.csrf)
 
 
-def _principal(identity: Identity, user: str, via: str, csrf: str | None = None) -> Principal:
-    person = identity.engine.directory().users.get(user)
+def _principal(identity: Identity, user: str, via: str, csrf: str | None = None,
+               person: Person | None = None) -> Principal:
+    person = person or identity.engine.directory().users.get(user)
     if person is None:
         raise NotAuthenticated(f"user '{user}' is not in the directory")
     return Principal(user, person.name, frozenset(person.roles), via, csrf)
@@ -153,7 +155,8 @@ def authenticate(request: Request, identity: Identity) -> Principal | None:
         scheme, _, value = header.partition(" ")
         value = value.strip()
         if scheme.lower() == "bearer" and value:
-            return _principal(identity, identity.token_user(value), "token")
+            owner = identity.token_owner(value)
+            return _principal(identity, owner.id, "token", person=owner)
         if scheme.lower() == "basic" and value:
             try:
                 user, sep, secret = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
@@ -171,7 +174,9 @@ def authenticate(request: Request, identity: Identity) -> Principal | None:
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         info = identity.session(cookie)
-        return _principal(identity, info.user, "session", info.csrf)
+        if info.person is None:
+            raise NotAuthenticated(f"user '{info.user}' is not in the directory")
+        return _principal(identity, info.user, "session", info.csrf, info.person)
     return None
 
 
