@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from argon2 import PasswordHasher
@@ -22,6 +22,7 @@ from sqlalchemy import delete, select
 
 from storage.models import ApiToken, Credential, LoginFailure, WebSession
 
+from .assignment import Person
 from .core import Engine
 from .errors import EngineError, InputError, NotFound
 
@@ -56,7 +57,7 @@ class LockedOut(NotAuthenticated):
 
 
 def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def _sha(secret: str) -> str:
@@ -82,6 +83,7 @@ class SessionInfo:
     user: str
     csrf: str
     expires_at: datetime
+    person: Person | None = None  # the directory's entry, None when the user has left it
 
 
 class Identity:
@@ -183,7 +185,20 @@ class Identity:
             return TokenInfo(t.id, t.user_id, t.name, t.created_at, t.expires_at, t.revoked_at, t.last_used_at)
 
     def token_user(self, token: str) -> str:
-        """The user a token belongs to; NotAuthenticated when it is unknown, expired or revoked."""
+        """The user a token belongs to; NotAuthenticated when it is unknown, expired or revoked.
+
+        The user may have left the directory since: `token_owner` checks that too.
+        """
+        return self._token(token)[0]
+
+    def token_owner(self, token: str) -> Person:
+        """The directory entry of a token's user (one transaction for both lookups)."""
+        user, person = self._token(token)
+        if person is None:
+            raise NotAuthenticated(f"the token's user '{user}' is not in the directory")
+        return person
+
+    def _token(self, token: str) -> tuple[str, Person | None]:
         if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_SECRET:
             raise NotAuthenticated("not a Tigao API token; create one with 'tigao token create USER'")
         now = utcnow()
@@ -198,10 +213,7 @@ class Identity:
             # Written at most once a minute: a busy client should not turn every read into a write.
             if t.last_used_at is None or now - t.last_used_at > timedelta(minutes=1):
                 t.last_used_at = now
-            user = t.user_id
-        if user not in self.engine.directory().users:
-            raise NotAuthenticated(f"the token's user '{user}' is no longer in the directory")
-        return user
+            return t.user_id, self.engine._dir(s).users.get(t.user_id)
 
     # ------------------------------------------------------------------ browser sessions
     def create_session(self, user: str) -> tuple[str, SessionInfo]:
@@ -221,10 +233,7 @@ class Identity:
             r = s.scalar(select(WebSession).where(WebSession.token_hash == _sha(cookie)))
             if r is None or r.ended_at is not None or r.expires_at <= utcnow():
                 raise NotAuthenticated("the session has ended; log in again")
-            info = SessionInfo(r.user_id, r.csrf, r.expires_at)
-        if info.user not in self.engine.directory().users:
-            raise NotAuthenticated(f"user '{info.user}' is no longer in the directory")
-        return info
+            return SessionInfo(r.user_id, r.csrf, r.expires_at, self.engine._dir(s).users.get(r.user_id))
 
     def end_session(self, cookie: str) -> None:
         with self.engine._tx() as s:

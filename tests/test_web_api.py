@@ -7,10 +7,10 @@ import io
 import zipfile
 
 import httpx
-
 from conftest import BPMN
-from web_support import Site, site  # noqa: F401
+from web_support import Site
 
+pytest_plugins = ["web_support"]  # the `site` fixture
 API = "/api/v1"
 USER_TASK = (BPMN / "user_task.bpmn").read_bytes()
 SIMPLE_FORM = (BPMN / "forms" / "simple.json").read_bytes()
@@ -214,5 +214,9 @@ def test_directory__admin_loads_toml(site: Site) -> None:
     assert body["users"] == 7
     users = {u["id"] for u in ok(site.get(f"{API}/directory", "erin"))["users"]}
     assert "zed" in users
+    without_bob = toml.replace(b'[users.bob]\nname = "Bob"\ndepartment = "ops"\nroles = ["staff"]\n', b"")
+    assert without_bob != toml
+    assert ok(site.post(f"{API}/directory", "ada", files={"file": ("org.toml", without_bob)}))["users"] == 6
+    assert site.get(f"{API}/session", "bob").status_code == 401  # a token stops working when its user leaves
     r = site.post(f"{API}/directory", "ada", files={"file": ("org.toml", b"[users\nbroken")})
     assert r.status_code == 400 and "org.toml" in r.json()["detail"] and "/tmp" not in r.json()["detail"]

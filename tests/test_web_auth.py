@@ -10,12 +10,15 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
+from fastapi import Request
+from web_support import Server, Site, password, prepare
 
 from cli import main
 from engine import Engine
 from engine.identity import USER_FAILURES, Identity, NotAuthenticated
-from web_support import Server, Site, password, prepare, site  # noqa: F401
+from web.auth import Staff
 
+pytest_plugins = ["web_support"]  # the `site` fixture
 API = "/api/v1"
 
 
@@ -210,3 +213,36 @@ def test_real_server__serves_and_stops_cleanly_on_sigterm(db_url: str, tmp_path:
 def test_serve__missing_database_is_a_clear_error(tmp_path: Path) -> None:
     r = CliRunner(env={"TIGAO_DB": None}).invoke(main, ["--db", str(tmp_path / "none.db"), "serve"])
     assert r.exit_code == 9 and "tigao init" in r.output
+
+
+def test_tokens_over_http__admin_only(site: Site) -> None:
+    assert site.post(f"{API}/tokens", "alice", json={"user": "alice"}).status_code == 403
+    r = site.post(f"{API}/tokens", "ada", json={"user": "bob", "name": "gateway", "expires": "P30D"})
+    assert r.status_code == 201, r.text
+    made = r.json()
+    assert site.client.get(f"{API}/session", headers={"Authorization": f"Bearer {made['token']}"}).json()["user"] \
+        == "bob"
+    listed = site.get(f"{API}/tokens?user=bob", "ada").json()["items"]
+    assert any(t["id"] == made["id"] and t["expires_at"] for t in listed)
+    assert all("token" not in t for t in listed)
+    assert site.client.delete(f"{API}/tokens/{made['id']}", headers=site.auth("ada")).json()["revoked_at"]
+    is_problem(site.client.get(f"{API}/session", headers={"Authorization": f"Bearer {made['token']}"}), 401)
+    is_problem(site.post(f"{API}/tokens", "ada", json={"user": "ghost"}), 404)
+    is_problem(site.post(f"{API}/tokens", "ada", json={"user": "bob", "expires": "forever"}), 400)
+    is_problem(site.client.delete(f"{API}/tokens/99999", headers=site.auth("ada")), 404)
+
+
+def test_session__html_form_posts_carry_csrf_as_a_field(site: Site) -> None:
+    app = site.client.app
+
+    @app.post("/test-page-form")
+    async def page_form(request: Request, who: Staff) -> dict:  # a web page's form handler
+        form = await request.form()
+        return {"user": who.user, "note": form.get("note")}
+
+    c = site.client
+    csrf = c.post(f"{API}/session", json={"user": "bob", "password": password("bob")}).json()["csrf_token"]
+    r = c.post("/test-page-form", data={"note": "hi", "csrf_token": csrf})
+    assert r.status_code == 200 and r.json() == {"user": "bob", "note": "hi"}, r.text
+    assert c.post("/test-page-form", data={"note": "hi"}).status_code == 403
+    assert c.post("/test-page-form", data={"note": "hi", "csrf_token": "forged"}).status_code == 403

@@ -15,9 +15,9 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import BPMN, ORG, set_simulated
 from fastapi.testclient import TestClient
 
-from conftest import BPMN, ORG, set_simulated
 from engine import Engine
 from engine.identity import Identity, utcnow
 from storage.models import Credential

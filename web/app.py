@@ -13,10 +13,12 @@ How the pieces plug in
   not logged in; for pages that redirect to a login form). `who.user` is the actor to give the
   engine: the actor in history is always the authenticated user. Role checks live in these
   dependencies; the engine refuses what the user may not do on the task itself (not a candidate...).
-- A web page logs a browser in with `POST /api/v1/session` (or by calling
-  `web.auth.login` + `Identity.create_session` from a form handler); the cookie then authenticates
-  every request, and unsafe methods need the session's CSRF token in `X-CSRF-Token` (a form can post
-  it as a hidden field that the page's handler checks the same way).
+- A web page logs a browser in with `POST /api/v1/session`, or from its own form handler with
+  `web.auth.login(identity, user, password, client_address(request))`, then
+  `cookie, info = identity.create_session(user)` and `web.auth.set_session_cookie(request, response,
+  cookie)`. The cookie then authenticates every request; every unsafe request made with it needs the
+  session's CSRF token (`who.csrf`, put it in the page) in the `X-CSRF-Token` header or a hidden
+  `csrf_token` form field. The auth dependencies check that on every path, pages included.
 - Errors: raise the engine's errors (`InputError`, `NotFound`, `NotAllowed`, `Conflict`, `FormError`)
   or `web.problems.ApiError(status, detail)`; `web.problems` renders them as problem+json
   (or Camunda's `{type, message}` under /engine-rest). Never build error responses by hand.
@@ -51,14 +53,14 @@ log = logging.getLogger("tigao.http")
 MAX_JSON_BYTES = 1024 * 1024
 MAX_UPLOAD_BYTES = int(os.environ.get("TIGAO_MAX_UPLOAD_BYTES", str(10 * 1024 * 1024)))
 # Paths whose POST bodies are multipart uploads; every other body must be JSON.
-UPLOAD_PATHS = {f"{API}/deployments", f"{API}/directory", "/engine-rest/deployment/create"}
+UPLOAD_PATHS = {f"{API}/deployments", f"{API}/directory"}
 SWAGGER_STATIC = Path(fastapi_offline.__file__).parent / "static"
 
 
 def _routers() -> list[tuple[Any, str]]:
-    from .api import definitions, instances, misc, session, tasks
+    from .api import definitions, instances, misc, session, tasks, tokens
 
-    return [(session.router, API), (definitions.router, API), (instances.router, API),
+    return [(session.router, API), (tokens.router, API), (definitions.router, API), (instances.router, API),
             (tasks.router, API), (misc.router, API)]
 
 
@@ -93,12 +95,9 @@ def create_app(db_url: str | None = None, *, worker: bool = True, worker_interva
     problems.install(app)
     for router, prefix in _routers():
         app.include_router(router, prefix=prefix)
-    try:
-        from . import camunda
-    except ImportError:  # the /engine-rest module is optional while it is being built
-        camunda = None  # type: ignore[assignment]
-    if camunda is not None:
-        app.include_router(camunda.router, prefix=problems.CAMUNDA_PREFIX)
+    from . import camunda
+
+    app.include_router(camunda.router, prefix=problems.CAMUNDA_PREFIX)
 
     app.mount(f"{API}/static", StaticFiles(directory=SWAGGER_STATIC), name="api-static")
     from . import pages

@@ -6,7 +6,8 @@ A request proves its user in one of three ways, tried in this order:
 - `Authorization: Basic base64(user:secret)` where the secret is the user's password or one of
   the user's tokens (what Camunda clients send);
 - the session cookie set by `POST /api/v1/session`; a state-changing request (POST, PUT, PATCH,
-  DELETE) made with the cookie must also send the session's CSRF token in `X-CSRF-Token`.
+  DELETE) made with the cookie must also send the session's CSRF token in `X-CSRF-Token` or, for
+  an HTML form, in a `csrf_token` field (checked here, for every path).
 
 The principal's roles are the directory's roles of that user, read on every request, so a
 directory reload takes effect at once. Use the dependencies in handlers:
@@ -31,15 +32,18 @@ import time
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
 
+from engine.assignment import Person
 from engine.errors import NotAllowed
-from engine.identity import TOKEN_PREFIX, Identity, NotAuthenticated
+from engine.identity import SESSION_HOURS, TOKEN_PREFIX, Identity, NotAuthenticated
 
 from .deps import IdentityDep
 
 SESSION_COOKIE = "tigao_session"
 CSRF_HEADER = "X-CSRF-Token"
+CSRF_FIELD = "csrf_token"
 ADMIN, AUDITOR = "admin", "auditor"
 UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
 SLOW_MAX = 2.0
@@ -122,8 +126,23 @@ def login(identity: Identity, user: str, password: str, address: str, cache: boo
     raise NotAuthenticated("wrong user or password")
 
 
-def _principal(identity: Identity, user: str, via: str, csrf: str | None = None) -> Principal:
-    person = identity.engine.directory().users.get(user)
+def set_session_cookie(request: Request, response: Response, cookie: str) -> None:
+    """Put a session (from `Identity.create_session`) on a response, as `POST /api/v1/session` does.
+
+    HttpOnly and SameSite=Lax always; Secure when the request came over TLS.
+    """
+    response.set_cookie(SESSION_COOKIE, cookie, max_age=SESSION_HOURS * 3600, httponly=True, samesite="lax",
+                        secure=request.url.scheme == "https", path="/")
+
+
+def csrf_ok(who: Principal, sent: str | None) -> bool:
+    """Whether `sent` (a header or a hidden form field) is the CSRF token of the caller's session."""
+    return who.csrf is not None and bool(sent) and secrets.compare_digest(str(sent), who.csrf)
+
+
+def _principal(identity: Identity, user: str, via: str, csrf: str | None = None,
+               person: Person | None = None) -> Principal:
+    person = person or identity.engine.directory().users.get(user)
     if person is None:
         raise NotAuthenticated(f"user '{user}' is not in the directory")
     return Principal(user, person.name, frozenset(person.roles), via, csrf)
@@ -136,7 +155,8 @@ def authenticate(request: Request, identity: Identity) -> Principal | None:
         scheme, _, value = header.partition(" ")
         value = value.strip()
         if scheme.lower() == "bearer" and value:
-            return _principal(identity, identity.token_user(value), "token")
+            owner = identity.token_owner(value)
+            return _principal(identity, owner.id, "token", person=owner)
         if scheme.lower() == "basic" and value:
             try:
                 user, sep, secret = base64.b64decode(value, validate=True).decode("utf-8").partition(":")
@@ -154,24 +174,39 @@ def authenticate(request: Request, identity: Identity) -> Principal | None:
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         info = identity.session(cookie)
-        if request.method in UNSAFE:
-            sent = request.headers.get(CSRF_HEADER, "")
-            if not sent or not secrets.compare_digest(sent, info.csrf):
-                raise NotAllowed(f"a request made with the session cookie must send the session's CSRF token "
-                                 f"in the {CSRF_HEADER} header")
-        return _principal(identity, info.user, "session", info.csrf)
+        if info.person is None:
+            raise NotAuthenticated(f"user '{info.user}' is not in the directory")
+        return _principal(identity, info.user, "session", info.csrf, info.person)
     return None
 
 
-def optional_principal(request: Request, identity: IdentityDep) -> Principal | None:
-    who = authenticate(request, identity)
-    if who is not None:
-        request.state.user = who.user  # for the request log line
+async def _csrf_sent(request: Request) -> str | None:
+    """The CSRF token a request sends: the header, or for an HTML form post its `csrf_token` field."""
+    sent = request.headers.get(CSRF_HEADER)
+    if sent:
+        return sent
+    ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if ctype in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        value = (await request.form()).get(CSRF_FIELD)  # parsed once; the handler reads the same form
+        return value if isinstance(value, str) else None
+    return None
+
+
+async def optional_principal(request: Request, identity: IdentityDep) -> Principal | None:
+    """The caller, or None without credentials. A cookie-authenticated unsafe request must carry
+    its session's CSRF token (header or form field), on every path."""
+    who = await run_in_threadpool(authenticate, request, identity)  # database work, off the event loop
+    if who is None:
+        return None
+    if who.via == "session" and request.method in UNSAFE and not csrf_ok(who, await _csrf_sent(request)):
+        raise NotAllowed(f"a request made with the session cookie must send the session's CSRF token in the "
+                         f"{CSRF_HEADER} header (or a '{CSRF_FIELD}' form field)")
+    request.state.user = who.user  # for the request log line
     return who
 
 
-def current_principal(request: Request, identity: IdentityDep) -> Principal:
-    who = optional_principal(request, identity)
+async def current_principal(request: Request, identity: IdentityDep) -> Principal:
+    who = await optional_principal(request, identity)
     if who is None:
         raise NotAuthenticated("log in first: send 'Authorization: Bearer TOKEN' (tigao token create USER), "
                                "HTTP Basic, or the cookie from POST /api/v1/session")

@@ -15,7 +15,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from engine import Engine
+from engine import Engine, StorageError
 from engine.identity import Identity
 
 DEFAULT_POOL = 8
@@ -42,7 +42,11 @@ class EnginePool:
                 e = Engine(self.url)
                 self._made.append(e)
                 return e
-        return self._idle.get(timeout=BORROW_TIMEOUT)
+        try:
+            return self._idle.get(timeout=BORROW_TIMEOUT)
+        except queue.Empty:
+            raise StorageError(f"the server is busy: all {self.size} database sessions stayed in use for "
+                               f"{BORROW_TIMEOUT:.0f} s; try again") from None
 
     def give_back(self, engine: Engine) -> None:
         self._idle.put(engine)

@@ -35,13 +35,13 @@ CAMUNDA_TYPES = {400: "InvalidRequestException", 401: "AuthenticationException",
 class ApiError(Exception):
     """An error raised by the web layer itself (not the engine), with its HTTP status."""
 
-    def __init__(self, status: int, detail: str, errors: list[dict[str, str]] | None = None,
+    def __init__(self, status: int, detail: str, errors: list[dict[str, Any]] | None = None,
                  headers: dict[str, str] | None = None):
         super().__init__(detail)
         self.status, self.detail, self.errors, self.headers = status, detail, errors, headers
 
 
-def problem(request: Request | None, status: int, detail: str, errors: list[dict[str, str]] | None = None,
+def problem(request: Request | None, status: int, detail: str, errors: list[dict[str, Any]] | None = None,
             headers: dict[str, str] | None = None, slug: str | None = None) -> JSONResponse:
     """One error response in the shape the path's clients expect."""
     path = request.url.path if request is not None else ""
@@ -52,6 +52,8 @@ def problem(request: Request | None, status: int, detail: str, errors: list[dict
     if status == 401:
         headers = {"WWW-Authenticate": 'Bearer, Basic realm="tigao"', **(headers or {})}
     if path.startswith(CAMUNDA_PREFIX):
+        if status == 422:  # Camunda answers invalid variables or form data with 400, and its clients expect it
+            status = 400
         body: dict[str, Any] = {"type": CAMUNDA_TYPES.get(status, "RestException"), "message": detail}
         return JSONResponse(body, status_code=status, headers=headers)
     title = TITLES.get(status, "Error")
@@ -64,13 +66,13 @@ def problem(request: Request | None, status: int, detail: str, errors: list[dict
 
 def _engine_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, EngineError)
-    errors = None
+    errors: list[dict[str, Any]] | None = None
     headers = None
     if isinstance(exc, FormError):
         errors = [{"path": p, "message": m} for p, m in exc.errors]
     elif isinstance(exc, DefinitionError):
         errors = [{"path": p.file + (f":{p.line}" if p.line else ""), "message": p.message,
-                   "file": p.file, "line": p.line, "element": p.element} for p in exc.problems]  # type: ignore[misc]
+                   "file": p.file, "line": p.line, "element": p.element} for p in exc.problems]
     if isinstance(exc, LockedOut):
         headers = {"Retry-After": str(exc.retry_after)}
     status = exc.http_status if 400 <= exc.http_status < 600 else 500

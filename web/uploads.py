@@ -60,7 +60,7 @@ def unzip(data: bytes) -> dict[str, bytes]:
             raise InputError(f"refused '{info.filename}': it inflates to {info.file_size:,} bytes "
                              f"(limit {MAX_FILE_BYTES:,}, ratio at most {MAX_RATIO}); is this a zip bomb?")
         name = PurePosixPath(info.filename).name
-        if name.startswith(".") or name.startswith("__MACOSX") or not name.lower().endswith(KINDS):
+        if name.startswith((".", "__MACOSX")) or not name.lower().endswith(KINDS):
             continue  # READMEs, images and editor files travel with diagrams; they are not deployed
         with zf.open(info) as f:
             content = f.read(MAX_FILE_BYTES + 1)  # never trust the declared size alone

@@ -51,7 +51,7 @@ class BackgroundWorker:
                         warned = True
                 except EngineError as exc:
                     log.warning("worker pass failed: %s", exc.message)
-                except Exception:  # noqa: BLE001 - the server must outlive a bad pass
+                except Exception:
                     log.exception("worker pass failed")
                 self._stop.wait(self.interval)
         finally:

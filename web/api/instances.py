@@ -39,8 +39,8 @@ def start(key: Key, engine: EngineDep, who: Staff, body: StartBody | None = None
 
 
 def _summary(inst: dict[str, Any]) -> dict[str, Any]:
-    waiting = inst.pop("waiting", [])
-    inst["timers"] = [w for w in waiting if "Timer" in str(w.get("event"))]
+    waiting = inst.get("waiting", [])  # every catch event it waits on; split out the two kinds asked for most
+    inst["timers"] = [w for w in waiting if w.get("due") is not None]
     inst["waiting_messages"] = [w for w in waiting if "Message" in str(w.get("event"))]
     inst["open_tasks"] = [t for t in inst.pop("tasks", []) if t.state == "open"]
     return jsonable(inst)
@@ -95,7 +95,7 @@ def replay(instance_id: Id, engine: EngineDep, who: Reader,
     from engine.audit import Auditor
 
     r = Auditor(engine).replay(instance_id)
-    steps = [{"seq": s.seq, "at": s.at, "type": s.type, "actor": s.actor, "element": s.element_id,
+    steps: list[dict[str, Any]] = [{"seq": s.seq, "at": s.at, "type": s.type, "actor": s.actor, "element": s.element_id,
               "open_tasks": s.open_tasks, "data": s.data, "changed": s.changed} for s in r.steps]
     out: dict[str, Any] = {"instance": instance_id, "ok": r.ok, "matches_stored": r.matches_stored,
                            "divergence": str(r.divergence) if r.divergence else None}
@@ -114,5 +114,5 @@ def verify(instance_id: Id, engine: EngineDep, who: Reader) -> dict[str, Any]:
     """Check the instance's hash chain, the seals over it, and its replay."""
     from engine.audit import Auditor
 
-    n, failures = Auditor(engine).verify([instance_id], replay=True)
+    _n, failures = Auditor(engine).verify([instance_id], replay=True)
     return {"instance": instance_id, "ok": not failures, "failures": [str(f) for f in failures]}

@@ -7,9 +7,17 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request, Response
 from pydantic import Field
 
-from engine.identity import SESSION_HOURS, NotAuthenticated
+from engine.identity import NotAuthenticated
 
-from ..auth import CSRF_HEADER, SESSION_COOKIE, MaybePrincipal, Reader, client_address, login
+from ..auth import (
+    CSRF_HEADER,
+    SESSION_COOKIE,
+    MaybePrincipal,
+    Reader,
+    client_address,
+    login,
+    set_session_cookie,
+)
 from ..deps import IdentityDep
 from ..problems import responses
 from .common import Body
@@ -31,8 +39,7 @@ def create_session(body: LoginBody, request: Request, response: Response, identi
     """
     login(identity, body.user, body.password, client_address(request))
     cookie, info = identity.create_session(body.user)
-    response.set_cookie(SESSION_COOKIE, cookie, max_age=SESSION_HOURS * 3600, httponly=True, samesite="lax",
-                        secure=request.url.scheme == "https", path="/")
+    set_session_cookie(request, response, cookie)
     request.state.user = body.user
     return {"user": info.user, "csrf_token": info.csrf, "csrf_header": CSRF_HEADER,
             "expires_at": info.expires_at.isoformat()}

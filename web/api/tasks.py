@@ -13,7 +13,18 @@ from engine.errors import InputError
 from ..auth import Reader, Staff
 from ..deps import EngineDep
 from ..problems import responses
-from .common import MAX_ID, Body, Cursor, Id, Limit, ShortText, check_text, decode_cursor, jsonable, page_after
+from .common import (
+    MAX_ID,
+    Body,
+    Cursor,
+    Id,
+    Limit,
+    ShortText,
+    check_text,
+    decode_cursor,
+    jsonable,
+    page_after,
+)
 
 router = APIRouter(tags=["tasks"], responses=responses(400, 401, 403))
 

@@ -1,0 +1,145 @@
+"""User-task completions per second through the HTTP API, against the library, in one run.
+
+One process (bench/two_tasks.bpmn, its first user task, form `ack` {"ok": true}, lane `staff`).
+A "completion" is one user task completed; the instances are started beforehand (not timed).
+
+  (lib)   the library in this process: `engine.complete(task, user, data)` in a loop.
+  (http)  a real `tigao serve --no-worker` on a loopback port: C concurrent clients (threads, one
+          httpx connection and one staff user's Bearer token each) take task ids from one queue
+          and `POST /api/v1/tasks/{id}/complete`, for C in --clients (default 1, 4, 8).
+
+Every round runs every variant once, in turn; min, median and max over the rounds are printed,
+and the ratio of each HTTP variant's median to the library's median.
+
+Usage:
+  .venv/bin/python bench/bench_http.py [--tasks 200] [--rounds 3] [--clients 1,4,8]
+                                       [--db postgresql://postgres@127.0.0.1:5432/test]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import queue
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+from common import HERE, ORG, ROOT, database, describe_db, say, table
+
+sys.path.insert(0, str(ROOT))
+from engine import Engine
+from engine.identity import Identity
+
+BPMN = HERE / "two_tasks.bpmn"
+KEY = "bench_two_tasks"
+FORM = {"ok": True}
+USERS = ["alice", "bob", "carol", "dora"]  # the staff role of tests/bpmn/org.toml
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def open_tasks(eng: Engine, n: int) -> list[int]:
+    """Start n instances (untimed) and return the ids of their first user task."""
+    ids = [eng.start(KEY, {}, actor="alice") for _ in range(n)]
+    out = []
+    for i in ids:
+        [t] = eng.tasks(scope="all", instance_id=i)
+        out.append(t.id)
+    return out
+
+
+def run_lib(eng: Engine, tasks: list[int]) -> float:
+    start = time.perf_counter()
+    for n, t in enumerate(tasks):
+        eng.complete(t, USERS[n % len(USERS)], FORM)
+    return len(tasks) / (time.perf_counter() - start)
+
+
+def run_http(base: str, tokens: dict[str, str], tasks: list[int], clients: int) -> float:
+    work: queue.Queue[int] = queue.Queue()
+    for t in tasks:
+        work.put(t)
+    errors: list[str] = []
+
+    def client(user: str) -> None:
+        with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {tokens[user]}"}, timeout=60) as c:
+            while True:
+                try:
+                    t = work.get_nowait()
+                except queue.Empty:
+                    return
+                r = c.post(f"/api/v1/tasks/{t}/complete", json={"data": FORM})
+                if r.status_code != 200:
+                    errors.append(f"task {t}: {r.status_code} {r.text[:200]}")
+
+    threads = [threading.Thread(target=client, args=(USERS[i % len(USERS)],)) for i in range(clients)]
+    start = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    elapsed = time.perf_counter() - start
+    if errors:
+        raise SystemExit(f"{len(errors)} completions failed; first: {errors[0]}")
+    return len(tasks) / elapsed
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tasks", type=int, default=200, help="completions per variant and round")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--clients", default="1,4,8", help="concurrent HTTP clients, comma separated")
+    ap.add_argument("--db", help="PostgreSQL admin URL (default: a temporary SQLite file)")
+    args = ap.parse_args()
+    clients = [int(c) for c in args.clients.split(",")]
+    kind = "postgresql" if args.db else "sqlite"
+    with database(kind, args.db, "http") as url:
+        eng = Engine(url)
+        eng.init()
+        eng.load_directory(ORG)
+        eng.deploy([BPMN, HERE / "forms"], actor="alice")
+        ident = Identity(eng)
+        tokens = {u: ident.create_token(u, "bench")[1] for u in USERS}
+        port = free_port()
+        base = f"http://127.0.0.1:{port}"
+        server = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "--db", url, "serve",
+                                   "--port", str(port), "--no-worker"], cwd=ROOT, stderr=subprocess.DEVNULL,
+                                  env={**os.environ, "PYTHONPATH": str(ROOT)})
+        try:
+            for _ in range(300):
+                try:
+                    if httpx.get(base + "/api/v1/health", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            say(f"bench_http: {args.tasks} completions per variant and round, {args.rounds} rounds, "
+                f"{describe_db(url)}, server pid {server.pid}")
+            run_lib(eng, open_tasks(eng, 5))  # warm up both sides (caches, connections)
+            run_http(base, tokens, open_tasks(eng, 10), 2)
+            results: dict[str, list[float]] = {"library": [], **{f"http x{c}": [] for c in clients}}
+            for r in range(1, args.rounds + 1):
+                results["library"].append(run_lib(eng, open_tasks(eng, args.tasks)))
+                for c in clients:
+                    results[f"http x{c}"].append(run_http(base, tokens, open_tasks(eng, args.tasks), c))
+                say(f"  round {r}: " + ", ".join(f"{k} {v[-1]:.1f}/s" for k, v in results.items()))
+        finally:
+            server.terminate()
+            server.wait(30)
+            eng.close()
+    lib = statistics.median(results["library"])
+    rows = [[k, min(v), statistics.median(v), max(v), statistics.median(v) / lib] for k, v in results.items()]
+    say("")
+    say(table(["variant", "min/s", "median/s", "max/s", "median vs library"], rows))
+
+
+if __name__ == "__main__":
+    main()
