@@ -33,6 +33,7 @@ from SpiffWorkflow.exceptions import SpiffWorkflowException
 
 from .assignment import Directory
 from .errors import DefinitionError, InputError, Problem
+from . import limits
 from .scripting import ScriptCheckError, check_source, is_expression, strip_expression
 from .spiff import TigaoParser, upgrade_specs
 from .timeutil import check_timer_literal, due_from
@@ -429,6 +430,9 @@ def _analyse_bpmn(name: str, root: etree._Element, bundle: Bundle, forms: dict[s
         processes[key] = info
         for prop in proc.iterfind("bpmn:extensionElements/camunda:properties/camunda:property", NS):
             info.properties[str(prop.get("name"))] = str(prop.get("value"))
+        bound_problem = limits.check_properties(info.properties)  # tigao.script.cpu / .memory
+        if bound_problem:
+            problems.append(Problem(name, bound_problem, element=key, line=proc.sourceline))
 
         for script in proc.iterfind(".//bpmn:scriptTask", NS):
             fmt = (script.get("scriptFormat") or "python").lower()
