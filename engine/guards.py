@@ -48,6 +48,33 @@ def _check_bits(bits: int) -> None:
                             f"{lim.max_int_bits:,} (TIGAO_MAX_INT_BITS)")
 
 
+_CONTAINER_TYPES = (list, tuple, dict, set, frozenset)
+
+
+def _check_repr(value: Any) -> None:
+    """Refuse to turn a container into text when the text would exceed the string bound: a list
+    holding one long string many times would otherwise become gigabytes in one call."""
+    limit = current().max_string
+    size = 0
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        t = type(v)
+        if t is dict:
+            stack.extend(v.keys())
+            stack.extend(v.values())
+            size += 2 + 4 * len(v)
+        elif isinstance(v, _CONTAINER_TYPES):
+            stack.extend(v)
+            size += 2 + 2 * len(v)
+        elif t is str:
+            size += len(v) + 2
+        else:
+            size += 24  # numbers, booleans, None: short
+        if size > limit:
+            _check_len(str, size)
+
+
 def _is_int(v: Any) -> bool:
     return type(v) is int or type(v) is bool
 
@@ -87,6 +114,8 @@ _PERCENT = re.compile(r"%(?:\([^)]*\))?[-#0 +]*(\*|\d+)?(?:\.(\*|\d+))?")
 
 def g_mod(a: Any, b: Any) -> Any:
     if isinstance(a, str):
+        if isinstance(b, _CONTAINER_TYPES):
+            _check_repr(b)
         for m in _PERCENT.finditer(a):
             for part in m.groups():
                 if part == "*":
@@ -104,6 +133,8 @@ _SPEC = re.compile(r"(\d+)?(?:[,_])?(?:\.(\d+))?[a-zA-Z%]?$")
 
 def g_format(value: Any, conversion: int, spec: str) -> str:
     """One `{value!c:spec}` field of an f-string, with its width and precision bounded."""
+    if isinstance(value, _CONTAINER_TYPES):
+        _check_repr(value)
     if conversion == 114:
         value = repr(value)
     elif conversion == 115:
@@ -128,6 +159,17 @@ _INPLACE = {"+=": g_add, "*=": g_mul, "**=": g_pow, "<<=": g_lshift, "%=": g_mod
 
 
 def g_inplacevar(op: str, a: Any, b: Any) -> Any:
+    if type(a) is list and op in ("+=", "*="):  # in place, as Python does for lists
+        if op == "+=":
+            items = list(g_getiter(b))
+            _check_len(list, len(a) + len(items))
+            a.extend(items)
+        elif _is_int(b):
+            _check_len(list, len(a) * b)
+            a *= b
+        else:
+            raise TypeError(f"can't multiply a list by a {_kind(b)}")
+        return a
     fn = _INPLACE.get(op)
     if fn is None:
         raise TypeError(f"'{op}' is not allowed in process scripts")
@@ -148,6 +190,13 @@ def g_range(*args: int) -> range:
         n = 1 << 64
     _check_len(range, n)
     return r
+
+
+def g_sum(items: Any, start: Any = 0) -> Any:
+    if not isinstance(start, (int, float)):
+        # sum(lists, []) concatenates in one C call, quadratically: refuse, as Python does for strings.
+        raise TypeError("sum() adds numbers only; join lists with a comprehension")
+    return sum(items, start)
 
 
 def g_int(x: Any = 0, *base: int) -> int:
@@ -272,14 +321,22 @@ def g_unpack(it: Any, spec: Any, _getiter: Any = None) -> Any:
 _allowed_callables: set[int] = set()  # ids of the builtins, exceptions and helpers a script may call
 
 
+_allowed_refs: list[Any] = []  # kept alive, so that their ids are never reused by another object
+
+
 def allow_callables(values: Any) -> None:
-    _allowed_callables.update(id(v) for v in values)
+    for v in values:
+        if id(v) not in _allowed_callables:
+            _allowed_callables.add(id(v))
+            _allowed_refs.append(v)
 
 
 def g_call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Every call: the allowed builtins and helpers, guarded or whitelisted methods, script functions."""
     t = type(fn)
     if id(fn) in _allowed_callables or t is _Bound:
+        if fn is str and args and isinstance(args[0], _CONTAINER_TYPES):
+            _check_repr(args[0])
         return fn(*args, **kwargs)
     if t is FunctionType and fn.__code__.co_filename == SCRIPT_FILENAME:
         return fn(*args, **kwargs)

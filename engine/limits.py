@@ -36,7 +36,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .errors import ScriptError
+from .errors import InputError, ScriptError
 
 CPU_PROPERTY = "tigao.script.cpu"
 MEMORY_PROPERTY = "tigao.script.memory"
@@ -92,10 +92,10 @@ def _read_env() -> Limits:
             try:
                 value = float(raw)
             except ValueError:
-                raise ScriptError(f"{var}={raw!r} is not a number; unset it or give a number "
-                                  f"(default {default:g})") from None
+                raise InputError(f"{var}={raw!r} is not a number; unset it or give a number "
+                                 f"(default {default:g})") from None
             if value <= 0:
-                raise ScriptError(f"{var}={raw!r} must be greater than 0 (default {default:g})")
+                raise InputError(f"{var}={raw!r} must be greater than 0 (default {default:g})")
         values[field] = value if isinstance(default, float) else int(value)
     limits = Limits(**values)
     # The deployment-wide default may not exceed the administrator's limit either.

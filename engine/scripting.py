@@ -30,7 +30,7 @@ from . import limits
 from .bounds import BoundExceeded, enter, leave
 from .clock import Clock
 from .errors import ScriptError
-from .guards import GUARDS, allow_callables, g_int, g_range
+from .guards import GUARDS, allow_callables, g_int, g_range, g_sum
 from .jsoncheck import JsonProblem, check_json, check_value
 from .sandbox import SAFE_EXCEPTIONS, Refused, compile_checked
 
@@ -42,7 +42,7 @@ SAFE_BUILTIN_NAMES = (
     "min range reversed round set sorted str sum tuple zip True False None"
 ).split() + sorted(SAFE_EXCEPTIONS)
 SAFE_BUILTINS: dict[str, Any] = {name: getattr(builtins, name) for name in SAFE_BUILTIN_NAMES}
-SAFE_BUILTINS.update({"range": g_range, "int": g_int})
+SAFE_BUILTINS.update({"range": g_range, "int": g_int, "sum": g_sum})
 
 # The engine's helper functions (TigaoScriptEngine._functions): a variable may not take their names.
 HELPER_NAMES = frozenset({"now", "add_duration", "departments", "department_head", "staff", "role_members",

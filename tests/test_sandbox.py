@@ -100,6 +100,7 @@ def test_policy__refusal_names_the_line() -> None:
     "try:\n    y = 1 / 0\nexcept ZeroDivisionError:\n    y = 0", "counts = {'a': 1}\ncounts['a'] += 1",
     "y = 'abc'.upper().replace('B', 'b').ljust(6, '.')", "y = 2 ** 10 + (1 << 8)", "y = true and not false",
     "y = int('42') + round(2.5) + max([1, 2]) + sum(range(5))", "ｙ = 1",
+    "y = [1]\nz = y\ny += [2]\ny *= 2\nassert z == [1, 2, 1, 2]",
 ])
 def test_policy__ordinary_code__runs(source: str) -> None:
     data = dict(SECRET)
@@ -132,9 +133,16 @@ RUNTIME = [
     ("y = ('x' * 100000).join(['a'] * 1000)", "TIGAO_MAX_STRING"),
     ("y = list(range(10 ** 12))", "TIGAO_MAX_ITEMS"),
     ("y = int('9' * 100000)", "int()"),
+    ("s = 'x' * 999999\ny = str([s] * 100000)", "TIGAO_MAX_STRING"),
+    ("s = 'x' * 999999\ny = f'{[s] * 100000}'", "TIGAO_MAX_STRING"),
+    ("s = 'x' * 999999\ny = '%s' % ([s] * 100000,)", "TIGAO_MAX_STRING"),
+    ("s = 'x' * 999999\nd = {'a': [s] * 100000}\ny = f'{d!r}'", "TIGAO_MAX_STRING"),
+    ("s = 'x' * 999999\ny = [s] * 100000", "TIGAO_MAX_JSON_BYTES"),
     ("s = 'x' * 999999\nwhile True:\n    s = s + s", "TIGAO_MAX_STRING"),
     ("s = [1]\nwhile True:\n    s += s", "TIGAO_MAX_ITEMS"),
     ("s = [1]\nwhile True:\n    s.extend(s)", "TIGAO_MAX_ITEMS"),
+    ("s = [1]\nwhile True:\n    s *= 2", "TIGAO_MAX_ITEMS"),
+    ("y = sum([[1] * 100000] * 100000, [])", "adds numbers only"),
     ("while True:\n    pass", "CPU time"),
     ("while True: pass", "CPU time"),
     ("y = [q for q in range(10 ** 5) for r in range(10 ** 5)]", "CPU time"),
@@ -228,3 +236,11 @@ def test_bounds__settable_by_environment_and_process_property(monkeypatch: pytes
         monkeypatch.delenv("TIGAO_MAX_STRING")
         monkeypatch.delenv("TIGAO_SCRIPT_CPU_MAX")
         limits.reset()
+
+
+@pytest.mark.parametrize("source", ["y = a._﹍class﹍_", "_﹍class﹍_ = 1", "y = a.﹍﹍class﹍﹍",
+                                    "y = ﹍﹍import﹍﹍('os')", "y = a._︳class︳_"])
+def test_policy__unicode_identifiers_normalising_to_underscores__are_refused(source: str) -> None:
+    """Python normalises identifiers (NFKC) before the policy sees them; either way they are refused."""
+    with pytest.raises(ScriptCheckError):
+        check_source(source)
