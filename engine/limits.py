@@ -19,7 +19,7 @@ JSON nesting depth          ``TIGAO_MAX_JSON_DEPTH``          64
 JSON size, bytes            ``TIGAO_MAX_JSON_BYTES``          1000000
 call activity depth         ``TIGAO_MAX_CALL_DEPTH``          20
 multi-instance size         ``TIGAO_MAX_MULTI_INSTANCE``      1000
-engine steps per command    ``TIGAO_MAX_STEPS``               10000
+engine steps per command    ``TIGAO_MAX_STEPS``               1000 
 tasks created per command   ``TIGAO_MAX_NEW_TASKS``           1000
 cycle timer catch-up        ``TIGAO_TIMER_CATCHUP``           10
 ==========================  ================================  =======  ==============================
@@ -53,7 +53,7 @@ _DEFAULTS: dict[str, tuple[str, float]] = {
     "max_json_bytes": ("TIGAO_MAX_JSON_BYTES", 1_000_000),
     "max_call_depth": ("TIGAO_MAX_CALL_DEPTH", 20),
     "max_multi_instance": ("TIGAO_MAX_MULTI_INSTANCE", 1000),
-    "max_steps": ("TIGAO_MAX_STEPS", 10_000),
+    "max_steps": ("TIGAO_MAX_STEPS", 1000),
     "max_new_tasks": ("TIGAO_MAX_NEW_TASKS", 1000),
     "timer_catchup": ("TIGAO_TIMER_CATCHUP", 10),
 }

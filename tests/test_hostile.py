@@ -215,7 +215,7 @@ def _loop_process() -> str:
 
 def test_loop__without_a_wait__stops_at_the_step_limit(eng: Engine, db_url: str, tmp_path: Path,
                                                          low_limits: pytest.MonkeyPatch) -> None:
-    set_limits(low_limits, TIGAO_MAX_STEPS="300")
+    set_limits(low_limits, TIGAO_MAX_STEPS="200")
     eng.deploy([write(tmp_path, "spin.bpmn", _loop_process())])
     before = snapshot(db_url)
     with pytest.raises(ScriptError, match="TIGAO_MAX_STEPS"):
