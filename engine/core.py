@@ -36,7 +36,7 @@ from storage.models import (
     UserRole,
 )
 
-from . import history
+from . import history, limits
 from .assignment import Dept, Directory, Person, parse_directory_file, split_ids
 from .clock import Clock, SettableClock
 from .errors import (
@@ -928,11 +928,15 @@ class Run:
         from SpiffWorkflow.exceptions import SpiffWorkflowException
 
         try:
-            return fn()
+            with limits.scope(limits.for_process(self.built.analysis.processes[self.inst.process_key].properties)):
+                return fn()
         except EngineError:
             raise
         except (SpiffWorkflowException, ValueError, TypeError, KeyError, NameError, ZeroDivisionError,
                 AttributeError, IndexError, OverflowError, RecursionError) as exc:
+            inner = exc.__cause__ or exc.__context__
+            if isinstance(inner, ScriptError):
+                raise inner from exc  # a script bound, wrapped by SpiffWorkflow's DMN engine
             element = None
             task = getattr(exc, "task", None)
             if task is not None:
@@ -990,6 +994,8 @@ class Run:
                 if row.due_at is not None or row.follow_up_at is not None:
                     self.closed_task_ids.append(row.id)  # (only a task with a deadline has timers to void)
                 self.event("task_cancelled", actor, {"spiff_id": sid}, element_id=row.element_id, task_id=row.id)
+        limits.check_count(sum(1 for t in ready if str(t.id) not in open_rows), "max_new_tasks",
+                           "human tasks created by one command")
         for t in ready:
             if str(t.id) in open_rows:
                 continue

@@ -17,7 +17,9 @@ wins): ``escalation`` (``on``/``off``, default on), ``escalation.grace`` (ISO du
 ``P1D``), ``escalation.office`` (role id, default ``efficiency_office``).
 
 Catch-up after downtime: every pending row due by "now" fires exactly once, in due order; a cycle
-timer that missed several occurrences fires once per missed occurrence, each recorded.
+timer that missed several occurrences fires once per missed occurrence, each recorded, up to
+``TIGAO_TIMER_CATCHUP`` (default 10) late occurrences in a row; the rest up to now are skipped (the
+count is in the history) and the cycle goes on from its first occurrence after now.
 
 Rows due at the same instant fire in a fixed order: a task's own deadlines (``due``, ``followup``,
 ``escalate``) before BPMN ``timer`` and ``start`` rows, then by id. What lateness causes (an
@@ -41,12 +43,12 @@ from SpiffWorkflow.util.task import TaskState
 
 from storage.models import Definition, HumanTask, Instance, Notification, TaskCandidate, Timer
 
-from . import cron, history
+from . import cron, history, limits
 from .errors import Conflict, EngineError, ScriptError
 from .lease import Lease
 from .retry import Busy, Contention, pause
-from .spiff import force_start_timers, next_timer_due, pop_fired
-from .timeutil import add_iso_duration, fmt, parse_cycle, parse_datetime
+from .spiff import force_start_timers, next_timer_due, pop_fired, pop_skipped
+from .timeutil import add_iso_duration, fmt, parse_cycle, parse_datetime, skip_past
 
 if TYPE_CHECKING:
     from .core import Engine, Run
@@ -101,13 +103,20 @@ def on_task_created(run: Run, row: HumanTask) -> None:
 def record_fired_timers(run: Run, tasks: list[Any]) -> None:
     """Record every timer occurrence that fired during this command, in due order."""
     fired = []
+    skipped: dict[str, int] = {}
     for t in tasks:
         for due in pop_fired(t):
             utc_due = datetime.fromisoformat(due).astimezone(timezone.utc).isoformat()
             fired.append((utc_due, str(t.id), t.task_spec.bpmn_id))
+        n = pop_skipped(t)
+        if n:
+            skipped[str(t.id)] = n
+    last = {sid: due for due, sid, _ in sorted(fired)}
     for due, sid, element in sorted(fired):
+        # Bounded catch-up (limits.py): the occurrences skipped after this one.
+        extra = {"skipped": skipped.pop(sid)} if sid in skipped and last[sid] == due else {}
         run.event("timer_fired", run.actor_for_timers, {"spiff_id": sid, "due_at": due,
-                                                        "trigger": run.trigger_pending}, element_id=element)
+                                                        "trigger": run.trigger_pending, **extra}, element_id=element)
         run.trigger_pending = False
 
 
@@ -463,6 +472,21 @@ class Worker:
         nxt = _start_occurrence(payload["kind"], payload["value"], datetime.fromisoformat(payload["anchor"]), n)
         timer.state = "fired"
         timer.fired_at = now
+        if nxt is not None and nxt <= now and payload["kind"] == "cycle":
+            # Bounded catch-up (limits.py): after TIGAO_TIMER_CATCHUP late starts in a row, skip to
+            # the first occurrence after now instead of starting one instance per missed occurrence.
+            payload["behind"] = int(payload.get("behind", 0)) + 1
+            if payload["behind"] >= limits.current().timer_catchup:
+                cycle = parse_cycle(payload["value"], datetime.fromisoformat(payload["anchor"]))
+                skipped, nxt = skip_past(nxt, cycle.interval_text, now)
+                if cycle.repetitions >= 0 and n + skipped >= cycle.repetitions:
+                    skipped, nxt = max(cycle.repetitions - n, 0), None
+                n += skipped
+                payload["behind"] = 0
+                history.append(s, run.inst, "timer_skipped", now, "system",
+                               {"element": timer.element_id, "skipped": skipped})
+        else:
+            payload["behind"] = 0
         if nxt is not None:
             payload["occurrence"] = n
             s.add(Timer(kind="start", definition_id=d.id, element_id=timer.element_id, due_at=nxt,

@@ -36,6 +36,7 @@ from . import camunda, camunda_forms, camunda_io, cron, feel
 from .assignment import Directory
 from .errors import DefinitionError, InputError, Problem
 from .juel import JuelError, expression_source
+from . import limits
 from .scripting import ScriptCheckError, check_source, is_expression, strip_expression
 from .spiff import TigaoParser, upgrade_specs
 from .timeutil import check_timer_literal, due_from
@@ -502,6 +503,9 @@ def _analyse_bpmn(name: str, root: etree._Element, bundle: Bundle, forms: dict[s
         camunda_io.check(name, proc, problems)
         for node, text in camunda_io.expressions(proc):
             _check_expr(name, node, text, problems)
+        bound_problem = limits.check_properties(info.properties)  # tigao.script.cpu / .memory
+        if bound_problem:
+            problems.append(Problem(name, bound_problem, element=key, line=proc.sourceline))
 
         for script in proc.iterfind(".//bpmn:scriptTask", NS):
             fmt = (script.get("scriptFormat") or "python").lower()

@@ -2,10 +2,12 @@
 
 Scripts come from administrators but are treated as untrusted (DESIGN.md, Scripts):
 
-* checked statically at deployment: no imports, no name or attribute starting with `_`, no
-  reflective or I/O builtins (exec, eval, open, compile, globals, getattr, ...), no class
-  definitions, no `str.format` (its field syntax reaches attributes);
-* run with a small set of builtins, plus the engine's own helper functions.
+* compiled by the whitelist policy of `engine.sandbox` (syntax not reviewed is refused, naming the
+  construct and the line) and guarded at run time by `engine.guards`;
+* run under the CPU-time and memory bounds of `engine.bounds` and the size bounds of
+  `engine.limits`; a bound hit is a ScriptError naming the element and the bound;
+* they see JSON values (plus the allowed builtins and the engine's helpers) and must write JSON:
+  sets, tuples, ranges, functions and NaN are refused naming the variable.
 
 One convention for expressions: `${ ... }` and a bare expression mean the same Python expression,
 so Camunda-style `${amount > 100}` and spiff-style `amount > 100` both work.
@@ -15,49 +17,33 @@ from __future__ import annotations
 
 import ast
 import builtins
-import json
 from collections.abc import Callable
 from datetime import timezone
 from typing import TYPE_CHECKING, Any
 
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.script_engine import PythonScriptEngine
 from SpiffWorkflow.bpmn.script_engine.python_environment import BasePythonScriptEngineEnvironment
+from SpiffWorkflow.exceptions import SpiffWorkflowException
 
+from . import limits
+from .bounds import BoundExceeded, enter, leave
 from .clock import Clock
 from .juel import JuelError, expression_source, is_juel
+from .errors import ScriptError
+from .guards import GUARDS, allow_callables, g_int, g_range, g_sum
+from .jsoncheck import JsonProblem, check_json, check_value
+from .sandbox import SAFE_EXCEPTIONS, Refused, compile_checked
 
 if TYPE_CHECKING:
     from .assignment import Directory
 
 SAFE_BUILTIN_NAMES = (
     "abs all any bool dict divmod enumerate filter float frozenset int isinstance len list map max "
-    "min range reversed round set sorted str sum tuple zip ValueError KeyError TypeError Exception "
-    "True False None"
-).split()
+    "min range reversed round set sorted str sum tuple zip True False None"
+).split() + sorted(SAFE_EXCEPTIONS)
 SAFE_BUILTINS: dict[str, Any] = {name: getattr(builtins, name) for name in SAFE_BUILTIN_NAMES}
-
-FORBIDDEN_NAMES = frozenset(
-    "exec eval open compile globals locals vars getattr setattr delattr hasattr __import__ input "
-    "breakpoint help exit quit memoryview type object super classmethod staticmethod property dir "
-    "id print bytearray bytes".split()
-)
-FORBIDDEN_ATTRIBUTES = frozenset({"format", "format_map", "mro"})
-# Frame, code and function internals of generators, coroutines and tracebacks: a way back to the
-# interpreter's globals without any underscore.
-FORBIDDEN_ATTRIBUTE_PREFIXES = ("gi_", "cr_", "ag_", "f_", "tb_", "co_", "func_", "im_")
-FORBIDDEN_NODES: dict[type, str] = {
-    ast.Import: "imports are not allowed",
-    ast.ImportFrom: "imports are not allowed",
-    ast.ClassDef: "class definitions are not allowed",
-    ast.AsyncFunctionDef: "async code is not allowed",
-    ast.Await: "async code is not allowed",
-    ast.Global: "'global' is not allowed",
-    ast.Nonlocal: "'nonlocal' is not allowed",
-    ast.With: "'with' is not allowed",
-    ast.AsyncWith: "'with' is not allowed",
-    ast.Yield: "generators are not allowed",
-    ast.YieldFrom: "generators are not allowed",
-}
+SAFE_BUILTINS.update({"range": g_range, "int": g_int, "sum": g_sum})
 
 # The engine's helper functions (TigaoScriptEngine._functions): a variable may not take their names.
 HELPER_NAMES = frozenset({"now", "add_duration", "departments", "department_head", "staff", "role_members",
@@ -65,6 +51,10 @@ HELPER_NAMES = frozenset({"now", "add_duration", "departments", "department_head
 
 # Literal names Camunda (JUEL) users write in conditions.
 JUEL_LITERALS = {"true": True, "false": False, "null": None}
+
+# Names data may not use: a data key would shadow the builtin or helper scripts rely on.
+RESERVED_NAMES = frozenset(SAFE_BUILTINS) | HELPER_NAMES | frozenset(JUEL_LITERALS)
+allow_callables(v for v in SAFE_BUILTINS.values() if callable(v))
 
 
 def strip_expression(text: str) -> str:
@@ -89,99 +79,133 @@ class ScriptCheckError(Exception):
         self.line = line
 
 
+_CODE: dict[tuple[str, str], Any] = {}  # compiled code per (source, mode), for the process lifetime
+_NAMES: dict[str, frozenset[str]] = {}  # the names a script's source mentions
+# Expressions that can run long: with a comprehension or a lambda. Any other expression is bounded
+# by its own length (every operation in it is size-checked), so it skips the trace hook: conditions
+# are evaluated constantly.
+_LOOPING: set[str] = set()
+
+
+def _compiled(source: str, mode: str) -> Any:
+    key = (source, mode)
+    code = _CODE.get(key)
+    if code is None:
+        code = compile_checked(source, mode, RESERVED_NAMES)
+        if len(_CODE) > 5000:
+            _CODE.clear()
+            _NAMES.clear()
+            _LOOPING.clear()
+        tree = ast.parse(source, mode=mode)
+        if mode == "exec":
+            _NAMES[source] = frozenset(n.id for n in ast.walk(tree) if isinstance(n, ast.Name))
+        elif any(isinstance(n, (ast.comprehension, ast.Lambda)) for n in ast.walk(tree)):
+            _LOOPING.add(source)
+        _CODE[key] = code
+    return code
+
+
 def check_source(source: str, mode: str = "exec") -> None:
     """Raise ScriptCheckError if the code is not allowed to run. `mode` is "exec" or "eval"."""
     try:
-        tree = ast.parse(source, mode=mode)
-    except SyntaxError as exc:
-        raise ScriptCheckError(f"syntax error: {exc.msg}", exc.lineno) from exc
-    for node in ast.walk(tree):
-        line = getattr(node, "lineno", None)
-        for kind, why in FORBIDDEN_NODES.items():
-            if isinstance(node, kind):
-                raise ScriptCheckError(why, line)
-        if isinstance(node, ast.Name):
-            if node.id.startswith("_"):
-                raise ScriptCheckError(f"name '{node.id}' is not allowed (names may not start with '_')", line)
-            if node.id in FORBIDDEN_NAMES:
-                raise ScriptCheckError(f"'{node.id}' is not allowed in process scripts", line)
-            if isinstance(node.ctx, (ast.Store, ast.Del)) and node.id in HELPER_NAMES:
-                raise ScriptCheckError(f"'{node.id}' is the name of a helper function; store the value under "
-                                       f"another name (e.g. '{node.id}_list')", line)
-        elif isinstance(node, ast.Attribute):
-            if node.attr.startswith("_"):
-                raise ScriptCheckError(
-                    f"attribute '{node.attr}' is not allowed (attributes may not start with '_')", line)
-            if node.attr in FORBIDDEN_ATTRIBUTES or node.attr.startswith(FORBIDDEN_ATTRIBUTE_PREFIXES):
-                raise ScriptCheckError(f"'.{node.attr}' is not allowed in process scripts", line)
-        elif isinstance(node, (ast.FunctionDef, ast.Lambda)):
-            args = node.args
-            for arg in args.args + args.kwonlyargs + args.posonlyargs:
-                if arg.arg.startswith("_"):
-                    raise ScriptCheckError(f"name '{arg.arg}' is not allowed", line)
+        _compiled(source, mode)
+    except Refused as exc:
+        raise ScriptCheckError(str(exc), exc.line) from None
 
 
-class _CodeCache:
-    """Compiled code per (source, mode); checking and compiling once per process lifetime."""
-
-    def __init__(self) -> None:
-        self._cache: dict[tuple[str, str], Any] = {}
-
-    def get(self, source: str, mode: str) -> Any:
-        key = (source, mode)
-        code = self._cache.get(key)
-        if code is None:
-            check_source(source, mode)
-            code = compile(source, "<string>", mode)
-            if len(self._cache) > 5000:
-                self._cache.clear()
-            self._cache[key] = code
-        return code
+def reserved_keys(data: dict[str, Any]) -> list[str]:
+    """The keys of `data` that would shadow a builtin, a helper or the sandbox's own names."""
+    return sorted(k for k in data if k in RESERVED_NAMES or not isinstance(k, str) or k.startswith("_"))
 
 
-_CODE = _CodeCache()
+def _stopped(exc: BoundExceeded | Refused | JsonProblem) -> ScriptError:
+    return ScriptError(str(exc))
 
 
 class RestrictedEnvironment(BasePythonScriptEngineEnvironment):
-    """Runs checked code with restricted builtins; task data are the script's variables."""
+    """Runs checked code under the guards and bounds; task data are the script's variables."""
 
     def __init__(self, functions: dict[str, Callable[..., Any]]):
         super().__init__({})
         self.functions = functions
+        allow_callables(functions.values())
+        self._base: dict[str, Any] = {"__builtins__": SAFE_BUILTINS, **JUEL_LITERALS, **functions, **GUARDS}
+        self._reserved = RESERVED_NAMES | frozenset(self._base)
 
     def _globals(self, context: dict[str, Any], external: dict[str, Any] | None) -> dict[str, Any]:
-        g: dict[str, Any] = {"__builtins__": SAFE_BUILTINS}
-        g.update(JUEL_LITERALS)
-        g.update(self.functions)
+        g = dict(context)
         if external:
             g.update(external)
-        g.update(context)
+        if not self._reserved.isdisjoint(g):
+            bad = sorted(set(g) & self._reserved)
+            raise ScriptError(f"data field(s) {', '.join(map(repr, bad))} shadow a builtin, a helper or the "
+                              "sandbox's own names; rename them")
+        g.update(self._base)  # after the data: a data key can never replace a guard
         return g
 
     def evaluate(self, expression: str, context: dict[str, Any], external_context: Any = None) -> Any:
-        code = _CODE.get(strip_expression(expression), "eval")
-        return eval(code, self._globals(context, external_context))  # noqa: S307 - checked code
+        try:
+            source = strip_expression(expression)
+            code = _compiled(source, "eval")
+            g = self._globals(context, external_context)
+            if source not in _LOOPING:
+                value = eval(code, g)  # noqa: S307 - compiled by the policy, run under the guards
+                if value is None or type(value) in (bool, int, float, str):
+                    check_value(value)
+                else:
+                    check_json(value, "the expression's value")
+                return value
+            token = enter(limits.current())
+            try:
+                value = eval(code, g)  # noqa: S307 - compiled by the policy, run under the guards
+            finally:
+                leave(token)
+            if value is None or type(value) in (bool, int, float, str):
+                check_value(value)
+            else:
+                check_json(value, "the expression's value")
+            return value
+        except (BoundExceeded, Refused, JsonProblem) as exc:
+            raise _stopped(exc) from None
 
     def execute(self, script: str, context: dict[str, Any], external_context: Any = None) -> bool:
-        code = _CODE.get(script, "exec")
-        g = self._globals(context, external_context)
-        provided = {k: v for k, v in g.items() if k not in context}
-        exec(code, g)  # noqa: S102 - checked code
-        for key in list(context):
-            if key not in g:
-                del context[key]
-        for key, value in g.items():
-            if key.startswith("_"):
-                continue  # interpreter bookkeeping such as __warningregistry__
-            if key in provided and provided[key] is value:
-                continue  # a builtin, helper or literal the script did not rebind
-            if callable(value):
-                continue
-            context[key] = value
-        return True
+        try:
+            code = _compiled(script, "exec")
+            g = self._globals(context, external_context)
+            token = enter(limits.current())
+            try:
+                exec(code, g)  # noqa: S102 - compiled by the policy, run under the guards
+            finally:
+                leave(token)
+            # Only a variable the script names can have been changed (data are reached by name
+            # only), so only those are checked: the rest of the data was JSON before.
+            named = _NAMES[script]
+            written: dict[str, Any] = {}
+            for key, value in g.items():
+                if key in self._base or key.startswith("_") or (external_context and key in external_context):
+                    continue
+                if callable(value) and not isinstance(value, (dict, list)):
+                    continue  # a function the script defined for itself
+                if key in named:
+                    check_json(value, f"variable '{key}'")
+                written[key] = value
+            for key in list(context):
+                if key not in written:
+                    del context[key]
+            context.update(written)
+            return True
+        except (BoundExceeded, Refused, JsonProblem) as exc:
+            raise _stopped(exc) from None
 
     def call_service(self, context: dict[str, Any], **kwargs: Any) -> Any:
         raise NotImplementedError("service tasks are not supported")
+
+
+def _at(exc: ScriptError, task: Any, what: str) -> ScriptError:
+    element = getattr(task.task_spec, "bpmn_id", None) or task.task_spec.name
+    err = ScriptError(f"{what} of {element} stopped: {exc.message}; nothing was changed")
+    err.element = element  # type: ignore[attr-defined]
+    return err
 
 
 class TigaoScriptEngine(PythonScriptEngine):
@@ -193,9 +217,32 @@ class TigaoScriptEngine(PythonScriptEngine):
         super().__init__(environment=RestrictedEnvironment(self._functions()))
 
     def validate(self, expression: str) -> None:
-        source = strip_expression(expression)
-        ast.parse(source, mode="eval")  # a SyntaxError here is what SpiffWorkflow's DMN engine expects
-        check_source(source, "eval")
+        try:
+            _compiled(strip_expression(expression), "eval")
+        except Refused as exc:
+            if exc.syntax:  # what SpiffWorkflow's DMN engine expects of a unary test such as "< 3"
+                raise SyntaxError(str(exc)) from None
+            raise ScriptCheckError(str(exc), exc.line) from None
+
+    def evaluate(self, task: Any, expression: str, external_context: Any = None) -> Any:
+        try:
+            return self.environment.evaluate(expression, task.data, external_context)
+        except ScriptError as exc:
+            raise _at(exc, task, "expression") from None
+        except SpiffWorkflowException as se:
+            se.add_note(f"Error evaluating expression '{expression}'")
+            raise
+        except Exception as e:
+            raise WorkflowTaskException(f"Error evaluating expression '{expression}'", task=task, exception=e) \
+                from e
+
+    def execute(self, task: Any, script: str, external_context: Any = None) -> Any:
+        try:
+            return self.environment.execute(script, task.data, external_context or {})
+        except ScriptError as exc:
+            raise _at(exc, task, "script") from None
+        except Exception as err:
+            raise self.create_task_exec_exception(task, script, err) from err
 
     def _dir(self) -> Directory:
         if self.directory is None:
@@ -238,9 +285,12 @@ class TigaoScriptEngine(PythonScriptEngine):
 
 
 def ensure_json(data: dict[str, Any]) -> None:
-    """Task data stays JSON: refuse values (sets, objects, datetimes) that would not round-trip."""
+    """Submitted data stays JSON and within the size and depth bounds, with no reserved field name."""
     try:
-        json.dumps(data, allow_nan=False)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"task data must be JSON (strings, numbers, booleans, lists, objects): {exc}") from exc
-
+        check_json(data, "the data", exact_size=True)
+    except JsonProblem as exc:
+        raise ValueError(str(exc)) from None
+    bad = reserved_keys(data)
+    if bad:
+        raise ValueError(f"field name(s) {', '.join(map(str, bad))} are reserved for the script builtins and "
+                         "helpers (or start with '_'); rename them")

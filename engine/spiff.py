@@ -74,8 +74,9 @@ from SpiffWorkflow.specs.base import TaskSpec
 
 from . import cron
 from .camunda import InclusiveGatewayParser
+from . import limits
 from .scripting import is_expression
-from .timeutil import add_iso_duration, parse_cycle, parse_datetime
+from .timeutil import add_iso_duration, parse_cycle, parse_datetime, skip_past
 
 # ---------------------------------------------------------------------------------------------
 # Timers on the engine's clock
@@ -106,6 +107,14 @@ def pop_fired(my_task: Any) -> list[str]:
     return list(my_task.internal_data.pop(FIRED_KEY, []) or [])
 
 
+SKIPPED_KEY = "skipped_occurrences"
+
+
+def pop_skipped(my_task: Any) -> int:
+    """Occurrences of a cycle that the bounded catch-up skipped in this step."""
+    return int(my_task.internal_data.pop(SKIPPED_KEY, 0) or 0)
+
+
 class _OneShot:
     def _due(self, my_task: Any) -> str:
         raise NotImplementedError
@@ -133,7 +142,9 @@ class ClockDuration(_OneShot, DurationTimerEventDefinition):
 
 class ClockCycle(CycleTimerEventDefinition):
     """A repeating timer. Each update fires at most one occurrence, so a worker catching up after
-    downtime fires every missed occurrence once, in order (never silently drops one)."""
+    downtime fires missed occurrences once each, in order; a bounded catch-up: after
+    `TIGAO_TIMER_CATCHUP` late occurrences in a row, the rest up to now are skipped (counted in the
+    history) and the cycle goes on from its first occurrence after now."""
 
     def cycle_complete(self, my_task: Any) -> bool:
         value = my_task._get_internal_data("event_value")
@@ -149,12 +160,26 @@ class ClockCycle(CycleTimerEventDefinition):
         ready = False
         if value["cycles"] != 0:
             nxt = datetime.fromisoformat(value["next"])
-            if nxt <= _now(my_task):
+            now = _now(my_task)
+            if nxt <= now:
                 _record_fired(my_task, value["next"])
-                value["next"] = (cron.next_after(value["cron"], nxt) if "cron" in value
-                                 else add_iso_duration(nxt, value["interval"])).isoformat()
+                nxt = (cron.next_after(value["cron"], nxt) if "cron" in value
+                       else add_iso_duration(nxt, value["interval"]))
                 value["cycles"] -= 1
                 value["fired"] = value.get("fired", 0) + 1
+                value["behind"] = value.get("behind", 0) + 1 if nxt <= now else 0
+                if value["behind"] >= limits.current().timer_catchup and value["cycles"] != 0:
+                    if "cron" in value:  # a cron cycle jumps to its next time after now
+                        skipped, nxt = 0, cron.next_after(value["cron"], now)
+                    else:
+                        skipped, nxt = skip_past(nxt, value["interval"], now)
+                    if 0 < value["cycles"] <= skipped:
+                        skipped, value["cycles"] = value["cycles"], 0
+                    elif value["cycles"] > 0:
+                        value["cycles"] -= skipped
+                    value["behind"] = 0
+                    my_task.internal_data[SKIPPED_KEY] = my_task.internal_data.get(SKIPPED_KEY, 0) + skipped
+                value["next"] = nxt.isoformat()
                 ready = True
         else:
             my_task.internal_data["event_fired"] = True
@@ -353,6 +378,12 @@ class _MergingMultiInstance:
     started from, so a child's stale copy of a variable never overwrites a sibling's write."""
 
     def create_child(self, my_task: Any, item: Any, key_or_index: Any = None) -> None:
+        limit = limits.current().max_multi_instance
+        if sum(1 for c in my_task.children if c.task_spec.name == self.task_spec) >= limit:  # type: ignore[attr-defined]
+            err = limits.limit_error(f"multi-instance {my_task.task_spec.bpmn_id} has more than {limit:,} "
+                                     "instances", "max_multi_instance", "split its collection")
+            err.element = my_task.task_spec.bpmn_id  # type: ignore[attr-defined]
+            raise err
         super().create_child(my_task, item, key_or_index)  # type: ignore[misc]
         child = my_task.children[-1]
         child.internal_data["seen"] = {k: _digest(v) for k, v in my_task.data.items()}
@@ -460,21 +491,37 @@ class TigaoSubWorkflow(_WholeTree, BpmnSubWorkflow):
     pass
 
 
-MAX_CALL_DEPTH = 30  # call activities nested deeper than this are a process calling itself without end
-
-
 class TigaoWorkflow(_WholeTree, BpmnWorkflow):
     def create_subprocess(self, my_task: Any, spec_name: str) -> Any:
-        depth, wf = 0, my_task.workflow
-        while getattr(wf, "parent_workflow", None) is not None:
-            depth, wf = depth + 1, wf.parent_workflow
-        if depth >= MAX_CALL_DEPTH:
-            raise WorkflowTaskException(f"calls nested {depth} deep: '{spec_name}' calls itself without end; give "
-                                        "the recursion a condition that stops it", task=my_task)
         subprocess = TigaoSubWorkflow(self.subprocess_specs[spec_name], parent_task_id=my_task.id,
                                       top_workflow=self)
+        limit = limits.current().max_call_depth
+        if subprocess.depth > limit:  # a process that calls itself would nest without end
+            err = limits.limit_error(f"{my_task.task_spec.bpmn_id}: call activities and subprocesses nested "
+                                     f"{subprocess.depth} deep", "max_call_depth", "does a process call itself?")
+            err.element = my_task.task_spec.bpmn_id  # type: ignore[attr-defined]
+            raise err
         self.subprocesses[my_task.id] = subprocess
         return subprocess
+
+    def do_engine_steps(self, will_complete_task: Any = None, did_complete_task: Any = None) -> None:
+        """SpiffWorkflow's loop, bounded: a loop of automatic steps that never waits is stopped."""
+        limit = limits.current().max_steps
+        steps = 0
+
+        def counted(task: Any) -> None:
+            nonlocal steps
+            steps += 1
+            if steps > limit:
+                element = getattr(task.task_spec, "bpmn_id", None) or task.task_spec.name
+                err = limits.limit_error(f"{element}: more than {limit:,} automatic steps in one command",
+                                         "max_steps", "a loop without a task or timer to wait at?")
+                err.element = element  # type: ignore[attr-defined]
+                raise err
+            if did_complete_task is not None:
+                did_complete_task(task)
+
+        super().do_engine_steps(will_complete_task, counted)
 
 
 class TigaoEndJoin(_EndJoin):

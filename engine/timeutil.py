@@ -61,9 +61,12 @@ def parse_duration_parts(text: str) -> dict[str, float]:
 def add_iso_duration(start: datetime, text: str) -> datetime:
     """start + duration, counting months and years on the local calendar: the start's own offset,
     or the display time zone for a UTC start (P3M from 1 April 00:00 +08:00 is 1 July 00:00 +08:00)."""
-    parts = parse_duration_parts(text)
+    return _add_parts(start, parse_duration_parts(text))
+
+
+def _add_parts(start: datetime, parts: dict[str, float]) -> datetime:
     local = start.astimezone(display_tz()) if start.utcoffset() == timedelta(0) else start
-    result = local + _timer_definition().get_timedelta_from_start(parts, local)
+    result = local + _timer_definition().get_timedelta_from_start(dict(parts), local)
     if isinstance(local.tzinfo, ZoneInfo):
         # Same wall-clock time across a daylight-saving change.
         result = (local.replace(tzinfo=None) + (result - local)).replace(tzinfo=local.tzinfo)
@@ -108,10 +111,32 @@ class Cycle:
 
     def occurrence(self, n: int) -> datetime:
         """The n-th firing time (0-based), counting months on the calendar."""
+        parts = parse_duration_parts(self.interval_text)
+        if n and not parts.get("years") and not parts.get("months"):
+            return _add_parts(self.start, {key: v * n for key, v in parts.items()})  # no stepping one by one
         when = self.start
         for _ in range(n):
             when = add_iso_duration(when, self.interval_text)
         return when
+
+
+def skip_past(when: datetime, interval: str, now: datetime) -> tuple[int, datetime]:
+    """From occurrence `when` of a cycle, the number of occurrences due by `now` (`when` included)
+    and the first occurrence after `now`; without stepping a year of `PT1S` one second at a time."""
+    parts = parse_duration_parts(interval)
+    skipped = 0
+    if not parts.get("years") and not parts.get("months"):
+        one = _add_parts(when, parts) - when
+        if one > timedelta(0) and now - when > one * 4:
+            k = int((now - when) / one) - 2  # land just before now, then step
+            when = _add_parts(when, {key: v * k for key, v in parts.items()})
+            skipped = k
+    while when <= now:
+        nxt = _add_parts(when, parts)
+        if nxt <= when:
+            raise ValueError(f"the interval '{interval}' does not advance")
+        when, skipped = nxt, skipped + 1
+    return skipped, when
 
 
 def parse_cycle(text: str, now: datetime) -> Cycle:

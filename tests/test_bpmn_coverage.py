@@ -196,7 +196,7 @@ def test_parallel_loop__second_pass_values_survive_the_join_in_any_order(
     complete(engine, iid, first_pass_order[0], first_values[first_pass_order[0]], user="alice")
     complete(engine, iid, first_pass_order[1], first_values[first_pass_order[1]], user="bob")
     after_first = data(engine, iid)
-    assert (after_first["a_value"], after_first["b_value"], after_first["round"]) == ("a1", "b1", 1)
+    assert (after_first["a_value"], after_first["b_value"], after_first["loop_round"]) == ("a1", "b1", 1)
 
     assert open_elements(engine, iid) == ["Task_a", "Task_b"], "the loop runs a second round"
     assert not first_ids & {t.id for t in open_tasks(engine, iid)}, "the second round has new tasks"
@@ -213,7 +213,7 @@ def test_parallel_loop__second_pass_values_survive_the_join_in_any_order(
     final = data(engine, iid)
     assert final["a_value"] == "a2"
     assert final["b_value"] == "b2"
-    assert final["round"] == 2
+    assert final["loop_round"] == 2
     assert path(engine, iid) == [
         ("instance_started", "alice", None),
         ("task_created", None, "Task_a"),
