@@ -431,3 +431,26 @@ def test_db_roles__prints_sql_and_refuses_bad_names() -> None:
     for args in (["--owner", "x; DROP TABLE events", "--app", "a"], ["--owner", "same", "--app", "same"]):
         result = runner.invoke(main, ["db", "roles", *args])
         assert result.exit_code == 3 and "Traceback" not in result.output
+
+
+def test_audit_file__checked_with_the_key_and_roots__names_a_forged_head(engine: Engine, db_url: str,
+                                                                         tmp_path: Path,
+                                                                         key: tuple[Path, Path]) -> None:
+    a, b = _loop(engine), _loop(engine)
+    _, root, _ = Auditor(engine).seal("erin", load_private_key(key[0]))
+    out = tmp_path / "audit.jsonl"
+    runner = CliRunner()
+    assert runner.invoke(main, ["--db", db_url, "export", "--all", "--out", str(out)]).exit_code == 0
+    anchors = ["--pubkey", str(key[1]), "--root", root]
+    result = runner.invoke(main, ["replay", "--from-file", str(out), *anchors])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    seal = next(x for x in lines if x["kind"] == "seal")
+    head = next(h for h in seal["heads"] if h[0] == b)
+    head[2] = "f" * 64  # a forged head, and a root recomputed to match it
+    seal["root"] = merkle_root([seal_leaf(h[0], h[1], h[2]) for h in seal["heads"]])
+    out.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    result = runner.invoke(main, ["replay", "--from-file", str(out), *anchors])
+    assert result.exit_code == 11
+    assert f"instance {b} at seq {head[1]}: seal signature" in result.output
+    assert f"the root {root} kept outside matches no seal" in result.output and a != b
