@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import uuid
+from datetime import timedelta
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import BPMN, ORG, PG_URL, _admin_url, scratch_pg_database, set_simulated
+from conftest import BPMN, ORG, PG_URL, T0, _admin_url, scratch_pg_database, set_simulated
 from helpers import complete, task_by_element
 from sqlalchemy import create_engine, inspect, text, update
 from sqlalchemy.engine import Connection
@@ -401,7 +402,11 @@ def test_app_role__runs_the_engine_and_the_worker__but_cannot_tamper(pg_roles: t
     eng = Engine(app_url)
     assert eng.init() == "upgraded"  # nothing to migrate, nothing to restore: allowed
     iid = _loop(eng)
-    Worker(eng).run_once()
+    late = eng.start("timers", actor="alice")
+    eng.set_clock(T0 + timedelta(days=6))
+    fired = Worker(eng).run_once()  # due dates, escalation and a boundary timer, as the app role
+    assert {f.instance_id for f in fired} == {late} and all(f.outcome == "fired" for f in fired), fired
+    assert {"task_overdue", "timer_fired"} <= {e.type for e in eng.history(late)}
     Auditor(eng).seal("erin")
     assert Auditor(eng).verify()[1] == []
     eng.close()
