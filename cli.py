@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import signal
 import sys
 import time
@@ -16,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from engine.errors import EngineError, InputError
-from engine.timeutil import add_iso_duration, fmt, is_duration
+from engine.errors import Conflict, EngineError, InputError
+from engine.timeutil import add_iso_duration, display_tz, fmt, is_duration, zone_name
 
 if TYPE_CHECKING:
     from engine import Engine
@@ -41,12 +43,31 @@ def parse_when(text: str) -> datetime:
 
 
 # ----------------------------------------------------------------------------- output helpers
+TABLE_WIDTH = 100  # columns a table fits by default; --wide shows every value in full
+_TOKEN = re.compile(r"\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(?::\d{2})?|[^\s,;]+[,;]?\s*|[\s,;]+")
+ELLIPSIS = "\u2026"
+
+
 def _width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
 def _pad(text: str, width: int) -> str:
     return text + " " * (width - _width(text))
+
+
+def _wide() -> bool:
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx and ctx.find_root().meta.get("tigao.wide"))
+
+
+def _set_wide(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.find_root().meta["tigao.wide"] = True
+
+
+wide_option = click.option("--wide", is_flag=True, expose_value=False, callback=_set_wide,
+                           help=f"Show every value in full instead of fitting the table to {TABLE_WIDTH} columns.")
 
 
 def _cell(v: Any) -> str:
@@ -58,18 +79,59 @@ def _cell(v: Any) -> str:
         return "yes" if v else ""
     if isinstance(v, (list, tuple)):
         return ",".join(str(x) for x in v)
-    text = str(v).replace("\n", " ")
-    return text if _width(text) <= 60 else text[:57] + "..."
+    return str(v).replace("\n", " ")
+
+
+def shorten(text: str, width: int) -> str:
+    """`text` cut to `width` columns at a word or field boundary (a date-time counts as one word),
+    with an ellipsis; a value is never cut in the middle unless it alone is wider than the column."""
+    if _width(text) <= width:
+        return text
+    out = ""
+    for m in _TOKEN.finditer(text):
+        if _width(out + m.group(0).rstrip()) + 1 > width:
+            break
+        out += m.group(0)
+    out = out.rstrip(" ,;")
+    if not out:  # one value wider than the whole column: cut it, visibly
+        for ch in text:
+            if _width(out + ch) + 1 > width:
+                break
+            out += ch
+    return out + ELLIPSIS
+
+
+def _fit(widths: list[int], floors: list[int], limit: int) -> list[int]:
+    """Narrow the widest shrinkable columns until the row fits `limit` columns."""
+    widths = list(widths)
+    while sum(widths) + 2 * (len(widths) - 1) > limit:
+        i = max(range(len(widths)), key=lambda j: widths[j] - floors[j])
+        if widths[i] <= floors[i]:
+            break  # nothing left to narrow: the row stays wider than the limit
+        widths[i] -= 1
+    return widths
 
 
 def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str]], empty: str = "(none)") -> None:
-    """Print rows as an aligned table; `columns` is (key, heading)."""
+    """Print rows as an aligned table; `columns` is (key, heading).
+
+    A column holding times is headed with the display time zone. The table fits TABLE_WIDTH
+    columns (long text is cut at a word or field boundary with an ellipsis; times, ids and
+    headings are never cut) unless `--wide` is given.
+    """
     if not rows:
         click.echo(empty)
         return
+    timed = {k for k, _ in columns if any(isinstance(r.get(k), datetime) for r in rows)}
+    headings = [f"{h} ({zone_name()})" if k in timed and h else h for k, h in columns]
     cells = [[_cell(r.get(k)) for k, _ in columns] for r in rows]
-    widths = [max([_width(h)] + [_width(c[i]) for c in cells]) for i, (_, h) in enumerate(columns)]
-    click.echo("  ".join(_pad(h, w) for (_, h), w in zip(columns, widths)).rstrip())
+    widths = [max([_width(h)] + [_width(c[i]) for c in cells]) for i, h in enumerate(headings)]
+    if not _wide():
+        floors = [w if (k in timed or all(_width(c[i]) <= 12 for c in cells)) else max(_width(h), 12)
+                  for i, ((k, _), h, w) in enumerate(zip(columns, headings, widths))]
+        widths = _fit(widths, floors, TABLE_WIDTH)
+        cells = [[shorten(x, w) for x, w in zip(c, widths)] for c in cells]
+    click.echo("  ".join(_pad(h, w) for h, w in zip(headings, widths)).rstrip())
     click.echo("  ".join("-" * w for w in widths))
     for c in cells:
         click.echo("  ".join(_pad(x, w) for x, w in zip(c, widths)).rstrip())
@@ -111,7 +173,17 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
         ctx = click.get_current_context()
         debug = bool(ctx.find_object(Ctx) and ctx.find_object(Ctx).debug)  # type: ignore[union-attr]
         try:
+            if ctx.meta.get("tigao.anonymous"):
+                what = " ".join(ctx.command_path.split()[1:]) or ctx.info_name
+                raise InputError(f"'{what}' changes what is stored and the history records who did it: "
+                                 "give --as USER (a user id from the directory) or set TIGAO_USER")
             return fn(*args, **kwargs)
+        except BrokenPipeError:
+            # The reader closed the pipe (`tigao history 1 | head -3`): that is normal, not an error.
+            # Point stdout at /dev/null so that the interpreter's final flush stays quiet too.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            ctx.exit(0)
         except EngineError as exc:
             if debug:
                 traceback.print_exc()
@@ -135,9 +207,20 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def _actor_given(ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if not (value and value.strip()):
+        ctx.meta["tigao.anonymous"] = True  # refused by `handled` with a clear message (exit 3)
+    return value
+
+
 def actor_option(required: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    return click.option("--as", "actor", metavar="USER", required=required, envvar="TIGAO_USER",
-                        help="The acting user (a user id from the directory; or TIGAO_USER).")
+    """`--as USER` (or TIGAO_USER). `required`: the command acts, and refuses to act anonymously."""
+    if required:
+        return click.option("--as", "actor", metavar="USER", envvar="TIGAO_USER", callback=_actor_given,
+                            help="The acting user, recorded in the history (a user id from the directory; "
+                                 "or TIGAO_USER). Required.")
+    return click.option("--as", "actor", metavar="USER", envvar="TIGAO_USER",
+                        help="The reading user (a user id from the directory; or TIGAO_USER).")
 
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
@@ -147,6 +230,7 @@ json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON i
 @click.option("--db", envvar="TIGAO_DB", metavar="URL",
               help="Database: a SQLite file path (default ./tigao.db) or postgresql://user@host/db. Env: TIGAO_DB.")
 @click.option("--debug", is_flag=True, help="Show tracebacks for errors.")
+@wide_option
 @click.version_option(package_name="tigao")
 @click.pass_context
 def main(ctx: click.Context, db: str | None, debug: bool) -> None:
@@ -168,42 +252,70 @@ def init(c: Ctx, simulated: str | None) -> None:
     """Create a database, or upgrade an existing one to the current schema."""
     start = parse_when(simulated) if simulated else None
     what = c.engine.init(simulated=start)
-    click.echo(f"{what} database {c.engine.safe_url}" + (f" (simulated clock at {fmt(start)})" if start else ""))
+    click.echo(f"{what} database {c.engine.safe_url}" + (f" (simulated clock at {fmt(start, zone=True)})" if start else ""))
+
+
+def _check_actor(c: Ctx, actor: str) -> None:
+    """An acting user the engine does not check itself must still be someone the directory knows."""
+    c.engine.check_reader(actor)
+
+
+def _clock_json(c: Ctx, now: datetime) -> dict[str, Any]:
+    return {"now": now.isoformat(), "local": now.astimezone(display_tz()).isoformat(), "zone": zone_name(),
+            "clock": "simulated" if c.engine.simulated else "system"}
+
+
+def _clock_moved(c: Ctx, verb: str, now: datetime, as_json: bool) -> None:
+    if as_json:
+        dump_json(_clock_json(c, now))
+    else:
+        click.echo(f"clock {verb} {fmt(now, seconds=True, zone=True)}")
 
 
 @main.group(invoke_without_command=True)
+@json_option
 @click.pass_context
 @handled
-def clock(ctx: click.Context) -> None:
-    """Show the engine's time; `set` and `advance` move a simulated clock."""
+def clock(ctx: click.Context, as_json: bool) -> None:
+    """Show the engine's time (in the display time zone, TIGAO_TZ); `set` and `advance` move a
+    simulated clock."""
     if ctx.invoked_subcommand is None:
         c: Ctx = ctx.obj
         now = c.engine.now()
+        if as_json:
+            dump_json(_clock_json(c, now))
+            return
         kind = "simulated" if c.engine.simulated else "system"
-        click.echo(f"{fmt(now, seconds=True)} ({kind} clock; UTC {now.isoformat()})")
+        click.echo(f"{fmt(now, seconds=True, zone=True)} ({kind} clock)")
 
 
 @clock.command("set")
 @click.argument("when")
+@actor_option(required=True)
+@json_option
 @pass_ctx
 @handled
-def clock_set(c: Ctx, when: str) -> None:
-    """Set the simulated clock to WHEN (ISO 8601); it never moves back."""
-    now = c.engine.set_clock(parse_when(when))
-    click.echo(f"clock set to {fmt(now, seconds=True)}")
+def clock_set(c: Ctx, when: str, actor: str, as_json: bool) -> None:
+    """Set the simulated clock to WHEN (ISO 8601; without an offset, the display time zone); it
+    never moves back."""
+    target = parse_when(when)
+    _check_actor(c, actor)
+    _clock_moved(c, "set to", c.engine.set_clock(target), as_json)
 
 
 @clock.command("advance")
 @click.argument("duration")
+@actor_option(required=True)
+@json_option
 @pass_ctx
 @handled
-def clock_advance(c: Ctx, duration: str) -> None:
+def clock_advance(c: Ctx, duration: str, actor: str, as_json: bool) -> None:
     """Move the simulated clock forward by DURATION (ISO 8601, e.g. P3D, PT4H)."""
     if not is_duration(duration):
         raise InputError(f"'{duration}' is not an ISO 8601 duration (e.g. P3D, PT4H, P1M)")
+    _check_actor(c, actor)
     now = c.engine.now()
-    now = c.engine.set_clock(add_iso_duration(now, duration))
-    click.echo(f"clock advanced to {fmt(now, seconds=True)}")
+    _clock_moved(c, "advanced to", c.engine.set_clock(add_iso_duration(now, duration)), as_json)
 
 
 @main.group()
@@ -213,16 +325,20 @@ def directory() -> None:
 
 @directory.command("load")
 @click.argument("file", type=click.Path(dir_okay=False))
+@actor_option(required=True)
 @pass_ctx
 @handled
-def directory_load(c: Ctx, file: str) -> None:
-    """Load (or re-load, replacing) the directory from a TOML FILE."""
+def directory_load(c: Ctx, file: str, actor: str) -> None:
+    """Load (or re-load, replacing) the directory from a TOML FILE. The first load may be done
+    --as admin (nobody is in the directory yet)."""
+    _check_actor(c, actor)
     counts = c.engine.load_directory(file)
     click.echo(f"loaded {counts['users']} users, {counts['departments']} departments, {counts['roles']} roles")
 
 
 @directory.command("show")
 @json_option
+@wide_option
 @pass_ctx
 @handled
 def directory_show(c: Ctx, as_json: bool) -> None:
@@ -247,16 +363,20 @@ def validate(c: Ctx, paths: tuple[str, ...]) -> None:
     """Check BPMN/DMN/form files or folders as deploy would, without storing anything."""
     analysis = c.engine.validate(list(paths))
     for key, info in sorted(analysis.processes.items()):
-        click.echo(f"ok  {key}  ({info.file})")
+        click.echo(f"{'ok' if info.executable else 'doc'}  {key}  ({info.file})")
+    for warning in analysis.warnings:
+        click.echo(f"warning: {warning}")
 
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True)
-@actor_option()
+@actor_option(required=True)
+@wide_option
 @pass_ctx
 @handled
 def deploy(c: Ctx, paths: tuple[str, ...], actor: str | None) -> None:
-    """Validate and deploy files or folders; each changed process becomes a new version."""
+    """Validate and deploy files or folders; each changed process becomes a new version. A form
+    or called process not among PATHS is taken from the deployed version."""
     results = c.engine.deploy(list(paths), actor=actor)
     table([{"key": r.key, "version": r.version, "id": r.definition_id,
             "result": "deployed" if r.created else "unchanged"} for r in results],
@@ -265,6 +385,7 @@ def deploy(c: Ctx, paths: tuple[str, ...], actor: str | None) -> None:
 
 @main.command()
 @json_option
+@wide_option
 @pass_ctx
 @handled
 def definitions(c: Ctx, as_json: bool) -> None:
@@ -280,10 +401,11 @@ def definitions(c: Ctx, as_json: bool) -> None:
 # ----------------------------------------------------------------------------- instances
 @main.command()
 @click.argument("key")
-@click.option("--data", metavar="JSON|@FILE", help="Initial process variables.")
-@click.option("--business-key", metavar="KEY")
-@actor_option()
+@click.option("--data", metavar="JSON|@FILE", help="Initial process variables: a JSON object, or @file.json.")
+@click.option("--business-key", metavar="KEY", help="Your own key for the instance (a case number), to find it by.")
+@actor_option(required=True)
 @json_option
+@wide_option
 @pass_ctx
 @handled
 def start(c: Ctx, key: str, data: str | None, business_key: str | None, actor: str | None,
@@ -299,11 +421,13 @@ def start(c: Ctx, key: str, data: str | None, business_key: str | None, actor: s
 
 
 @main.command()
-@click.option("--status", type=click.Choice(["running", "completed", "cancelled"]))
-@click.option("--key", metavar="PROCESS")
-@click.option("--business-key", metavar="KEY")
-@click.option("--limit", default=200, show_default=True)
+@click.option("--status", type=click.Choice(["running", "completed", "cancelled"]),
+              help="Only instances in this state (default: all).")
+@click.option("--key", metavar="PROCESS", help="Only instances of this process key.")
+@click.option("--business-key", metavar="KEY", help="Only the instance(s) with this business key.")
+@click.option("--limit", default=200, show_default=True, help="At most this many instances (newest first).")
 @json_option
+@wide_option
 @pass_ctx
 @handled
 def instances(c: Ctx, status: str | None, key: str | None, business_key: str | None, limit: int,
@@ -321,6 +445,7 @@ def instances(c: Ctx, status: str | None, key: str | None, business_key: str | N
 @main.command()
 @click.argument("instance_id", type=int)
 @json_option
+@wide_option
 @pass_ctx
 @handled
 def show(c: Ctx, instance_id: int, as_json: bool) -> None:
@@ -331,7 +456,7 @@ def show(c: Ctx, instance_id: int, as_json: bool) -> None:
         return
     click.echo(f"instance {d['id']}  {d['key']} v{d['version']}  {d['status']}"
                + (f"  business key {d['business_key']}" if d["business_key"] else ""))
-    click.echo(f"started {fmt(d['started_at'])} by {d['started_by'] or '-'}"
+    click.echo(f"started {fmt(d['started_at'], zone=True)} by {d['started_by'] or '-'}"
                + (f"; ended {fmt(d['ended_at'])}" if d["ended_at"] else "")
                + (f" ({d['end_reason']})" if d["end_reason"] else "") + f"; {d['events']} events")
     click.echo("data: " + json.dumps(d["data"], ensure_ascii=False, sort_keys=True))
@@ -346,7 +471,7 @@ def show(c: Ctx, instance_id: int, as_json: bool) -> None:
 @main.command()
 @click.argument("instance_id", type=int)
 @click.option("--reason", required=True, help="Why; recorded in the history.")
-@actor_option()
+@actor_option(required=True)
 @pass_ctx
 @handled
 def cancel(c: Ctx, instance_id: int, reason: str, actor: str | None) -> None:
@@ -360,7 +485,7 @@ def cancel(c: Ctx, instance_id: int, reason: str, actor: str | None) -> None:
 @click.option("--data", metavar="JSON|@FILE", help="Message payload: becomes process variables.")
 @click.option("--business-key", metavar="KEY", help="Deliver to (or start) the instance with this key.")
 @click.option("--instance", "instance_id", type=int, help="Deliver to this instance.")
-@actor_option()
+@actor_option(required=True)
 @json_option
 @pass_ctx
 @handled
@@ -400,9 +525,10 @@ def _print_tasks(tasks: list[Any], with_state: bool = False) -> None:
 @click.option("--instance", "instance_id", type=int, help="Tasks of one instance.")
 @click.option("--overdue", is_flag=True, help="Only tasks past their due date.")
 @click.option("--state", type=click.Choice(["open", "completed", "cancelled", "any"]), default="open",
-              show_default=True)
+              show_default=True, help="Tasks in this state (any: every state).")
 @click.option("--limit", default=500, show_default=True, help="At most this many tasks (soonest due first).")
 @json_option
+@wide_option
 @pass_ctx
 @handled
 def tasks(c: Ctx, actor: str | None, mine: bool, all_: bool, group: str | None, instance_id: int | None,
@@ -423,26 +549,47 @@ def tasks(c: Ctx, actor: str | None, mine: bool, all_: bool, group: str | None, 
 @main.command()
 @click.argument("task_id", type=int)
 @json_option
+@wide_option
 @pass_ctx
 @handled
 def task(c: Ctx, task_id: int, as_json: bool) -> None:
-    """Show one task with its data and its form's fields."""
+    """Show one task: its data and its form's fields, with their descriptions and allowed values.
+    Values already on the task (from a message or an earlier step) need not be sent again."""
+    from engine.formview import fields, task_defaults, undeclared_fields
+
     t = c.engine.task(task_id)
     data = c.engine.task_data(task_id) if t.state == "open" else {}
     form = c.engine.task_form(task_id)
     if as_json:
-        dump_json({"task": t.to_json(), "data": data, "form": form})
+        dump_json({"task": t.to_json(), "data": data, "form": form,
+                   "fields": [f.to_json() for f in fields(form, data)] if form else [],
+                   "defaults": task_defaults(form, data) if form else {},
+                   "undeclared_fields": undeclared_fields(form) if form else None})
         return
     _print_tasks([t], with_state=True)
     click.echo("data: " + json.dumps(data, ensure_ascii=False, sort_keys=True))
-    if form:
-        required = set(form.get("required", []))
-        fields = [{"field": k, "type": v.get("type", ""), "required": "yes" if k in required else "",
-                   "title": v.get("title", ""), "values": v.get("enum", "")}
-                  for k, v in form.get("properties", {}).items()]
-        click.echo(f"form {t.form_key}:")
-        table(fields, [("field", "FIELD"), ("type", "TYPE"), ("required", "REQUIRED"), ("title", "TITLE"),
-                       ("values", "VALUES")])
+    if not form:
+        return
+    title = form.get("title")
+    click.echo(f"form {t.form_key}" + (f": {title}" if title else ""))
+    if form.get("description"):
+        click.echo(f"  {form['description']}")
+    shown = fields(form, data)
+    table([{"field": f.name, "type": f.type, "required": "yes" if f.required else "", "title": f.title,
+            "values": ", ".join(f"{v}={n}" if n else json.dumps(v, ensure_ascii=False) for v, n in f.choices),
+            "now": json.dumps(f.value, ensure_ascii=False) if f.has_value else ""} for f in shown],
+          [("field", "FIELD"), ("type", "TYPE"), ("required", "REQUIRED"), ("title", "TITLE"),
+           ("values", "VALUES"), ("now", "ON THE TASK")])
+    described = [f for f in shown if f.description]
+    if described:
+        click.echo("fields:")
+        for f in described:
+            click.echo(f"  {f.name}: {f.description}")
+    if t.state == "open":
+        known = [f.name for f in shown if f.has_value]
+        if known:
+            click.echo(f"already on the task, kept unless you send another value: {', '.join(known)}")
+        click.echo(f"other fields: {undeclared_fields(form)}")
 
 
 @main.command()
@@ -502,8 +649,21 @@ def worker(c: Ctx, once: bool, interval: float, wait: bool) -> None:
     """Fire due timers, due dates and escalations, each in its own transaction, in due order."""
     from engine import Worker
 
-    logging.getLogger("tigao.worker").setLevel(logging.INFO)
+    # The worker logs what it fires with the engine's (possibly simulated) times in its message;
+    # a wall-clock stamp beside them would only mislead.
+    log = logging.getLogger("tigao.worker")
+    for old in [h for h in log.handlers if getattr(h, "tigao_cli", False)]:
+        log.removeHandler(old)
+    handler = logging.StreamHandler()
+    handler.tigao_cli = True  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter("worker: %(message)s"))
+    log.addHandler(handler)
+    log.propagate = False
+    log.setLevel(logging.DEBUG if c.debug else logging.INFO)
     w = Worker(c.engine)
+    now = c.engine.now()
+    click.echo(f"worker on {c.engine.safe_url}: {'simulated' if c.engine.simulated else 'system'} clock at "
+               f"{fmt(now, seconds=True, zone=True)}; times below are in {zone_name()}", err=True)
 
     def stop(signum: int, _frame: Any) -> None:
         click.echo(f"stopping after the transaction in flight (signal {signum})", err=True)
@@ -513,8 +673,8 @@ def worker(c: Ctx, once: bool, interval: float, wait: bool) -> None:
     signal.signal(signal.SIGINT, stop)
     while not w.acquire_lease():
         if not wait:
-            raise InputError("another worker is running on this SQLite database (one at a time on SQLite); "
-                             "use --wait to wait for it, or PostgreSQL for several workers")
+            raise Conflict("another worker is running on this SQLite database (one at a time on SQLite); "
+                           "use --wait to wait for it, or PostgreSQL for several workers")
         time.sleep(interval)
     try:
         total = 0
@@ -524,18 +684,16 @@ def worker(c: Ctx, once: bool, interval: float, wait: bool) -> None:
             if once:
                 break
             w.acquire_lease()
-            slept = 0.0
-            while slept < interval and not w.stopping:
-                time.sleep(min(0.2, interval))
-                slept += 0.2
+            w.idle(interval)  # heartbeats while it waits
         click.echo(f"worker done: {total} fired")
     finally:
         w.release_lease()
 
 
 @main.command()
-@click.option("--department", metavar="DEPT")
+@click.option("--department", metavar="DEPT", help="Only tasks of people in this department (a department id).")
 @json_option
+@wide_option
 @pass_ctx
 @handled
 def overdue(c: Ctx, department: str | None, as_json: bool) -> None:
@@ -548,13 +706,16 @@ def overdue(c: Ctx, department: str | None, as_json: bool) -> None:
 
 
 @main.command()
-@actor_option(required=True)
-@click.option("--unread", is_flag=True)
+@actor_option()
+@click.option("--unread", is_flag=True, help="Only notifications not yet marked read.")
 @json_option
+@wide_option
 @pass_ctx
 @handled
-def notifications(c: Ctx, actor: str, unread: bool, as_json: bool) -> None:
-    """Notifications for a user: overdue tasks, reminders, escalations."""
+def notifications(c: Ctx, actor: str | None, unread: bool, as_json: bool) -> None:
+    """Notifications for a user (--as): overdue tasks, reminders, escalations."""
+    if not actor:
+        raise InputError("whose notifications? give --as USER (or set TIGAO_USER)")
     rows = [{"id": n.id, "at": n.at, "kind": n.kind, "task": n.task_id, "instance": n.instance_id,
              "message": n.message} for n in c.engine.notifications(actor, unread)]
     if as_json:
@@ -567,6 +728,7 @@ def notifications(c: Ctx, actor: str, unread: bool, as_json: bool) -> None:
 @main.command("history")
 @click.argument("instance_id", type=int)
 @json_option
+@wide_option
 @pass_ctx
 @handled
 def history_cmd(c: Ctx, instance_id: int, as_json: bool) -> None:
@@ -581,8 +743,8 @@ def history_cmd(c: Ctx, instance_id: int, as_json: bool) -> None:
     names = c.engine.element_names(instance_id)
     table([{"seq": e.seq, "at": fmt(e.at, seconds=True), "actor": e.actor, "type": e.type,
             "element": names.get(e.element_id or "", e.element_id), "summary": summarize(e)} for e in events],
-          [("seq", "SEQ"), ("at", "TIME"), ("actor", "ACTOR"), ("type", "TYPE"), ("element", "ELEMENT"),
-           ("summary", "SUMMARY")])
+          [("seq", "SEQ"), ("at", f"TIME ({zone_name()})"), ("actor", "ACTOR"), ("type", "TYPE"),
+           ("element", "ELEMENT"), ("summary", "SUMMARY")])
 
 
 # ----------------------------------------------------------------------------- audit
@@ -617,10 +779,10 @@ def audit_keygen(c: Ctx, out: str) -> None:
 @audit.command("seal")
 @click.option("--key", "key_file", type=click.Path(dir_okay=False), metavar="FILE",
               help="Sign the seal with this Ed25519 private key (from 'tigao audit keygen').")
-@actor_option()
+@actor_option(required=True)
 @pass_ctx
 @handled
-def audit_seal(c: Ctx, key_file: str | None, actor: str | None) -> None:
+def audit_seal(c: Ctx, key_file: str | None, actor: str) -> None:
     """Record every instance's chain head and print one Merkle root to keep outside the system."""
     from engine.seals import fingerprint, load_private_key
 
@@ -720,6 +882,7 @@ def _print_steps(result: Any, step: int | None) -> None:
 @root_option
 @actor_option()
 @json_option
+@wide_option
 @pass_ctx
 @handled
 def replay(c: Ctx, instance_id: int | None, step: int | None, from_file: str | None, pubkeys: tuple[str, ...],
@@ -770,7 +933,8 @@ def replay(c: Ctx, instance_id: int | None, step: int | None, from_file: str | N
 @main.command()
 @click.argument("instance_id", type=int, required=False)
 @click.option("--all", "all_", is_flag=True, help="Every instance.")
-@click.option("--format", "fmt_", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True)
+@click.option("--format", "fmt_", type=click.Choice(["jsonl", "csv"]), default="jsonl", show_default=True,
+              help="JSON lines (replayable with 'tigao replay --from-file') or CSV of the events.")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write to this file (default: standard output).")
 @actor_option()
 @pass_ctx
@@ -875,6 +1039,138 @@ def report_cmd(c: Ctx, date_from: str | None, date_to: str | None, as_json: bool
         dump_json(result)
     else:
         click.echo(format_report(result))
+
+
+# ----------------------------------------------------------------------------- server and identity
+def _quiet_server_class() -> Any:
+    import contextlib
+
+    import uvicorn
+
+    class QuietServer(uvicorn.Server):
+        """uvicorn's server, but SIGTERM/Ctrl-C end it with exit code 0 after requests in flight
+        (uvicorn itself re-raises the signal once it has stopped, which reads as a crash)."""
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Any:
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return QuietServer
+
+
+@main.command("serve")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
+@click.option("--no-worker", is_flag=True, help="Do not run the deadline worker here (run 'tigao worker').")
+@pass_ctx
+@handled
+def serve(c: Ctx, host: str, port: int, no_worker: bool) -> None:
+    """Run the HTTP server: the /api/v1 API (docs at /api/v1/docs) and Camunda's /engine-rest."""
+    import socket
+
+    import uvicorn
+
+    from web.app import create_app
+
+    server_class = _quiet_server_class()
+    c.engine.now()  # a missing or unreachable database stops here, with its message
+    c.engine.close()
+    try:
+        with socket.create_server((host, port)):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port") from exc
+    for name in ("tigao.http", "tigao.worker"):
+        logging.getLogger(name).setLevel(logging.INFO)
+    app = create_app(c.db, worker=not no_worker)
+    click.echo(f"serving {c.engine.safe_url} on http://{host}:{port}/api/v1 (docs /api/v1/docs)"
+               + ("" if no_worker else " with the deadline worker"), err=True)
+    server = server_class(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,
+                                         timeout_graceful_shutdown=30))
+    server.run()
+    click.echo("server stopped", err=True)
+
+
+@main.command("passwd")
+@click.argument("user")
+@pass_ctx
+@handled
+def passwd(c: Ctx, user: str) -> None:
+    """Set USER's password (asked twice on a terminal; read from standard input otherwise)."""
+    from engine.identity import Identity
+
+    if sys.stdin.isatty():
+        password = click.prompt(f"password for {user}", hide_input=True, confirmation_prompt=True)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    Identity(c.engine).set_password(user, password)
+    click.echo(f"password set for {user}")
+
+
+@main.group()
+def token() -> None:
+    """API tokens: `Authorization: Bearer TOKEN`, or HTTP Basic with the token as the password."""
+
+
+@token.command("create")
+@click.argument("user")
+@click.option("--name", metavar="NAME", help="What the token is for (shown by 'token list').")
+@click.option("--expires", metavar="DURATION", help="ISO 8601 duration until it expires, e.g. P90D.")
+@pass_ctx
+@handled
+def token_create(c: Ctx, user: str, name: str | None, expires: str | None) -> None:
+    """Create a token for USER and print it once (only its hash is stored)."""
+    from datetime import timezone
+
+    from engine.identity import Identity
+
+    delta = None
+    if expires:
+        if not is_duration(expires):
+            raise InputError(f"'{expires}' is not an ISO 8601 duration (e.g. P90D, PT12H)")
+        now = datetime.now(timezone.utc)
+        delta = add_iso_duration(now, expires) - now
+        if delta.total_seconds() <= 0:
+            raise InputError("--expires must be a positive duration")
+    token_id, secret = Identity(c.engine).create_token(user, name, delta)
+    click.echo(f"token {token_id} for {user}" + (f", expires in {expires}" if expires else "")
+               + " (shown once; keep it secret):", err=True)
+    click.echo(secret)
+
+
+@token.command("list")
+@click.option("--user", metavar="USER", help="Only this user's tokens.")
+@json_option
+@pass_ctx
+@handled
+def token_list(c: Ctx, user: str | None, as_json: bool) -> None:
+    """Tokens (never their secrets): who, what for, expiry, revocation, last use."""
+    from engine.identity import Identity
+
+    rows = Identity(c.engine).tokens(user)
+    if as_json:
+        dump_json([t.to_json() for t in rows])
+        return
+    table([t.__dict__ for t in rows], [("id", "ID"), ("user", "USER"), ("name", "NAME"), ("created_at", "CREATED"),
+                                       ("expires_at", "EXPIRES"), ("revoked_at", "REVOKED"),
+                                       ("last_used_at", "LAST USED")])
+
+
+@token.command("revoke")
+@click.argument("token_id", type=int)
+@pass_ctx
+@handled
+def token_revoke(c: Ctx, token_id: int) -> None:
+    """Revoke token TOKEN_ID: it stops working at once."""
+    from engine.identity import Identity
+
+    t = Identity(c.engine).revoke_token(token_id)
+    click.echo(f"token {t.id} of {t.user} revoked")
 
 
 if __name__ == "__main__":  # pragma: no cover

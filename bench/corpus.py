@@ -25,7 +25,7 @@ import signal
 import sys
 import tempfile
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
@@ -100,7 +100,17 @@ def bundle_for(path: Path) -> list[Path]:
                 files.append(p)
     for p in siblings:
         if p.suffix in (".form", ".json") and p not in seen:
+            seen.add(p)
             files.append(p)
+    # Camunda Forms often live elsewhere in the project (src/main/webapp): take the ones it names.
+    wanted = {PurePosixPath(k.split(":")[-1]).name for k in re.findall(r'formKey="camunda-forms:([^"]+)"',
+                                                                        path.read_text(errors="replace"))}
+    if wanted:
+        top = path.parents[min(3, len(path.parents) - 1)]
+        for p in sorted(top.rglob("*.form"))[:200]:
+            if p.name in wanted and p not in seen and p.name not in {f.name for f in files}:
+                seen.add(p)
+                files.append(p)
     return files
 
 

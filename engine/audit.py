@@ -18,6 +18,7 @@ import csv
 import io
 import json
 from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -52,6 +53,7 @@ from .seals import (
     sign_heads,
     sign_seal,
 )
+from .timeutil import fmt
 
 if TYPE_CHECKING:
     from .core import Engine
@@ -74,9 +76,23 @@ __all__ = [
 ]
 
 # ----------------------------------------------------------------------------- summaries
-def _short(value: Any, limit: int = 60) -> str:
+def _short(value: Any, limit: int = 2000) -> str:
+    # Tables cut long text at a word boundary (and `--wide` shows it all): only bound it here.
     text = json.dumps(value, ensure_ascii=False, sort_keys=True) if not isinstance(value, str) else value
     return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _at(value: Any) -> str:
+    """A stored ISO time as people read it: the display time zone, as in the table's TIME column."""
+    try:
+        return fmt(datetime.fromisoformat(str(value)))
+    except ValueError:
+        return str(value)
+
+
+def _people(p: dict[str, Any]) -> str:
+    who = ", ".join(p.get("responsible") or []) or "nobody"
+    return f"responsible {who}; " + (f"leader {p['leader']}" if p.get("leader") else "no leader to tell")
 
 
 def summarize(e: Any) -> str:
@@ -91,7 +107,7 @@ def summarize(e: Any) -> str:
     if t == "task_created":
         who = p.get("assignee") or ",".join(p.get("candidate_users", []) + [f"@{g}" for g in p.get("candidate_groups", [])])
         return f"task {e.task_id} '{p.get('name')}' for {who or 'nobody'}" + (
-            f", due {p['due_at'][:16]}" if p.get("due_at") else "")
+            f", due {_at(p['due_at'])}" if p.get("due_at") else "")
     if t == "task_completed":
         return f"task {e.task_id}: {_short(p.get('data', {}))}"
     if t == "task_claimed":
@@ -105,12 +121,12 @@ def summarize(e: Any) -> str:
     if t == "message_received":
         return f"message {p.get('name')}: {_short(p.get('data', {}))}"
     if t == "timer_fired":
-        return f"timer due {str(p.get('due_at', ''))[:16]}" + (" (worker)" if p.get("trigger") else "")
+        return f"timer due {_at(p.get('due_at', ''))}" + (" (worker)" if p.get("trigger") else "")
     if t == "task_overdue":
-        return f"task {e.task_id} overdue; responsible {','.join(p.get('responsible', [])[:3])}; leader {p.get('leader')}"
+        return f"task {e.task_id} overdue; {_people(p)}"
     if t == "task_escalated":
         return (f"task {e.task_id} escalated (level {p.get('level')}) to "
-                f"{p.get('to_user') or '@' + str(p.get('to_group'))}; leader {p.get('leader')}")
+                f"{p.get('to_user') or '@' + str(p.get('to_group'))}; {_people(p)}")
     if t == "instance_cancelled":
         return f"reason: {p.get('reason')}"
     if t == "script_failed":

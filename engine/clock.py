@@ -44,8 +44,10 @@ class SettableClock(Clock):
     def set(self, when: datetime) -> None:
         when = utc(when)
         if when < self._now:
-            raise InputError(
-                f"the clock cannot go back: it is {self._now.isoformat()}, asked for {when.isoformat()}")
+            from .timeutil import fmt  # times for people: the display zone, named
+
+            raise InputError(f"the clock cannot go back: it is {fmt(self._now, seconds=True, zone=True)}, "
+                             f"asked for {fmt(when, seconds=True, zone=True)}")
         self._now = when
 
     def advance(self, delta: timedelta) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from copy import deepcopy
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -47,6 +48,7 @@ from .errors import (
     ScriptError,
     StorageError,
 )
+from .retry import Contention, is_contention, retrying
 from .timeutil import due_from, parse_datetime
 
 if TYPE_CHECKING:
@@ -187,9 +189,9 @@ class Engine:
                 from exc
         except IntegrityError as exc:
             raise Conflict(f"a concurrent change collided with this one; try again ({_short(exc)})") from exc
-        except OperationalError as exc:
-            raise StorageError(_storage_message(self.safe_url, exc)) from exc
-        except DatabaseError as exc:
+        except (OperationalError, DatabaseError) as exc:
+            if is_contention(exc):  # aborted for locks, nothing changed: the command may run again
+                raise Contention("the database was busy with a conflicting change (" + _short(exc) + ")") from exc
             raise StorageError(_storage_message(self.safe_url, exc)) from exc
         except SQLAlchemyError as exc:
             raise StorageError(f"database error: {_short(exc)}") from exc
@@ -246,6 +248,7 @@ class Engine:
         with self._tx():
             return self.clock.now()
 
+    @retrying
     def set_clock(self, when: datetime) -> datetime:
         with self._tx() as s:
             if not self.simulated:
@@ -265,6 +268,7 @@ class Engine:
         return self.set_clock(target)
 
     # ------------------------------------------------------------------ directory
+    @retrying
     def load_directory(self, path: str | Path) -> dict[str, int]:
         """Replace the directory with the file's content; the previous versions stay on record."""
         users, depts, roles = parse_directory_file(path)
@@ -328,6 +332,7 @@ class Engine:
             deployed = set(s.scalars(select(Definition.key).distinct()))
         return analyse(bundle, directory, deployed)
 
+    @retrying
     def deploy(self, paths: list[str | Path], actor: str | None = None) -> list[DeployResult]:
         from .definitions import analyse, content_hash, files_for, read_bundle
 
@@ -377,10 +382,19 @@ class Engine:
                 for d in s.scalars(select(Definition).order_by(Definition.key, Definition.version))
             ]
 
+    def definition_files(self, key: str, version: int) -> dict[str, str]:
+        """The files (name -> text) deployed as `key` version `version`."""
+        with self._tx() as s:
+            d = s.scalar(select(Definition).where(Definition.key == key, Definition.version == version))
+            if d is None:
+                raise NotFound(f"no version {version} of process '{key}'; 'tigao definitions' lists them")
+            return dict(d.files)
+
     def _built(self, d: Definition) -> Built:
         return self.built.get(d.id, d.key, d.files)
 
     # ------------------------------------------------------------------ instances
+    @retrying
     def start(self, key: str, data: dict[str, Any] | None = None, business_key: str | None = None,
               actor: str | None = None) -> int:
         data = _check_data(data)
@@ -460,6 +474,7 @@ class Engine:
         except EngineError:
             pass
 
+    @retrying
     def cancel(self, instance_id: int, reason: str, actor: str | None = None) -> None:
         if not reason or not reason.strip():
             raise InputError("give a reason for cancelling (--reason TEXT); it goes into the history")
@@ -474,7 +489,8 @@ class Engine:
         self._run_on(instance_id, actor, body)
 
     def instances(self, status: str | None = None, key: str | None = None, business_key: str | None = None,
-                  limit: int = 200) -> list[dict[str, Any]]:
+                  limit: int = 200, started_after: datetime | None = None, started_before: datetime | None = None,
+                  offset: int = 0) -> list[dict[str, Any]]:
         with self._tx() as s:
             q = select(Instance.id, Instance.process_key, Definition.version, Instance.business_key,
                        Instance.status, Instance.started_at, Instance.ended_at, Instance.started_by) \
@@ -485,7 +501,11 @@ class Engine:
                 q = q.where(Instance.process_key == key)
             if business_key:
                 q = q.where(Instance.business_key == business_key)
-            q = q.order_by(Instance.id.desc()).limit(limit)
+            if started_after:
+                q = q.where(Instance.started_at >= started_after)
+            if started_before:
+                q = q.where(Instance.started_at < started_before)
+            q = q.order_by(Instance.id.desc()).offset(offset).limit(limit)
             rows = s.execute(q).all()
             open_counts = dict(s.execute(
                 select(HumanTask.instance_id, func.count()).where(HumanTask.state == "open",
@@ -527,7 +547,8 @@ class Engine:
     # ------------------------------------------------------------------ tasks
     def tasks(self, user: str | None = None, scope: str = "available", group: str | None = None,
               instance_id: int | None = None, overdue: bool = False, state: str = "open",
-              department: str | None = None, limit: int = 500) -> list[TaskView]:
+              department: str | None = None, limit: int = 500, due_before: datetime | None = None,
+              unassigned: bool = False, offset: int = 0) -> list[TaskView]:
         """Task list from the projection tables.
 
         scope: "available" (assigned to the user, or unassigned with the user a candidate),
@@ -558,13 +579,17 @@ class Engine:
                 q = q.where(HumanTask.instance_id == instance_id)
             if overdue:
                 q = q.where(HumanTask.due_at.is_not(None), HumanTask.due_at < self.clock.now())
+            if due_before:
+                q = q.where(HumanTask.due_at.is_not(None), HumanTask.due_at < due_before)
+            if unassigned:
+                q = q.where(HumanTask.assignee.is_(None))
             if department:
                 members = d.staff(department)
                 q = q.where(or_(HumanTask.assignee.in_(members or [""]),
                                 exists().where(TaskCandidate.task_id == HumanTask.id, TaskCandidate.kind == "group",
                                                TaskCandidate.value == department)))
             q = q.order_by(HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.priority.desc(), HumanTask.id)
-            return self._task_views(s, q.limit(limit))
+            return self._task_views(s, q.offset(offset).limit(limit))
 
     def task(self, task_id: int) -> TaskView:
         with self._tx() as s:
@@ -577,9 +602,14 @@ class Engine:
         """The data a task sees (its process variables), for filling its form."""
         with self._tx() as s:
             row = self._task_row(s, task_id)
-            run = self._load_run(s, row.instance_id, for_update=False)
-            t = run.wf.get_task_from_id(UUID(row.spiff_id))
-            return dict(t.data) if t is not None else {}
+            version, state = s.execute(select(Instance.version, Instance.state)
+                                       .where(Instance.id == row.instance_id)).one()
+            cached = self._wf_cache.get(row.instance_id)
+            if cached is not None and cached[0] == version:
+                t = cached[1].get_task_from_id(UUID(row.spiff_id))
+                return deepcopy(t.data) if t is not None else {}
+            # Only the task's own branch of the stored state is read, not the whole workflow.
+            return self.serializer.task_data(state, row.spiff_id) or {}
 
     def task_form(self, task_id: int) -> dict[str, Any] | None:
         with self._tx() as s:
@@ -606,12 +636,16 @@ class Engine:
 
     def _task_row(self, s: Session, task_id: int, lock: bool = False) -> HumanTask:
         q = select(HumanTask).where(HumanTask.id == task_id)
-        if lock:
-            q = q.with_for_update()
+        if lock:  # read again under the lock: what an earlier read of this session saw may be stale
+            q = q.with_for_update().execution_options(populate_existing=True)
         row = s.scalar(q)
         if row is None:
             raise NotFound(f"no task {task_id}; 'tigao tasks --as USER' lists yours")
         return row
+
+    @staticmethod
+    def _lock_instance(s: Session, instance_id: int) -> None:
+        s.execute(select(Instance.id).where(Instance.id == instance_id).with_for_update())
 
     def _candidates(self, s: Session, task_id: int) -> tuple[list[str], list[str]]:
         users, groups = [], []
@@ -629,12 +663,16 @@ class Engine:
         if not user:
             raise InputError("say who you are with --as USER")
         d = self._check_actor(s, user)
+        # One lock order everywhere (the instance, then its task and timer rows), so that a user and
+        # the worker, which locks the instance before it touches its tasks, cannot deadlock.
+        self._lock_instance(s, self._task_row(s, task_id).instance_id)
         row = self._task_row(s, task_id, lock=True)
         if row.state != "open":
             raise Conflict(f"task {task_id} is already {row.state}"
                            + (f" (by {row.completed_by})" if row.completed_by else ""))
         return row, d
 
+    @retrying
     def claim(self, task_id: int, user: str) -> None:
         with self._tx() as s:
             row, d = self._open_task(s, task_id, user)
@@ -649,6 +687,7 @@ class Engine:
             row.claimed_at = self.clock.now()
             self._task_event(s, row, "task_claimed", user, {"assignee": user})
 
+    @retrying
     def unclaim(self, task_id: int, user: str) -> None:
         with self._tx() as s:
             row, _ = self._open_task(s, task_id, user)
@@ -662,6 +701,7 @@ class Engine:
             row.claimed_at = None
             self._task_event(s, row, "task_unclaimed", user, {})
 
+    @retrying
     def delegate(self, task_id: int, user: str, to_user: str) -> None:
         with self._tx() as s:
             row, d = self._open_task(s, task_id, user)
@@ -681,11 +721,13 @@ class Engine:
         history.append(s, inst, type_, self.clock.now(), actor, {"spiff_id": row.spiff_id, **payload},
                        element_id=row.element_id, task_id=row.id)
 
+    @retrying
     def complete(self, task_id: int, user: str, data: dict[str, Any] | None = None) -> None:
         """Complete a human task as `user` with form `data`; one transaction."""
         from SpiffWorkflow.util.task import TaskState
 
         from . import forms as formsmod
+        from .formview import with_defaults
 
         data = _check_data(data)
         instance_id = None
@@ -698,13 +740,13 @@ class Engine:
                         raise NotAllowed(f"task {task_id} ({row.name}) is assigned to {row.assignee}, not {user}")
                     raise NotAllowed(f"{user} is not a candidate for task {task_id} ({row.name})")
                 run = self._load_run(s, row.instance_id)
-                if row.form_key:
-                    schema = run.built.forms.get(row.form_key)
-                    if schema is not None:
-                        formsmod.validate(row.form_key, schema, data)
                 t = run.wf.get_task_from_id(UUID(row.spiff_id))
                 if t is None or t.state != TaskState.READY:
                     raise Conflict(f"task {task_id} is no longer waiting for input")
+                if row.form_key:
+                    schema = run.built.forms.get(row.form_key)
+                    if schema is not None:  # values already on the task count: no need to send them again
+                        formsmod.validate(row.form_key, schema, with_defaults(schema, t.data, data))
                 now = self.clock.now()
                 t.data.update(data)
                 row.state = "completed"
@@ -724,6 +766,7 @@ class Engine:
             raise
 
     # ------------------------------------------------------------------ messages
+    @retrying
     def message(self, name: str, data: dict[str, Any] | None = None, actor: str | None = None,
                 business_key: str | None = None, instance_id: int | None = None) -> dict[str, Any]:
         """Deliver a message: to the instance waiting for it, else start the process it starts."""
@@ -796,6 +839,16 @@ class Engine:
             if unread_only:
                 q = q.where(Notification.read_at.is_(None))
             return list(s.scalars(q.order_by(Notification.at, Notification.id)))
+
+    def mark_notification_read(self, notification_id: int, user: str) -> Notification:
+        """Mark one of `user`'s notifications read (idempotent); NotFound for anyone else's."""
+        with self._tx() as s:
+            n = s.get(Notification, notification_id)
+            if n is None or n.recipient != user:
+                raise NotFound(f"no notification {notification_id} for {user}")
+            if n.read_at is None:
+                n.read_at = self.clock.now()
+            return n
 
 
 class Run:
@@ -907,6 +960,7 @@ class Run:
         except (TypeError, ValueError) as exc:
             raise ScriptError(f"process data is not JSON-serialisable ({exc}); scripts must produce JSON values") \
                 from exc
+        inst.version = (inst.version or 0) + 1
         s.flush()
         self.engine._saved_runs.append(self)
 
@@ -936,6 +990,11 @@ class Run:
             role = directory.role_for_lane(spec.lane)
         if not assignee and not cand_users and not cand_groups and role:
             cand_groups = [role]
+        elif not assignee and not cand_users and not cand_groups:
+            from .camunda import default_candidates
+
+            info = self.built.analysis.processes.get(self.inst.process_key)
+            cand_users, cand_groups = default_candidates(info.properties if info else {}, list(directory.users))
         due = self._when(value(meta.due_date) if meta else None, "dueDate", spec.bpmn_id)
         follow = self._when(value(meta.follow_up_date) if meta else None, "followUpDate", spec.bpmn_id)
         prio_raw = value(meta.priority) if meta else None

@@ -18,6 +18,11 @@ wins): ``escalation`` (``on``/``off``, default on), ``escalation.grace`` (ISO du
 
 Catch-up after downtime: every pending row due by "now" fires exactly once, in due order; a cycle
 timer that missed several occurrences fires once per missed occurrence, each recorded.
+
+Rows due at the same instant fire in a fixed order: a task's own deadlines (``due``, ``followup``,
+``escalate``) before BPMN ``timer`` and ``start`` rows, then by id. What lateness causes (an
+escalation) is recorded before a boundary timer due at that instant ends the task, so both are
+in the history, in the same order on every run.
 """
 
 from __future__ import annotations
@@ -30,14 +35,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select, update
+from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 from SpiffWorkflow.util.task import TaskState
 
 from storage.models import Definition, HumanTask, Instance, Notification, Setting, TaskCandidate, Timer
 
-from . import history
+from . import cron, history
 from .errors import Conflict, EngineError, ScriptError
+from .lease import Lease
+from .retry import Contention, pause
 from .spiff import force_start_timers, next_timer_due, pop_fired
 from .timeutil import add_iso_duration, fmt, parse_cycle, parse_datetime
 
@@ -48,7 +55,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("tigao.worker")
 DEFAULT_GRACE = "P1D"
 DEFAULT_OFFICE = "efficiency_office"
-SQLITE_WORKER_LEASE = timedelta(seconds=30)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -72,6 +78,8 @@ def _start_occurrence(kind: str, text: str, anchor: datetime, n: int) -> datetim
         return parse_datetime(text) if n == 0 else None
     if kind == "duration":
         return add_iso_duration(anchor, text) if n == 0 else None
+    if cron.is_quartz(text):
+        return cron.occurrence(text, anchor, n)
     cycle = parse_cycle(text, anchor)
     if cycle.repetitions >= 0 and n >= cycle.repetitions:
         return None
@@ -227,6 +235,9 @@ def _escalate(engine: Engine, s: Session, inst: Instance, row: HumanTask, level:
 # ---------------------------------------------------------------------------------------------
 # The worker
 
+# Ties at one instant: the task's deadlines first, then BPMN timers (see the module docstring).
+TIE_ORDER = case((Timer.kind.in_(("due", "followup", "escalate")), 0), else_=1)
+
 
 @dataclass
 class Fired:
@@ -244,7 +255,15 @@ class Worker:
     On PostgreSQL several workers share the table: each claims one row with
     `SELECT ... FOR UPDATE SKIP LOCKED` and then its instance with `SKIP LOCKED`, so no row fires
     twice; a worker that dies mid-transaction releases its locks and the row is taken by another.
-    On SQLite one worker at a time holds a lease row in `settings`.
+    On SQLite one worker at a time holds a lease row in `settings`, which its heartbeat keeps
+    fresh (see `engine.lease`); a worker whose process died, or whose heartbeat stopped, loses it
+    within seconds.
+
+    Locks are taken in one order everywhere: the instance row, then its task and timer rows. The
+    worker takes its timer row with SKIP LOCKED and then the instance with SKIP LOCKED (neither
+    waits), so it never waits for a row while holding one another command needs first. A pass
+    that still loses a race for locks (deadlock, serialization failure, a busy SQLite) is
+    retried after a growing pause; it never ends the worker.
     """
 
     def __init__(self, engine: Engine, name: str | None = None):
@@ -252,30 +271,35 @@ class Worker:
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
         self.stopping = False
         self._held = False
+        self.lease = Lease(self.name)
+        self.contended = 0  # transactions that lost a race for locks and were run again
 
     # -- SQLite single-worker lease (wall clock: it is about processes, not process time)
     def acquire_lease(self) -> bool:
+        """Take (or renew: a heartbeat) the SQLite lease; False while another live worker holds it."""
         if self.engine.dialect != "sqlite":
             return True
-        with self.engine._tx() as s:
-            row = s.get(Setting, "worker_lease")
-            wall = datetime.now(timezone.utc)
-            if row is not None:
-                owner, _, until = row.value.partition("|")
-                if owner != self.name and datetime.fromisoformat(until) > wall:
-                    return False
-            s.merge(Setting(key="worker_lease", value=f"{self.name}|{(wall + SQLITE_WORKER_LEASE).isoformat()}"))
-            self._held = True
-            return True
+        try:
+            with self.engine._tx() as s:
+                self._held = self.lease.take(s)
+        except Contention:
+            return self._held  # busy: try again at the next heartbeat; a held lease stays ours
+        return self._held
 
     def release_lease(self) -> None:
         if self.engine.dialect != "sqlite":
             return
         with self.engine._tx() as s:
-            row = s.get(Setting, "worker_lease")
-            if row is not None and row.value.startswith(self.name + "|"):
-                s.delete(row)
+            self.lease.give_back(s)
         self._held = False
+
+    def idle(self, seconds: float) -> None:
+        """Wait between passes, keeping the heartbeat fresh and stopping early when asked."""
+        until = _time.monotonic() + seconds
+        while not self.stopping and _time.monotonic() < until:
+            _time.sleep(min(0.2, max(0.0, until - _time.monotonic())))
+            if self._held and self.lease.beat_due():
+                self.acquire_lease()
 
     def run_once(self, limit: int | None = None) -> list[Fired]:
         """Fire everything due now (up to `limit`); return what was done.
@@ -289,14 +313,28 @@ class Worker:
                            "wait for it to stop, or use PostgreSQL for several workers")
         done: list[Fired] = []
         skip: set[int] = set()
-        last_lease = _time.monotonic()
+        sqlite = self.engine.dialect == "sqlite"
+        failures = 0
         try:
             while not self.stopping and (limit is None or len(done) < limit):
-                if self.engine.dialect == "sqlite" and _time.monotonic() - last_lease > 10:
+                if sqlite and self.lease.beat_due():
                     if not self.acquire_lease():
                         raise Conflict("the worker lease was taken over by another worker; stopping")
-                    last_lease = _time.monotonic()
-                fired = self._fire_next(skip)
+                began = _time.monotonic()
+                try:
+                    fired = self._fire_next(skip)
+                except Contention as exc:
+                    self.contended += 1
+                    failures += 1
+                    wait = pause(failures)
+                    log.warning("lost a race for locks (%s); trying again in %.2f s", exc.message, wait)
+                    _time.sleep(wait)
+                    continue
+                failures = 0
+                if sqlite:
+                    # SQLite has one writer at a time and its busy handler polls: leave a gap after
+                    # each transaction so that users' commands waiting for the lock get their turn.
+                    _time.sleep(min(0.1, max(0.005, _time.monotonic() - began)))
                 if fired is None:
                     break
                 if fired.outcome == "skipped":
@@ -316,7 +354,7 @@ class Worker:
             q = q.where(Timer.id == timer_id)
         elif skip:
             q = q.where(Timer.id.not_in(skip))
-        return s.scalar(q.order_by(Timer.due_at, Timer.id).limit(1).with_for_update(skip_locked=True))
+        return s.scalar(q.order_by(Timer.due_at, TIE_ORDER, Timer.id).limit(1).with_for_update(skip_locked=True))
 
     def _fire_next(self, skip: set[int]) -> Fired | None:
         engine = self.engine
@@ -350,6 +388,9 @@ class Worker:
         """A step failed and its transaction rolled back: mark the row failed (an incident, not retried)."""
         with self.engine._tx() as s:
             now = self.engine.clock.now()
+            instance_id = s.scalar(select(Timer.instance_id).where(Timer.id == timer_id))
+            if instance_id is not None:  # the instance first, then its timer row: the one lock order
+                s.execute(select(Instance.id).where(Instance.id == instance_id).with_for_update())
             timer = self._claim(s, now, set(), timer_id)
             if timer is None:
                 return None  # another worker took it over meanwhile

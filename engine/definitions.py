@@ -31,6 +31,7 @@ from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
+from . import camunda, camunda_forms, camunda_io, cron, feel
 from .assignment import Directory
 from .errors import DefinitionError, InputError, Problem
 from .juel import JuelError, expression_source
@@ -125,7 +126,7 @@ def read_bundle(paths: list[str | Path]) -> Bundle:
     def add_forms_near(folder: Path) -> None:
         for sub in (folder, folder / "forms"):
             if sub.is_dir():
-                for f in sorted(sub.glob("*.json")):
+                for f in sorted(sub.glob("*.json")) + sorted(sub.glob("*.form")):  # .form: Camunda Forms
                     add(f, f"forms/{f.name}")
 
     if not paths:
@@ -136,14 +137,14 @@ def read_bundle(paths: list[str | Path]) -> Bundle:
             raise InputError(f"no such file or folder: '{p}'")
         if p.is_dir():
             found = sorted(list(p.glob("*.bpmn")) + list(p.glob("*.dmn")))
-            schemas = sorted(p.glob("*.json")) + sorted(p.glob("forms/*.json"))
+            schemas = sorted(p.glob("*.json")) + sorted(p.glob("forms/*.json")) + sorted(p.glob("*.form"))
             if not found and not schemas:
                 raise InputError(f"folder '{p}' has no .bpmn, .dmn or form (.json) files")
             for f in found:
                 add(f, f.name)
             add_forms_near(p)
         else:
-            if p.suffix.lower() == ".json":
+            if p.suffix.lower() in (".json", ".form"):
                 add(p, f"forms/{p.name}")
             else:
                 add(p, p.name)
@@ -191,6 +192,7 @@ class ProcessInfo:
     properties: dict[str, str] = field(default_factory=dict)
     # Where each called process / decision is referenced: (element id, line).
     references: dict[str, tuple[str | None, int | None]] = field(default_factory=dict)
+    dynamic_call: bool = False  # a calledElement="${...}": every process of the bundle may be called
 
 
 @dataclass
@@ -200,6 +202,7 @@ class Analysis:
     processes: dict[str, ProcessInfo]
     decisions: dict[str, str]  # decision id -> file
     task_meta: dict[tuple[str, str], TaskMeta]  # (owning process/subprocess id, element id)
+    warnings: list[Problem] = field(default_factory=list)  # worth knowing, not errors
 
 
 def _owner_id(el: etree._Element) -> str:
@@ -245,7 +248,7 @@ def analyse(bundle: Bundle, directory: Directory | None, deployed_keys: set[str]
         except DefinitionError as exc:
             problems.extend(exc.problems)
     forms: dict[str, Any] = {}
-    for name in sorted(n for n in bundle.files if n.startswith("forms/")):
+    for name in sorted(n for n in bundle.files if n.startswith("forms/") and n.endswith(".json")):
         key = name[len("forms/"):-len(".json")]
         try:
             schema = json.loads(bundle.files[name])
@@ -263,6 +266,7 @@ def analyse(bundle: Bundle, directory: Directory | None, deployed_keys: set[str]
     processes: dict[str, ProcessInfo] = {}
     decisions: dict[str, str] = {}
     task_meta: dict[tuple[str, str], TaskMeta] = {}
+    warnings: list[Problem] = []
 
     for name in bundle.dmn_names():
         root = trees[name]
@@ -292,7 +296,7 @@ def analyse(bundle: Bundle, directory: Directory | None, deployed_keys: set[str]
                                           f"namespace {BPMN_NS}", line=root.sourceline))
             continue
         try:
-            validator.validate(root, name)
+            validator.validate(camunda.schema_view(root), name)
         except ValidationException as exc:
             line = getattr(exc, "line_number", None) or None
             element = next((str(el.get("id")) for el in root.iter() if el.sourceline == line and el.get("id")),
@@ -300,7 +304,7 @@ def analyse(bundle: Bundle, directory: Directory | None, deployed_keys: set[str]
             message = _first_line(exc).replace(f"{{{BPMN_NS}}}", "bpmn:").rstrip(".")
             problems.append(Problem(name, f"not valid BPMN 2.0: {message}", element=element, line=line))
             continue
-        _analyse_bpmn(name, root, bundle, forms, directory, check_roles, processes, task_meta, problems)
+        _analyse_bpmn(name, root, bundle, forms, directory, check_roles, processes, task_meta, problems, warnings)
 
     known_keys = set(processes) | deployed_keys
     for info in processes.values():
@@ -322,7 +326,7 @@ def analyse(bundle: Bundle, directory: Directory | None, deployed_keys: set[str]
     for key, info in processes.items():
         if not info.executable:
             continue
-        names = _closure_files(key, processes)
+        names = set(bundle.bpmn_names()) if info.dynamic_call else _closure_files(key, processes)
         parser = TigaoParser()
         try:
             for name in bundle.dmn_names():
@@ -331,14 +335,14 @@ def analyse(bundle: Bundle, directory: Directory | None, deployed_keys: set[str]
                 parser.add_bpmn_xml(trees[name], filename=name)
             parser.get_spec(key)
             if not (info.called - set(processes)):
-                parser.get_subprocess_specs(key)
+                camunda.subprocess_specs(parser, key)
         except (ValidationException, SpiffWorkflowException) as exc:
             problems.append(_spiff_problem(exc, info.file))
         except Exception as exc:  # noqa: BLE001 - the parser raises bare errors on odd input
             problems.append(Problem(info.file, f"cannot build process '{key}': {exc}", element=key))
     if problems:
         raise DefinitionError(problems)
-    return Analysis(processes, decisions, task_meta)
+    return Analysis(processes, decisions, task_meta, warnings)
 
 
 def _closure_files(key: str, processes: dict[str, ProcessInfo]) -> set[str]:
@@ -381,6 +385,7 @@ def _check_expr(file: str, node: etree._Element, text: str, problems: list[Probl
 def _check_unary(file: str, node: etree._Element, text: str, problems: list[Problem]) -> None:
     """A DMN input entry: an expression, a comparison missing its left side (`< 3`), a list
     (`"a", "b"`), or a two-sided test with `?` for the input (`60 <= ? < 90`)."""
+    text = feel.unary_to_python(text) or text  # a FEEL unary test is checked as its translation
     replaced = re.sub(r"(\?)(?=(?:[^'\"]|['\"][^'\"]*['\"])*$)", "dmninputexpr", text)
     syntax: ScriptCheckError | None = None
     for candidate in (replaced, f"dmninputexpr {text}", f"({text},)"):
@@ -408,12 +413,17 @@ def _element_id(node: etree._Element) -> str | None:
 
 def _analyse_bpmn(name: str, root: etree._Element, bundle: Bundle, forms: dict[str, Any],
                   directory: Directory | None, check_roles: bool, processes: dict[str, ProcessInfo],
-                  task_meta: dict[tuple[str, str], TaskMeta], problems: list[Problem]) -> None:
+                  task_meta: dict[tuple[str, str], TaskMeta], problems: list[Problem],
+                  warnings: list[Problem] | None = None) -> None:
     for proc in root.iterfind("bpmn:process", NS):
         key = str(proc.get("id"))
         if key in processes:
             problems.append(Problem(name, f"process id '{key}' is defined twice in this bundle "
                                           f"(also in {processes[key].file})", element=key, line=proc.sourceline))
+            continue
+        if proc.get("isExecutable", "true") == "false":
+            # Documentation (Camunda does not run it): kept with the file, never checked for execution.
+            processes[key] = ProcessInfo(key, proc.get("name"), name, set(), set(), set(), [], [], False)
             continue
         lanes: dict[str, etree._Element] = {}
         for lane in proc.iterfind(".//bpmn:lane", NS):
@@ -432,6 +442,10 @@ def _analyse_bpmn(name: str, root: etree._Element, bundle: Bundle, forms: dict[s
         processes[key] = info
         for prop in proc.iterfind("bpmn:extensionElements/camunda:properties/camunda:property", NS):
             info.properties[str(prop.get("name"))] = str(prop.get("value"))
+        camunda.check_process(name, root, proc, lanes, problems, warnings if warnings is not None else [])
+        camunda_io.check(name, proc, problems)
+        for node, text in camunda_io.expressions(proc):
+            _check_expr(name, node, text, problems)
 
         for script in proc.iterfind(".//bpmn:scriptTask", NS):
             fmt = (script.get("scriptFormat") or "python").lower()
@@ -453,6 +467,9 @@ def _analyse_bpmn(name: str, root: etree._Element, bundle: Bundle, forms: dict[s
             if not called:
                 problems.append(Problem(name, "call activity has no calledElement", element=call.get("id"),
                                         line=call.sourceline))
+            elif camunda.is_dynamic_call(called):
+                info.dynamic_call = True  # resolved at run time among the processes deployed with it
+                _check_expr(name, call, called, problems)
             else:
                 info.called.add(called)
                 info.references.setdefault(f"process:{called}", (call.get("id"), call.sourceline))
@@ -475,6 +492,9 @@ def _analyse_bpmn(name: str, root: etree._Element, bundle: Bundle, forms: dict[s
         for tag in ("userTask", "manualTask"):
             for task in proc.iterfind(f".//bpmn:{tag}", NS):
                 meta = _task_meta(name, task, lanes, problems)
+                generated = camunda_forms.form_for(name, task, key, bundle.files, forms, problems)
+                if generated is not None:
+                    meta.form_key = generated or None
                 task_meta[(_owner_id(task), meta.element_id)] = meta
                 if meta.form_key:
                     info.form_keys.add(meta.form_key)
@@ -506,7 +526,10 @@ def _check_timer(name: str, tdef: etree._Element, problems: list[Problem], info:
                     _check_expr(name, node, text, problems)
                     return
             try:
-                check_timer_literal(kind, literal)
+                if kind == "cycle" and cron.is_quartz(literal):
+                    cron.to_croniter(literal)  # Quartz cron, as Camunda accepts it
+                else:
+                    check_timer_literal(kind, literal)
             except ValueError as exc:
                 problems.append(Problem(name, f"{tag}: {exc}", element=event.get("id"), line=node.sourceline))
                 return
@@ -574,9 +597,14 @@ def files_for(key: str, analysis: Analysis, bundle: Bundle, deployed_files: dict
         for dec in info.decisions:
             dmn = analysis.decisions[dec]
             files[dmn] = bundle.files[dmn]
-        for fk in info.form_keys:
-            files[f"forms/{fk}.json"] = bundle.files[f"forms/{fk}.json"]
+        # Every pool of the file is rebuilt with it, so every pool's forms travel with it.
+        for other in analysis.processes.values():
+            if other.file == info.file:
+                for fk in other.form_keys:
+                    files[f"forms/{fk}.json"] = bundle.files[f"forms/{fk}.json"]
         todo.extend(info.called)
+        if info.dynamic_call:
+            todo.extend(k for k, other in analysis.processes.items() if other.executable)
         # Embedded subprocess forms and decisions are already in the process's own analysis.
     return dict(sorted(files.items()))
 
@@ -626,12 +654,20 @@ def build(definition_id: int, key: str, files: dict[str, str]) -> Built:
     parser = TigaoParser()
     for name in bundle.dmn_names():
         parser.add_dmn_xml(parse_xml(name, files[name]), filename=name)
+    mappings: dict[tuple[str, str], Any] = {}
     for name in bundle.bpmn_names():
-        parser.add_bpmn_xml(parse_xml(name, files[name]), filename=name)
+        tree = parse_xml(name, files[name])
+        mappings.update(camunda_io.collect(tree))
+        parser.add_bpmn_xml(tree, filename=name)
     spec = parser.get_spec(key)
-    subs = parser.get_subprocess_specs(key)
+    subs = camunda.subprocess_specs(parser, key)
     upgrade_specs([spec, *subs.values()])
-    forms = {n[len("forms/"):-len(".json")]: json.loads(t) for n, t in files.items() if n.startswith("forms/")}
+    camunda.pass_through([spec, *subs.values()])
+    feel.translate_decisions([spec, *subs.values()])
+    camunda_io.apply([spec, *subs.values()], mappings)
+    camunda.dynamic_calls([spec, *subs.values()])
+    forms = {n[len("forms/"):-len(".json")]: json.loads(t) for n, t in files.items()
+             if n.startswith("forms/") and n.endswith(".json")}
     bpmn_text = "".join(files[n] for n in bundle.bpmn_names())
     return Built(definition_id, key, spec, subs, analysis.task_meta, forms, analysis,
                  has_timers="timerEventDefinition" in bpmn_text, has_messages="messageEventDefinition" in bpmn_text)

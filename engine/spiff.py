@@ -24,8 +24,10 @@ from SpiffWorkflow.bpmn.serializer.default.event_definition import TimerConditio
 from SpiffWorkflow.bpmn.serializer.default.workflow import (
     BpmnSubWorkflowConverter,
     BpmnWorkflowConverter,
+    TaskConverter,
     WorkflowConverter,
 )
+from SpiffWorkflow.task import Task
 from SpiffWorkflow.bpmn.specs.control import _EndJoin
 from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
 from SpiffWorkflow.util.task import TaskIterator
@@ -42,22 +44,34 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     TimeDateEventDefinition,
 )
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
-from SpiffWorkflow.bpmn.util import PendingBpmnEvent
+from SpiffWorkflow.bpmn.util import BpmnEvent, PendingBpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
+from SpiffWorkflow.bpmn.parser.event_parsers import ReceiveTaskParser
+from SpiffWorkflow.bpmn.specs.defaults import EndEvent, IntermediateThrowEvent, ReceiveTask
 from SpiffWorkflow.camunda.parser.event_parsers import (
     CamundaBoundaryEventParser,
+    CamundaEndEventParser,
+    CamundaEventDefinitionParser,
     CamundaIntermediateCatchEventParser,
+    CamundaIntermediateThrowEventParser,
     CamundaStartEventParser,
 )
 from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
 from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition as CamundaMessageEventDefinition
 from SpiffWorkflow.camunda.specs.multiinstance_task import ParallelMultiInstanceTask as CamundaParallelMI
 from SpiffWorkflow.camunda.specs.multiinstance_task import SequentialMultiInstanceTask as CamundaSequentialMI
+from SpiffWorkflow.bpmn.specs.data_spec import TaskDataReference
+from SpiffWorkflow.bpmn.specs.defaults import ParallelMultiInstanceTask as BpmnParallelMITask
+from SpiffWorkflow.bpmn.specs.defaults import SequentialMultiInstanceTask as BpmnSequentialMITask
+from SpiffWorkflow.bpmn.specs.mixins import BpmnSpecMixin
+from SpiffWorkflow.bpmn.specs.mixins.multiinstance_task import LoopTask
 from SpiffWorkflow.bpmn.parser.util import first
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.util.task import TaskState
 
+from . import cron
+from .camunda import InclusiveGatewayParser
 from .scripting import is_expression
 from .timeutil import add_iso_duration, parse_cycle, parse_datetime
 
@@ -122,15 +136,21 @@ class ClockCycle(CycleTimerEventDefinition):
     def cycle_complete(self, my_task: Any) -> bool:
         value = my_task._get_internal_data("event_value")
         if value is None:
-            cycle = parse_cycle(timer_text(my_task, self.expression), _now(my_task))
-            value = {"cycles": cycle.repetitions, "next": cycle.start.isoformat(),
-                     "interval": cycle.interval_text, "fired": 0}
+            text = timer_text(my_task, self.expression)
+            if cron.is_quartz(text):  # Quartz cron: runs until the event is left (engine/cron.py)
+                value = {"cycles": -1, "next": cron.next_after(text, _now(my_task)).isoformat(), "cron": text,
+                         "fired": 0}
+            else:
+                cycle = parse_cycle(text, _now(my_task))
+                value = {"cycles": cycle.repetitions, "next": cycle.start.isoformat(),
+                         "interval": cycle.interval_text, "fired": 0}
         ready = False
         if value["cycles"] != 0:
             nxt = datetime.fromisoformat(value["next"])
             if nxt <= _now(my_task):
                 _record_fired(my_task, value["next"])
-                value["next"] = add_iso_duration(nxt, value["interval"]).isoformat()
+                value["next"] = (cron.next_after(value["cron"], nxt) if "cron" in value
+                                 else add_iso_duration(nxt, value["interval"])).isoformat()
                 value["cycles"] -= 1
                 value["fired"] = value.get("fired", 0) + 1
                 ready = True
@@ -179,6 +199,12 @@ class TigaoMessageEventDefinition(CamundaMessageEventDefinition):
     """A message whose payload (a JSON object) becomes process variables of the receiving task,
     unless the diagram names a `camunda:resultVariable` to hold it."""
 
+    def throw(self, my_task: Any) -> None:
+        # Camunda: a message thrown without a payload expression carries no payload.
+        payload = my_task.workflow.script_engine.evaluate(my_task, self.expression) if self.expression else None
+        my_task.workflow.top_workflow.catch(BpmnEvent(self, payload={"payload": payload,
+                                                                     "result_var": self.result_var}))
+
     def update_internal_data(self, my_task: Any, event: Any) -> None:
         my_task.internal_data[self.name] = event.payload
 
@@ -212,6 +238,18 @@ class TigaoIntermediateCatchEventParser(_EventParsing, CamundaIntermediateCatchE
 
 class TigaoBoundaryEventParser(_EventParsing, CamundaBoundaryEventParser):
     pass
+
+
+class TigaoIntermediateThrowEventParser(_EventParsing, CamundaIntermediateThrowEventParser):
+    pass
+
+
+class TigaoEndEventParser(_EventParsing, CamundaEndEventParser):
+    pass
+
+
+class TigaoReceiveTaskParser(_EventParsing, CamundaEventDefinitionParser, ReceiveTaskParser):
+    """A receive task with a message waits for it; `tigao message` delivers to it."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -327,17 +365,53 @@ class _MergingMultiInstance:
                 my_task.data[key] = deepcopy(value)
 
 
+def _enter_waiting(spec: Any, my_task: Any) -> None:
+    # What Camunda's multi-instance update does to the task before the BPMN one runs, without its
+    # rewriting of the (shared) spec: the data references are fixed once, when the spec is built.
+    if my_task.state != TaskState.WAITING:
+        BpmnSpecMixin._update_hook(spec, my_task)
+        my_task._set_state(TaskState.WAITING)
+
+
 class TigaoParallelMultiInstance(_MergingMultiInstance, CamundaParallelMI):
-    pass
+    def _update_hook(self, my_task: Any) -> Any:
+        _enter_waiting(self, my_task)
+        return BpmnParallelMITask._update_hook(self, my_task)
 
 
 class TigaoSequentialMultiInstance(_MergingMultiInstance, CamundaSequentialMI):
-    pass
+    def _update_hook(self, my_task: Any) -> Any:
+        _enter_waiting(self, my_task)
+        return BpmnSequentialMITask._update_hook(self, my_task)
+
+
+def _resolve_multi_instance(ts: Any) -> None:
+    """Fix a Camunda multi-instance spec's data references when it is built.
+
+    SpiffWorkflow's Camunda tasks set them on the shared spec the first time an instance enters
+    the activity, so a process that restores a stored state without having entered it (a new
+    process, or a fresh Engine) would merge children without knowing their collection.
+    `camunda:collection` is both input and output; `loopCardinality` is a count (as in Camunda).
+    """
+    if ts.cardinality is None and ts.data_output is not None:
+        ts.data_input = TaskDataReference(ts.data_output.bpmn_id)
+    if ts.output_item is not None:
+        ts.input_item = TaskDataReference(ts.output_item.bpmn_id)
+
+
+def _connect_loop(spec: Any, ts: Any) -> None:
+    # A loop hears of its children's completion through the child spec's completed event.
+    # SpiffWorkflow connects it when the first child is created (in this process), or when it
+    # restores a serialized spec; the engine builds specs from their files, so it connects here,
+    # or a stored instance restored by a new process would never merge its children.
+    child = spec.task_specs.get(ts.task_spec)
+    if child is not None and not child.completed_event.is_connected(ts.merge_child):
+        child.completed_event.connect(ts.merge_child)
 
 
 def upgrade_specs(specs: list[Any]) -> None:
     """Give parsed specs the engine's behaviour (same state, subclass): merging multi-instance,
-    an end join that sees the whole tree."""
+    an end join that sees the whole tree; and wire what SpiffWorkflow would wire at run time."""
     for spec in specs:
         for ts in spec.task_specs.values():
             if type(ts) is _EndJoin:
@@ -346,6 +420,11 @@ def upgrade_specs(specs: list[Any]) -> None:
                 ts.__class__ = TigaoParallelMultiInstance
             elif type(ts) is CamundaSequentialMI:
                 ts.__class__ = TigaoSequentialMultiInstance
+            if isinstance(ts, (TigaoParallelMultiInstance, TigaoSequentialMultiInstance)):
+                _resolve_multi_instance(ts)
+        for ts in spec.task_specs.values():
+            if isinstance(ts, LoopTask):
+                _connect_loop(spec, ts)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -404,10 +483,12 @@ class TigaoParser(CamundaParser):
         full_tag("startEvent"): (TigaoStartEventParser, StartEvent),
         full_tag("intermediateCatchEvent"): (TigaoIntermediateCatchEventParser, IntermediateCatchEvent),
         full_tag("boundaryEvent"): (TigaoBoundaryEventParser, BoundaryEvent),
+        full_tag("intermediateThrowEvent"): (TigaoIntermediateThrowEventParser, IntermediateThrowEvent),
+        full_tag("endEvent"): (TigaoEndEventParser, EndEvent),
+        full_tag("receiveTask"): (TigaoReceiveTaskParser, ReceiveTask),
         full_tag("parallelGateway"): (BpmnParser.PARSER_CLASSES[full_tag("parallelGateway")][0],
                                       TigaoParallelGateway),
-        full_tag("inclusiveGateway"): (BpmnParser.PARSER_CLASSES[full_tag("inclusiveGateway")][0],
-                                       TigaoInclusiveGateway),
+        full_tag("inclusiveGateway"): (InclusiveGatewayParser, TigaoInclusiveGateway),
     })
 
 
@@ -443,7 +524,8 @@ class TigaoSubWorkflowConverter(BpmnSubWorkflowConverter):
     def from_dict(self, dct: dict[str, Any], task: Any, top_workflow: Any) -> Any:
         from uuid import UUID
 
-        spec = top_workflow.subprocess_specs.get(task.task_spec.spec)
+        # A calledElement="${...}" was resolved when the activity started (engine/camunda.py).
+        spec = top_workflow.subprocess_specs.get(task.internal_data.get("called_element") or task.task_spec.spec)
         subprocess = TigaoSubWorkflow(spec, task.id, top_workflow, deserializing=True)
         subprocess.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=subprocess)
         subprocess.task_tree = subprocess.tasks.get(UUID(dct["root"]))
@@ -451,8 +533,48 @@ class TigaoSubWorkflowConverter(BpmnSubWorkflowConverter):
         return subprocess
 
 
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON values: `True`, `1` and `1.0` are three different values."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return bool(a == b)
+
+
+class TigaoTaskConverter(TaskConverter):
+    """Stores a task's data as its changes from its parent's, as SpiffWorkflow does, but compares
+    values by JSON type: SpiffWorkflow's `!=` takes `True` for `1`, so a task that turned a 1 into
+    true would restore as 1."""
+
+    def to_dict(self, task: Any) -> dict[str, Any]:
+        parent = task.parent
+        if parent is None:
+            data, delta = task.data, {}
+        else:
+            before, after = parent.data, task.data
+            data = {}
+            delta = {"updates": {k: v for k, v in after.items() if k not in before or not _same(before[k], v)},
+                     "deletions": [k for k in before if k not in after]}
+        return {
+            "id": str(task.id),
+            "parent": str(task._parent) if parent is not None else None,
+            "children": [str(child) for child in task._children],
+            "last_state_change": task.last_state_change,
+            "state": task.state,
+            "task_spec": task.task_spec.name,
+            "triggered": task.triggered,
+            "internal_data": self.registry.convert(task.internal_data),
+            "data": data,
+            "delta": delta,
+        }
+
+
 def _config() -> dict[Any, Any]:
     config = dict(CAMUNDA_CONFIG)
+    config[Task] = TigaoTaskConverter
     # Both names restore the engine's classes (states written before the subclasses existed
     # name SpiffWorkflow's own).
     config[BpmnWorkflow] = SpeclessWorkflowConverter
@@ -489,6 +611,36 @@ class StateSerializer:
             _SPECS.reset(token)
         workflow.script_engine = script_engine
         return workflow
+
+    def task_data(self, text: str, task_id: str) -> dict[str, Any] | None:
+        """The data of one task of a stored state, without restoring the workflow: its branch of
+        the tree is read from the JSON and the data deltas applied from the root down, as the
+        full restore does. None if the state has no such task."""
+        import json
+
+        dct = json.loads(text, cls=self._inner.json_decoder_cls)
+        self._inner.migrate(dct)
+        registry = self._inner.registry
+        for tasks in [dct["tasks"], *(sp["tasks"] for sp in dct.get("subprocesses", {}).values())]:
+            if task_id not in tasks:
+                continue
+            chain = []
+            node = tasks.get(task_id)
+            while node is not None:
+                chain.append(node)
+                node = tasks.get(node["parent"]) if node.get("parent") else None
+            data: dict[str, Any] = {}
+            for node in reversed(chain):
+                delta = node.get("delta")
+                if delta and node.get("parent") is not None:
+                    data = dict(data)
+                    data.update(registry.restore(delta.get("updates", {})))
+                    for key in delta.get("deletions", []):
+                        data.pop(key, None)
+                else:
+                    data = registry.restore(node["data"])
+            return data
+        return None
 
 
 

@@ -10,11 +10,13 @@ from typing import Any
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_DB = "tigao.db"
 MIGRATIONS = Path(__file__).parent / "migrations"
+SQLITE_BUSY_SECONDS = 15.0  # how long one attempt waits for SQLite's one writer
+SQLITE_BEGIN_ATTEMPTS = 2  # attempts to begin a transaction, each up to SQLITE_BUSY_SECONDS
 
 
 class DatabaseProblem(Exception):
@@ -54,7 +56,7 @@ def make_engine(url: str) -> SAEngine:
                               "postgresql://user@host/db") from exc
     backend = u.get_backend_name()
     if backend == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": 15, "isolation_level": None})
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS, "isolation_level": None})
 
         @event.listens_for(engine, "connect")
         def _on_connect(dbapi_conn: Any, _record: Any) -> None:
@@ -63,14 +65,22 @@ def make_engine(url: str) -> SAEngine:
             # FULL: a commit is on disk before the command returns (durable, not just crash-safe).
             cur.execute("PRAGMA synchronous=FULL")
             cur.execute("PRAGMA foreign_keys=ON")
-            cur.execute("PRAGMA busy_timeout=15000")
+            cur.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_SECONDS * 1000)}")
             cur.close()
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:
             # Take the write lock up front: two writers serialise instead of failing mid-way
-            # with SQLITE_BUSY on lock upgrade.
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # with SQLITE_BUSY on lock upgrade. Every transaction waits here, up to
+            # SQLITE_BEGIN_ATTEMPTS busy timeouts, for the one writer before it (e.g. the worker,
+            # which leaves a gap after each of its transactions).
+            for attempt in range(SQLITE_BEGIN_ATTEMPTS):
+                try:
+                    conn.exec_driver_sql("BEGIN IMMEDIATE")
+                    return
+                except OperationalError as exc:
+                    if "locked" not in str(exc.orig) or attempt == SQLITE_BEGIN_ATTEMPTS - 1:
+                        raise
 
         return engine
     if backend == "postgresql":

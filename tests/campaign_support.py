@@ -27,6 +27,7 @@ from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
 from SpiffWorkflow.util.task import TaskState
 
 from engine import Engine, TaskView, Worker
+from engine_modes import new_engine
 from campaign.demo import FORMS, ORG, PROCESSES, prepare_database, reduced_org
 from storage.models import Definition, Instance
 
@@ -42,7 +43,7 @@ def campaign_engine(url: str, when: datetime, staff: int | None = None, tmp: Pat
     """An engine on `url` (an initialised, empty database) on a simulated clock at `when`, with
     the sample bureau (or a smaller one: heads, bureau roles and `staff` further members per
     department) loaded and the campaign deployed."""
-    engine = Engine(url)
+    engine = new_engine(url)
     prepare_database(engine, when)
     if staff is None:
         engine.load_directory(ORG)

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from engine import Engine, SettableClock
+from engine_modes import DigestBook, digest, mode, new_engine
 
 HERE = Path(__file__).parent
 BPMN = HERE / "bpmn"
@@ -108,11 +109,27 @@ def set_simulated(url: str, when: datetime = T0) -> None:
     eng.close()
 
 
+_DIGESTS = DigestBook()
+
+
+@pytest.fixture(params=["cached", pytest.param("uncached", marks=pytest.mark.slow)])
+def engine_mode(request: pytest.FixtureRequest, db_url: str) -> Iterator[str]:
+    """Run a test with one caching Engine, and again with Engines that keep nothing between
+    transactions (tests/engine_modes.py); the two runs must leave equal databases."""
+    with mode(request.param):
+        yield request.param
+    params = {k: v for k, v in request.node.callspec.params.items() if k != "engine_mode"}
+    key = f"{request.node.module.__name__}::{request.node.originalname}{sorted(params.items(), key=str)!r}"
+    _DIGESTS.record(key, request.param, digest(db_url))
+
+
 @pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
+def engine(request: pytest.FixtureRequest, db_url: str) -> Iterator[Engine]:
     """An engine on a simulated clock at T0 with the test directory and test diagrams deployed."""
+    if "engine_mode" in request.fixturenames:
+        request.getfixturevalue("engine_mode")
     set_simulated(db_url)
-    eng = Engine(db_url)
+    eng = new_engine(db_url)
     eng.load_directory(ORG)
     eng.deploy([BPMN])
     yield eng

@@ -16,6 +16,9 @@ import pytest
 from engine import Conflict, Engine, InputError, NotFound
 from helpers import assert_roundtrip, complete, data, open_tasks, status, task_by_element
 
+# Every test runs with a caching Engine and with Engines that keep nothing (tests/engine_modes.py).
+pytestmark = pytest.mark.usefixtures("engine_mode")
+
 BPMN = Path(__file__).parent / "bpmn"
 
 # The history events that describe the path an instance took (others, e.g. claims, are left out).

@@ -35,10 +35,11 @@ def test_diff__same_file__is_empty() -> None:
 
 def test_diff__task_attributes__each_change_named_with_old_and_new() -> None:
     newer = _edit(COMPLAINT,
-                  ('name="受理登記投訴(首問負責)" camunda:formKey="complaint_register" camunda:candidateGroups="efficiency_office" '
-                   'camunda:dueDate="P1D"',
-                   'name="受理並登記投訴" camunda:formKey="complaint_register_v2" camunda:candidateGroups="efficiency_office,leaders" '
-                   'camunda:dueDate="P2D" camunda:assignee="${registrar}"'),
+                  (('name="受理登記投訴(首問負責)" camunda:formKey="complaint_register" '
+                    'camunda:candidateGroups="efficiency_office" camunda:dueDate="P1D"'),
+                   ('name="受理並登記投訴" camunda:formKey="complaint_register_v2" '
+                    'camunda:candidateGroups="efficiency_office,leaders" camunda:dueDate="P2D" '
+                    'camunda:assignee="${registrar}"')),
                   ('<bpmn:script>channel = "public_supervision"</bpmn:script>',
                    '<bpmn:script>channel = "hotline"</bpmn:script>'))
     diff = diff_bpmn(COMPLAINT, newer, process_id="complaint")
@@ -82,8 +83,8 @@ def test_diff__added_removed_and_moved__highlight_on_the_newer_diagram() -> None
                           '<bpmndi:BPMNShape id="Task_archive_di" bpmnElement="Task_archive"><dc:Bounds x="700" y="250" '
                           'width="100" height="80" /></bpmndi:BPMNShape>\n      <bpmndi:BPMNShape id="Task_notify_complainant_di"')
     older = _edit(COMPLAINT, ('<bpmn:endEvent id="EndEvent_complaint" name="投訴辦結">',
-                              '<bpmn:textAnnotation id="Note_old"><bpmn:text>old</bpmn:text></bpmn:textAnnotation>'
-                              '<bpmn:endEvent id="EndEvent_complaint" name="投訴辦結">'))
+                              ('<bpmn:textAnnotation id="Note_old"><bpmn:text>old</bpmn:text></bpmn:textAnnotation>'
+                               '<bpmn:endEvent id="EndEvent_complaint" name="投訴辦結">')))
     diff = diff_bpmn(older, newer, process_id="complaint")
     assert [(e.id, e.type, e.name) for e in diff.added] == [("Task_archive", "manualTask", "歸檔")]
     assert [e.id for e in diff.removed] == ["Note_old"]

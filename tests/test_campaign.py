@@ -18,6 +18,9 @@ from campaign_support import FINDING, at, campaign_engine, run_scenario
 from engine import NotAllowed
 from helpers import assert_roundtrip
 
+# Every test runs with a caching Engine and with Engines that keep nothing (tests/engine_modes.py).
+pytestmark = pytest.mark.usefixtures("engine_mode")
+
 
 def completions(engine, instance_id: int, element: str) -> list:
     return [e for e in engine.history(instance_id) if e.type == "task_completed" and e.element_id == element]

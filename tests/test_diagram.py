@@ -213,3 +213,28 @@ def test_render__no_di__says_so() -> None:
            'targetNamespace="x"><bpmn:process id="p"><bpmn:startEvent id="s"/></bpmn:process></bpmn:definitions>')
     svg = _svg(render_svg(xml, title="p"))
     assert "no layout" in "".join(svg.itertext())
+
+
+def test_render__vertical_pool_and_drill_down_plane() -> None:
+    xml = (RENDER / "render_vertical.bpmn").read_text(encoding="utf-8")
+    svg = _svg(render_svg(xml))
+    shapes = _groups(svg, "bpmn-shape")
+    assert "V_inner_task" not in shapes and "V_drill" in shapes  # the main plane only
+    assert shapes["Part_vertical"].find(".//s:g[@transform]", NS) is None  # a header read left to right
+    assert shapes["V_drill"].find(".//s:g[@class='marker marker-collapsed']", NS) is not None
+    inner = _groups(_svg(render_svg(xml, process_id="V_drill")), "bpmn-shape")
+    assert set(inner) == {"V_inner_start", "V_inner_task"}
+    assert inner["V_inner_task"].get("data-bounds") == "270 78 100 80"
+
+
+def test_render__broken_di_numbers__left_out() -> None:
+    xml = (ROOT / "tests" / "bpmn" / "user_task.bpmn").read_text(encoding="utf-8")
+    plane = _plane(ROOT / "tests" / "bpmn" / "user_task.bpmn")
+    task = next(s for s in plane.findall("bpmndi:BPMNShape", NS) if s.get("bpmnElement") == "Task_fill")
+    b = task.find("dc:Bounds", NS)
+    old = f'x="{b.get("x")}" y="{b.get("y")}"'
+    assert old in xml
+    broken = xml.replace(old, 'x="NaN" y="inf"').replace('<di:waypoint x="', '<di:waypoint x="1e99', 1)
+    svg = _svg(render_svg(broken))
+    assert "Task_fill" not in _groups(svg, "bpmn-shape")
+    assert all(abs(float(v)) < 1e7 for v in svg.get("viewBox").split())

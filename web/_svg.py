@@ -55,7 +55,7 @@ def sub(parent: etree._Element, tag: str, text: str | None = None, **attrs: Any)
 def new_svg(width: float, height: float, min_x: float = 0, min_y: float = 0,
             **attrs: Any) -> etree._Element:
     """A standalone root <svg> with a viewBox and the font stack."""
-    root = etree.Element(f"{{{SVG_NS}}}svg", nsmap={None: SVG_NS})
+    root = etree.Element(f"{{{SVG_NS}}}svg", nsmap={None: SVG_NS})  # type: ignore[dict-item]
     root.set("version", "1.1")
     root.set("width", fmt(width))
     root.set("height", fmt(height))
@@ -170,9 +170,7 @@ def _wrap(text: str, width: float, size: float) -> list[str]:
                     cur += piece
                     continue
                 # Keep closing punctuation on the line before, opening punctuation on the next.
-                if piece[0] in _NO_LINE_START and len(cur) > 1:
-                    piece, cur = cur[-1] + piece, cur[:-1]
-                elif cur[-1] in _NO_LINE_END and len(cur) > 1:
+                if piece[0] in _NO_LINE_START and len(cur) > 1 or cur[-1] in _NO_LINE_END and len(cur) > 1:
                     piece, cur = cur[-1] + piece, cur[:-1]
                 lines.append(cur.rstrip())
                 cur = piece

@@ -90,11 +90,11 @@ def _local(el: etree._Element) -> str:
 def _text(el: etree._Element | None) -> str | None:
     if el is None:
         return None
-    return " ".join("".join(el.itertext()).split()) or ""
+    return " ".join("".join(str(t) for t in el.itertext()).split()) or ""
 
 
-def _attr_name(qname: str) -> str:
-    return etree.QName(qname).localname
+def _attr_name(qname: str | bytes) -> str:
+    return str(etree.QName(qname).localname)
 
 
 def _ref_label(by_id: dict[str, etree._Element], ref: str | None) -> str | None:
@@ -115,7 +115,7 @@ def _facts(el: etree._Element, by_id: dict[str, etree._Element], lanes: dict[str
     for key, value in el.attrib.items():
         name = _attr_name(key)
         if name != "id":
-            facts[name] = value
+            facts[name] = str(value)
     for child in el:
         kind = _local(child)
         if kind in ("conditionExpression", "script", "documentation"):
@@ -126,7 +126,7 @@ def _facts(el: etree._Element, by_id: dict[str, etree._Element], lanes: dict[str
             facts["multiInstance"] = "sequential" if child.get("isSequential") == "true" else "parallel"
             for key, value in child.attrib.items():
                 if _attr_name(key) not in ("id", "isSequential"):
-                    facts[_attr_name(key)] = value
+                    facts[_attr_name(key)] = str(value)
             for part in ("loopCardinality", "completionCondition"):
                 node = child.find(f"bpmn:{part}", NS)
                 if node is not None:
@@ -142,9 +142,9 @@ def _facts(el: etree._Element, by_id: dict[str, etree._Element], lanes: dict[str
     if el.get("id") in lanes:
         facts["lane"] = lanes[el.get("id", "")]
     if _local(el) == "group":
-        value = by_id.get(el.get("categoryValueRef", ""))
-        if value is not None:
-            facts["name"] = value.get("value", "")
+        category = by_id.get(el.get("categoryValueRef", ""))
+        if category is not None:
+            facts["name"] = category.get("value", "")
     return facts
 
 
@@ -173,26 +173,29 @@ def _extension_facts(facts: dict[str, str], ext: etree._Element) -> None:
         path = [_local(a) for a in item.iterancestors() if a is not ext and ext in a.iterancestors()]
         label = next((item.get(k) for k in ("name", "id", "variables", "target", "source", "event") if item.get(k)), "")
         key = ".".join([*reversed(path), _local(item)]) + (f":{label}" if label else "")
-        attrs = " ".join(f"{_attr_name(k)}={v}" for k, v in sorted(item.attrib.items()))
+        attrs = " ".join(f"{_attr_name(k)}={v!s}" for k, v in sorted((str(k), str(v)) for k, v in item.attrib.items()))
         value = " ".join(p for p in (attrs, _text(item) or "") if p)
         facts[key] = f"{facts[key]}; {value}" if key in facts else value
 
 
 def _elements(root: etree._Element, process_id: str | None) -> tuple[dict[str, dict[str, str]], dict[str, str]]:
     """Element id -> facts, and element id -> layout signature."""
-    by_id = {el.get("id"): el for el in root.iter() if isinstance(el.tag, str) and el.get("id")
+    by_id = {str(el.get("id")): el for el in root.iter() if isinstance(el.tag, str) and el.get("id")
              and etree.QName(el).namespace == BPMN}
     processes = {p.get("id") for p in root.iterfind("bpmn:process", NS)}
     if process_id is not None and process_id not in processes:
         raise InputError(f"the file has no process '{process_id}' (its processes: "
                          f"{', '.join(sorted(p for p in processes if p)) or 'none'})")
-    lanes = {ref.text.strip(): ref.getparent().get("name") or ref.getparent().get("id", "")
-             for ref in root.iter(f"{{{BPMN}}}flowNodeRef") if ref.text}
+    lanes: dict[str, str] = {}
+    for node_ref in root.iter(f"{{{BPMN}}}flowNodeRef"):
+        lane = node_ref.getparent()
+        if node_ref.text and lane is not None:
+            lanes[node_ref.text.strip()] = lane.get("name") or lane.get("id") or ""
     out: dict[str, dict[str, str]] = {}
     for el_id, el in by_id.items():
         kind = _local(el)
         parent = el.getparent()
-        if (kind in _FACETS or kind.endswith("EventDefinition") or parent is None
+        if (parent is None or kind in _FACETS or kind.endswith("EventDefinition")
                 or _local(parent) not in _CONTAINERS | {"participant"} or kind in ("definitions", "laneSet")):
             continue
         if process_id is not None:
@@ -203,8 +206,8 @@ def _elements(root: etree._Element, process_id: str | None) -> tuple[dict[str, d
         out[el_id] = _facts(el, by_id, lanes)
     layout: dict[str, str] = {}
     for di in root.iter(f"{{{NS['bpmndi']}}}BPMNShape", f"{{{NS['bpmndi']}}}BPMNEdge"):
-        ref = di.get("bpmnElement", "")
-        numbers = [f"{b.get('x')},{b.get('y')},{b.get('width', '')},{b.get('height', '')}"
+        ref = str(di.get("bpmnElement") or "")
+        numbers = [f"{b.get('x')},{b.get('y')},{b.get('width') or ''},{b.get('height') or ''}"
                    for b in di.iter(f"{{{NS['dc']}}}Bounds", f"{{{NS['di']}}}waypoint")]
         layout[ref] = " ".join(numbers) + (f" expanded={di.get('isExpanded')}" if di.get("isExpanded") else "")
     return out, layout

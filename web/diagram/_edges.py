@@ -4,6 +4,7 @@ message flows, associations and data associations, with their arrowheads and lab
 from __future__ import annotations
 
 import math
+from itertools import pairwise
 
 from lxml import etree
 
@@ -51,9 +52,9 @@ def _open_arrow(g: etree._Element, tip: Point, before: Point, color: str, fill: 
 
 def midpoint(points: list[Point]) -> Point:
     """The point halfway along the polyline."""
-    lengths = [_unit(a, b)[2] for a, b in zip(points, points[1:])]
+    lengths = [_unit(a, b)[2] for a, b in pairwise(points)]
     half = sum(lengths) / 2
-    for (a, b), seg in zip(zip(points, points[1:]), lengths):
+    for (a, b), seg in zip(pairwise(points), lengths):
         if half <= seg:
             ux, uy, _ = _unit(a, b)
             return a[0] + ux * half, a[1] + uy * half
@@ -62,8 +63,9 @@ def midpoint(points: list[Point]) -> Point:
 
 
 def draw_edge(parent: etree._Element, edge: Edge, tooltip: str, color: str = INK,
-              width: float = 1.5) -> etree._Element:
-    """Draw one connection; its group carries ``data-element-id`` and ``data-waypoints``."""
+              width: float = 1.5, labels: etree._Element | None = None) -> etree._Element:
+    """Draw one connection; its group carries ``data-element-id`` and ``data-waypoints``.
+    Its label goes into ``labels`` (a layer above the shapes) when given."""
     pts = edge.points
     g = sub(parent, "g", cls=f"bpmn-edge bpmn-{edge.kind}", data_element_id=edge.id,
             data_waypoints=" ".join(f"{x:g},{y:g}" for x, y in pts))
@@ -109,7 +111,8 @@ def draw_edge(parent: etree._Element, edge: Edge, tooltip: str, color: str = INK
         if direction == "Both":
             _open_arrow(g, pts[0], pts[1], color)
     if edge.name:
-        _edge_label(g, edge)
+        holder = g if labels is None else sub(labels, "g", cls="bpmn-label", data_element_id=edge.id)
+        _edge_label(holder, edge)
     return g
 
 

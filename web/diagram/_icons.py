@@ -5,6 +5,7 @@ serves every size; stroke widths are divided by the scale to stay thin."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 from lxml import etree
 
@@ -94,7 +95,7 @@ def _gear(teeth: int, outer: float, inner: float, cx: float, cy: float) -> list[
 def task_icon(parent: etree._Element, kind: str, x: float, y: float) -> None:
     """Draw the type symbol of a task in its top left corner (x, y: the symbol's corner)."""
     g = _group(parent, x, y, 1, f"icon icon-{kind}")
-    common = {"stroke": INK, "stroke_width": 1.1, "stroke_linejoin": "round"}
+    common: dict[str, Any] = {"stroke": INK, "stroke_width": 1.1, "stroke_linejoin": "round"}
     if kind == "userTask":
         sub(g, "path", d="M1.5 18 C1.5 12.5 4.5 10.5 9 10.5 C13.5 10.5 16.5 12.5 16.5 18 Z", fill=WHITE, **common)
         sub(g, "circle", cx=9, cy=5.5, r=4, fill=WHITE, **common)

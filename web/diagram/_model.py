@@ -3,6 +3,7 @@ and the semantic facts that decide how each one looks."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -95,10 +96,13 @@ def _bounds(el: etree._Element | None) -> Bounds | None:
     if el is None:
         return None
     try:
-        return Bounds(float(el.get("x", "0")), float(el.get("y", "0")),
-                      float(el.get("width", "0")), float(el.get("height", "0")))
+        x, y, w, h = (float(el.get(k, "0")) for k in ("x", "y", "width", "height"))
     except ValueError:
         return None
+    # Hostile or broken DI (NaN, infinities, absurd sizes) is left out rather than drawn.
+    if not all(math.isfinite(v) and abs(v) < 1e7 for v in (x, y, w, h)):
+        return None
+    return Bounds(x, y, max(w, 0.0), max(h, 0.0))
 
 
 def element_name(el: etree._Element | None, by_id: dict[str, etree._Element]) -> str:
@@ -135,28 +139,34 @@ def load(bpmn_xml: str, process_id: str | None = None) -> Diagram:
 
     Raises:
         DefinitionError: the file is not well-formed XML or declares a DOCTYPE.
-        InputError: ``process_id`` names no process or participant of the file.
+        InputError: ``process_id`` names no process of the file (nor a sub-process drawn on a
+            plane of its own).
     """
     root = parse_xml("diagram.bpmn", bpmn_xml)
-    by_id = {el.get("id"): el for el in root.iter() if isinstance(el.tag, str) and el.get("id")
+    by_id = {str(el.get("id")): el for el in root.iter() if isinstance(el.tag, str) and el.get("id")
              and etree.QName(el).namespace == BPMN}
     owner: dict[str, str] = {}  # element id -> id of the process it belongs to
     processes = root.findall("bpmn:process", NS)
     for proc in processes:
         pid = proc.get("id", "")
-        for el in proc.iter():
-            if isinstance(el.tag, str) and el.get("id"):
-                owner[el.get("id")] = pid
+        for child in proc.iter():
+            if isinstance(child.tag, str) and child.get("id"):
+                owner[str(child.get("id"))] = pid
     for part in root.iterfind(".//bpmn:participant", NS):
         if part.get("processRef"):
             owner[part.get("id", "")] = part.get("processRef", "")
 
-    plane = _choose_plane(root, by_id, process_id, [p.get("id", "") for p in processes])
+    # A collapsed sub-process may have its content on a plane of its own (drill down).
+    own_plane = next((p for p in root.iterfind("bpmndi:BPMNDiagram/bpmndi:BPMNPlane", NS)
+                      if process_id and p.get("bpmnElement") == process_id
+                      and local(by_id.get(process_id, root)) in CONTAINER_KINDS), None)
+    plane = own_plane if own_plane is not None else _choose_plane(
+        root, by_id, process_id, [p.get("id", "") for p in processes])
     if plane is None:
         return Diagram([], [], has_di=False)
 
     def keep(el_id: str) -> bool:
-        return process_id is None or owner.get(el_id) == process_id
+        return process_id is None or own_plane is not None or owner.get(el_id) == process_id
 
     shapes: list[Shape] = []
     edges: list[Edge] = []
@@ -175,9 +185,11 @@ def load(bpmn_xml: str, process_id: str | None = None) -> Diagram:
             points = []
             for wp in di.iterfind("di:waypoint", NS):
                 try:
-                    points.append((float(wp.get("x", "0")), float(wp.get("y", "0"))))
+                    point = (float(wp.get("x", "0")), float(wp.get("y", "0")))
                 except ValueError:
                     continue
+                if all(math.isfinite(v) and abs(v) < 1e7 for v in point):
+                    points.append(point)
             if len(points) < 2 or el is None:
                 continue
             edges.append(_edge(el, di, points, by_id))

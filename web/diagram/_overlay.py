@@ -4,6 +4,7 @@ over a diagram, and the small legend that explains the colours used."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from lxml import etree
 
@@ -67,7 +68,7 @@ def as_marker(value: Marker | str) -> Marker:
     return value if isinstance(value, Marker) else Marker(str(value))
 
 
-def _outline(g: etree._Element, shape: Shape, pad: float, **attrs: object) -> None:
+def _outline(g: etree._Element, shape: Shape, pad: float, **attrs: Any) -> None:
     b = shape.bounds
     kind = shape.kind
     if kind.endswith("Event"):

@@ -10,8 +10,16 @@ from engine.errors import InputError
 from .._svg import INK, MUTED, new_svg, serialize, sub, text_block, text_width, wrap
 from ._edges import draw_edge
 from ._model import CONTAINER_KINDS, Bounds, Diagram, Edge, Shape, load
-from ._overlay import (COLORS, HIGHLIGHT_KINDS, Marker, as_marker, draw_highlight, draw_legend,
-                       draw_marker, legend_height)
+from ._overlay import (
+    COLORS,
+    HIGHLIGHT_KINDS,
+    Marker,
+    as_marker,
+    draw_highlight,
+    draw_legend,
+    draw_marker,
+    legend_height,
+)
 from ._shapes import draw_shape, type_label
 
 MARGIN = 20.0
@@ -90,6 +98,7 @@ def render_svg(bpmn_xml: str, *, process_id: str | None = None,
     Args:
         bpmn_xml: the BPMN file's text (parsed with DOCTYPE and entities refused).
         process_id: draw only this process (its pool, lanes and elements); all of them if None.
+            The id of a collapsed sub-process whose content has a plane of its own draws that plane.
         markers: element id -> run-time state (a ``Marker`` or a bare state name).
         highlight: element id -> ``added`` / ``changed`` / ``removed`` (a diff on this diagram).
         title: a heading drawn above the diagram (and the SVG's own <title>).
@@ -133,6 +142,7 @@ def render_svg(bpmn_xml: str, *, process_id: str | None = None,
     shapes_layer = sub(root, "g", cls="layer-containers")
     edges_layer = sub(root, "g", cls="layer-edges")
     nodes_layer = sub(root, "g", cls="layer-shapes")
+    labels_layer = sub(root, "g", cls="layer-labels")
     overlay = sub(root, "g", cls="layer-overlay")
     ordered = sorted(diagram.shapes, key=_order)
     for shape in ordered:
@@ -144,7 +154,7 @@ def render_svg(bpmn_xml: str, *, process_id: str | None = None,
         change = lights.get(edge.id)
         color = COLORS[mark.state] if mark else COLORS[change] if change else INK
         draw_edge(edges_layer, edge, _tooltip(edge.name, _edge_type(edge), mark, change), color=color,
-                  width=2.5 if (mark or change) else 1.5)
+                  width=2.5 if (mark or change) else 1.5, labels=labels_layer)
     for shape in ordered:
         if shape.id in lights:
             draw_highlight(overlay, shape, lights[shape.id])

@@ -5,6 +5,7 @@ and of their labels. Every shape becomes one <g> carrying ``data-element-id`` an
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from lxml import etree
 
@@ -17,7 +18,7 @@ LABEL_FONT = 11.0
 LINE = 1.25  # line height in em
 STROKE = 1.5
 # A white outline behind external labels keeps them readable where a flow crosses them.
-HALO = {"stroke": "#ffffff", "stroke_width": 3, "stroke_linejoin": "round", "paint_order": "stroke"}
+HALO: dict[str, Any] = {"stroke": "#ffffff", "stroke_width": 3, "stroke_linejoin": "round", "paint_order": "stroke"}
 TASK_KINDS = {"task", "userTask", "manualTask", "scriptTask", "serviceTask", "sendTask", "receiveTask",
               "businessRuleTask", "callActivity", "subProcess", "transaction", "adHocSubProcess"}
 GATEWAY_KINDS = {"exclusiveGateway", "parallelGateway", "inclusiveGateway", "complexGateway",
@@ -259,7 +260,7 @@ def _data_object(g: etree._Element, shape: Shape) -> None:
         root = el.getroottree()
         ref = el.get("dataObjectRef")
         found = root.xpath("//*[@id=$r]", r=ref) if ref else []
-        target = found[0] if found else el
+        target = found[0] if isinstance(found, list) and found and isinstance(found[0], etree._Element) else el
     if target is not None and target.get("isCollection") == "true":
         activity_marker(g, "parallel", b.cx - MARKER_SIZE / 2, b.y + b.h - MARKER_SIZE - 2)
     if shape.kind in ("dataInput", "dataOutput"):

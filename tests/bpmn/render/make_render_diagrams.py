@@ -74,13 +74,13 @@ class Doc:
                 points = [a, (a[0], (a[1] + b[1]) / 2), (b[0], (a[1] + b[1]) / 2), b]
         label = ""
         if name:
-            mx, my = points[len(points) // 2 - 1] if len(points) > 2 else (
-                (points[0][0] + points[1][0]) / 2, (points[0][1] + points[1][1]) / 2)
+            a, b = points[len(points) // 2 - 1], points[len(points) // 2]
+            mx, my = (a[0] + b[0]) / 2, (a[1] + b[1]) / 2
             label = f'<bpmndi:BPMNLabel><dc:Bounds x="{mx + 6:g}" y="{my - 18:g}" width="60" height="14" /></bpmndi:BPMNLabel>'
         wps = "".join(f'<di:waypoint x="{x:g}" y="{y:g}" />' for x, y in points)
         self.di.append(f'<bpmndi:BPMNEdge id="{fid}_di" bpmnElement="{fid}">{wps}{label}</bpmndi:BPMNEdge>')
 
-    def write(self, plane_of: str, collaboration: str = "") -> None:
+    def write(self, plane_of: str, collaboration: str = "", extra: str = "") -> None:
         out = [HEAD.format(key=self.key), collaboration, *self.roots]
         for pid, parts in self.procs.items():
             body = "\n    ".join(parts)
@@ -91,7 +91,7 @@ class Doc:
             out.append(f'  <bpmn:process id="{pid}" name="{pid}" isExecutable="false">\n    {body}\n  </bpmn:process>\n')
         out.append(f'  <bpmndi:BPMNDiagram id="BPMNDiagram_{self.key}"><bpmndi:BPMNPlane id="BPMNPlane_{self.key}" '
                    f'bpmnElement="{plane_of}">\n    ' + "\n    ".join(self.di) +
-                   "\n  </bpmndi:BPMNPlane></bpmndi:BPMNDiagram>\n</bpmn:definitions>\n")
+                   "\n  </bpmndi:BPMNPlane></bpmndi:BPMNDiagram>\n" + extra + "</bpmn:definitions>\n")
         (HERE / f"{self.key}.bpmn").write_text("".join(out), encoding="utf-8")
 
 
@@ -227,6 +227,7 @@ def tasks() -> None:
 
 if __name__ == "__main__":
     tasks()
-    from make_render_events import collaboration, events  # noqa: E402  (second half, kept short)
+    from make_render_events import collaboration, events, vertical
     events()
     collaboration()
+    vertical()

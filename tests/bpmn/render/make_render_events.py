@@ -157,3 +157,39 @@ def collaboration() -> None:
     d.roots = saved
     d.roots[0] = d.roots[0].replace("@@MESSAGEFLOWS@@", "".join(flows))
     d.write("Collaboration_render")
+
+
+def vertical() -> None:
+    """A pool drawn top to bottom with two lanes, and a collapsed sub-process whose content is
+    on a plane of its own (as Camunda Modeler 5 writes it)."""
+    d = Doc("render_vertical")
+    p = "vertical"
+    d.procs[p] = []
+    d.roots.append('  <bpmn:collaboration id="Collaboration_vertical"><bpmn:participant id="Part_vertical" '
+                   'name="縱向泳池 Vertical pool" processRef="vertical" /></bpmn:collaboration>\n')
+    d.shape("Part_vertical", 100, 40, 440, 560, ' isHorizontal="false"')
+    d.shape("Lane_left", 100, 70, 220, 530, ' isHorizontal="false"')
+    d.shape("Lane_right", 320, 70, 220, 530, ' isHorizontal="false"')
+    d.procs[p].append('<bpmn:laneSet id="LaneSet_vertical"><bpmn:lane id="Lane_left" name="申請人">'
+                      '<bpmn:flowNodeRef>V_start</bpmn:flowNodeRef><bpmn:flowNodeRef>V_apply</bpmn:flowNodeRef>'
+                      '</bpmn:lane><bpmn:lane id="Lane_right" name="Reviewer">'
+                      '<bpmn:flowNodeRef>V_drill</bpmn:flowNodeRef><bpmn:flowNodeRef>V_end</bpmn:flowNodeRef>'
+                      '</bpmn:lane></bpmn:laneSet>')
+    d.node(p, "startEvent", "V_start", "Start", 210, 130, "event", label_below=False)
+    d.node(p, "userTask", "V_apply", "提出申請", 210, 250)
+    d.node(p, "subProcess", "V_drill", "Review (collapsed, drill down)", 430, 380,
+           body='<bpmn:startEvent id="V_inner_start" /><bpmn:task id="V_inner_task" name="Check" />'
+                '<bpmn:sequenceFlow id="V_inner_flow" sourceRef="V_inner_start" targetRef="V_inner_task" />',
+           di_extra=' isExpanded="false"')
+    d.node(p, "endEvent", "V_end", "Done", 430, 520, "event", label_below=False)
+    d.flow(p, "V_f1", "V_start", "V_apply", points=[(210, 148), (210, 210)])
+    d.flow(p, "V_f2", "V_apply", "V_drill", name="submitted", points=[(210, 290), (210, 380), (380, 380)])
+    d.flow(p, "V_f3", "V_drill", "V_end", points=[(430, 420), (430, 502)])
+    extra = ('  <bpmndi:BPMNDiagram id="BPMNDiagram_drill"><bpmndi:BPMNPlane id="BPMNPlane_drill" '
+             'bpmnElement="V_drill"><bpmndi:BPMNShape id="V_inner_start_di" bpmnElement="V_inner_start">'
+             '<dc:Bounds x="180" y="100" width="36" height="36" /></bpmndi:BPMNShape>'
+             '<bpmndi:BPMNShape id="V_inner_task_di" bpmnElement="V_inner_task"><dc:Bounds x="270" y="78" '
+             'width="100" height="80" /></bpmndi:BPMNShape><bpmndi:BPMNEdge id="V_inner_flow_di" '
+             'bpmnElement="V_inner_flow"><di:waypoint x="216" y="118" /><di:waypoint x="270" y="118" />'
+             '</bpmndi:BPMNEdge></bpmndi:BPMNPlane></bpmndi:BPMNDiagram>\n')
+    d.write("Collaboration_vertical", extra=extra)

@@ -1,0 +1,168 @@
+"""The Tigao server: one FastAPI app over the engine library.
+
+How the pieces plug in
+----------------------
+- Every group of endpoints is an `APIRouter` in its own module (`web/api/tasks.py`,
+  `web/camunda.py`, the web pages' modules ...). The module exposes `router`; `create_app` includes
+  it, with the prefix (`/api/v1`, `/engine-rest`, or none for pages). A new module adds one line
+  to `ROUTERS` below (or to `create_app` if it needs a different prefix).
+- A handler gets an Engine with `engine: EngineDep` (from `web.deps`): one Engine from a small pool,
+  lent to this request only (an Engine is not thread-safe). Never create Engines in handlers.
+- A handler gets the caller with one of the dependencies of `web.auth`: `who: Reader` (any
+  logged-in user), `Staff` (may act), `Admin`, `AuditorOrAdmin`, or `MaybePrincipal` (None when
+  not logged in; for pages that redirect to a login form). `who.user` is the actor to give the
+  engine: the actor in history is always the authenticated user. Role checks live in these
+  dependencies; the engine refuses what the user may not do on the task itself (not a candidate...).
+- A web page logs a browser in with `POST /api/v1/session` (or by calling
+  `web.auth.login` + `Identity.create_session` from a form handler); the cookie then authenticates
+  every request, and unsafe methods need the session's CSRF token in `X-CSRF-Token` (a form can post
+  it as a hidden field that the page's handler checks the same way).
+- Errors: raise the engine's errors (`InputError`, `NotFound`, `NotAllowed`, `Conflict`, `FormError`)
+  or `web.problems.ApiError(status, detail)`; `web.problems` renders them as problem+json
+  (or Camunda's `{type, message}` under /engine-rest). Never build error responses by hand.
+
+`tigao serve` calls `create_app` and runs it on uvicorn; tests call it with a database URL and use
+`fastapi.testclient.TestClient(app)`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import urllib.parse
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import fastapi_offline
+from fastapi import FastAPI, Request, Response
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse
+from fastapi.staticfiles import StaticFiles
+
+from . import problems
+from .deps import EnginePool
+from .worker import BackgroundWorker
+
+API = "/api/v1"
+log = logging.getLogger("tigao.http")
+MAX_JSON_BYTES = 1024 * 1024
+MAX_UPLOAD_BYTES = int(os.environ.get("TIGAO_MAX_UPLOAD_BYTES", str(10 * 1024 * 1024)))
+# Paths whose POST bodies are multipart uploads; every other body must be JSON.
+UPLOAD_PATHS = {f"{API}/deployments", f"{API}/directory", "/engine-rest/deployment/create"}
+SWAGGER_STATIC = Path(fastapi_offline.__file__).parent / "static"
+
+
+def _routers() -> list[tuple[Any, str]]:
+    from .api import definitions, instances, misc, session, tasks
+
+    return [(session.router, API), (definitions.router, API), (instances.router, API),
+            (tasks.router, API), (misc.router, API)]
+
+
+def create_app(db_url: str | None = None, *, worker: bool = True, worker_interval: float = 2.0) -> FastAPI:
+    """The server app over the database at `db_url` (default: TIGAO_DB or ./tigao.db).
+
+    Args:
+        db_url: a SQLite path or a PostgreSQL URL, as for every other command.
+        worker: also run the deadline worker in a background thread (`tigao serve` without
+            `--no-worker`).
+        worker_interval: seconds between the worker's passes.
+    """
+    background = BackgroundWorker(db_url, worker_interval) if worker else None
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if background is not None:
+            background.start()
+        try:
+            yield
+        finally:
+            if background is not None:
+                background.stop()
+            app.state.pool.close()
+
+    app = FastAPI(title="Tigao", version="1", lifespan=lifespan, openapi_url=f"{API}/openapi.json",
+                  docs_url=None, redoc_url=None,
+                  description="A durable BPMN 2.0 workflow engine: processes, tasks, deadlines, audit. "
+                              "Errors are application/problem+json (RFC 9457).")
+    app.state.pool = EnginePool(db_url)
+    app.state.db_url = db_url
+    problems.install(app)
+    for router, prefix in _routers():
+        app.include_router(router, prefix=prefix)
+    try:
+        from . import camunda
+    except ImportError:  # the /engine-rest module is optional while it is being built
+        camunda = None  # type: ignore[assignment]
+    if camunda is not None:
+        app.include_router(camunda.router, prefix=problems.CAMUNDA_PREFIX)
+
+    app.mount(f"{API}/static", StaticFiles(directory=SWAGGER_STATIC), name="api-static")
+
+    @app.get(f"{API}/docs", include_in_schema=False)
+    def docs() -> HTMLResponse:
+        return get_swagger_ui_html(openapi_url=f"{API}/openapi.json", title="Tigao API",
+                                   swagger_js_url=f"{API}/static/swagger-ui-bundle.js",
+                                   swagger_css_url=f"{API}/static/swagger-ui.css",
+                                   swagger_favicon_url=f"{API}/static/favicon.png")
+
+    app.middleware("http")(_guard_and_log)
+    return app
+
+
+def _bad_url(request: Request) -> str | None:
+    """Refuse what no handler should ever see: undecodable or NUL-bearing paths and queries."""
+    raw = request.scope.get("raw_path") or request.url.path.encode()
+    for part in (raw, request.scope.get("query_string", b"")):
+        try:
+            text = urllib.parse.unquote_to_bytes(part.replace(b"+", b" ")).decode("utf-8")
+        except UnicodeDecodeError:
+            return "the URL is not UTF-8 after percent-decoding"
+        if "\x00" in text:
+            return "the URL contains a NUL character"
+    return None
+
+
+async def _guard_and_log(request: Request, call_next: Any) -> Response:
+    start = time.monotonic()
+    response = await _guarded(request, call_next)
+    ms = (time.monotonic() - start) * 1000
+    log.info('%s "%s %s" %d %.1fms %s', problems_client(request), request.method, request.url.path,
+             response.status_code, ms, getattr(request.state, "user", "-"))
+    return response
+
+
+def problems_client(request: Request) -> str:
+    return request.client.host if request.client else "-"
+
+
+async def _guarded(request: Request, call_next: Any) -> Response:
+    why = _bad_url(request)
+    if why:
+        return problems.problem(request, 400, why)
+    path = request.url.path.rstrip("/")
+    # Only the APIs are held to JSON bodies; web pages (outside these prefixes) may post HTML forms.
+    if request.method in ("POST", "PUT", "PATCH", "DELETE") and path.startswith((API, problems.CAMUNDA_PREFIX)):
+        length = request.headers.get("content-length")
+        upload = path in UPLOAD_PATHS
+        limit = MAX_UPLOAD_BYTES if upload else MAX_JSON_BYTES
+        if length is None and "chunked" in request.headers.get("transfer-encoding", "").lower():
+            return problems.problem(request, 411, "send the body with a Content-Length")
+        if length is not None:
+            if not length.isdigit():
+                return problems.problem(request, 400, "Content-Length is not a number")
+            if int(length) > limit:
+                return problems.problem(request, 413, f"the body is {int(length):,} bytes; the limit here is "
+                                                      f"{limit:,}")
+            if int(length) > 0:
+                ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
+                json_like = ctype == "application/json" or ctype.endswith("+json")
+                if upload and ctype != "multipart/form-data":
+                    return problems.problem(request, 415, "upload the files as multipart/form-data")
+                if not upload and not json_like:
+                    return problems.problem(request, 415, f"send the body as application/json, not "
+                                                          f"'{ctype or 'no content type'}'")
+    return await call_next(request)
