@@ -316,7 +316,7 @@ class Engine:
 
     def _check_actor(self, s: Session, actor: str | None, acting: bool = True) -> Directory:
         d = self._dir(s)
-        if actor is not None and d.users and actor not in d.users and actor not in ("system", "admin"):
+        if actor is not None and d.users and actor not in d.users and actor not in ("system", "admin", "public"):
             raise NotAllowed(f"unknown user '{actor}'; users come from the directory ('tigao directory load')")
         if acting and actor and d.has_role(actor, READ_ONLY_ROLE) and len(d.users[actor].roles) == 1:
             raise NotAllowed(f"'{actor}' is an auditor and may only read; this command changes state")
@@ -548,48 +548,67 @@ class Engine:
     def tasks(self, user: str | None = None, scope: str = "available", group: str | None = None,
               instance_id: int | None = None, overdue: bool = False, state: str = "open",
               department: str | None = None, limit: int = 500, due_before: datetime | None = None,
-              unassigned: bool = False, offset: int = 0) -> list[TaskView]:
+              unassigned: bool = False, offset: int = 0, process_key: str | None = None) -> list[TaskView]:
         """Task list from the projection tables.
 
         scope: "available" (assigned to the user, or unassigned with the user a candidate),
         "mine" (assigned to the user), "all" (every task).
         """
-        if scope not in ("available", "mine", "all"):
-            raise InputError(f"unknown task scope '{scope}'; use available, mine or all")
         with self._tx() as s:
-            d = self._dir(s)
-            q = select(HumanTask)
-            if state != "any":
-                q = q.where(HumanTask.state == state)
-            if scope != "all" or group:
-                if scope != "all" and not user:
-                    raise InputError("say who you are with --as USER (or use --all)")
-                if scope == "mine":
-                    q = q.where(HumanTask.assignee == user)
-                elif scope == "available":
-                    groups = d.groups_of(user or "")
-                    cand = exists().where(TaskCandidate.task_id == HumanTask.id, or_(
-                        and_(TaskCandidate.kind == "user", TaskCandidate.value == user),
-                        and_(TaskCandidate.kind == "group", TaskCandidate.value.in_(groups or [""]))))
-                    q = q.where(or_(HumanTask.assignee == user, and_(HumanTask.assignee.is_(None), cand)))
-                if group:
-                    q = q.where(exists().where(TaskCandidate.task_id == HumanTask.id, TaskCandidate.kind == "group",
-                                               TaskCandidate.value == group))
-            if instance_id is not None:
-                q = q.where(HumanTask.instance_id == instance_id)
-            if overdue:
-                q = q.where(HumanTask.due_at.is_not(None), HumanTask.due_at < self.clock.now())
-            if due_before:
-                q = q.where(HumanTask.due_at.is_not(None), HumanTask.due_at < due_before)
-            if unassigned:
-                q = q.where(HumanTask.assignee.is_(None))
-            if department:
-                members = d.staff(department)
-                q = q.where(or_(HumanTask.assignee.in_(members or [""]),
-                                exists().where(TaskCandidate.task_id == HumanTask.id, TaskCandidate.kind == "group",
-                                               TaskCandidate.value == department)))
+            q = self._task_query(s, user, scope, group, instance_id, overdue, state, department, due_before,
+                                 unassigned, process_key)
             q = q.order_by(HumanTask.due_at.is_(None), HumanTask.due_at, HumanTask.priority.desc(), HumanTask.id)
             return self._task_views(s, q.offset(offset).limit(limit))
+
+    def task_count(self, user: str | None = None, scope: str = "available", group: str | None = None,
+                   instance_id: int | None = None, overdue: bool = False, state: str = "open",
+                   department: str | None = None, due_before: datetime | None = None, unassigned: bool = False,
+                   process_key: str | None = None) -> int:
+        """How many tasks `tasks` would list with the same filters and no limit."""
+        with self._tx() as s:
+            q = self._task_query(s, user, scope, group, instance_id, overdue, state, department, due_before,
+                                 unassigned, process_key)
+            return int(s.scalar(select(func.count()).select_from(q.with_only_columns(HumanTask.id).subquery())) or 0)
+
+    def _task_query(self, s: Session, user: str | None, scope: str, group: str | None, instance_id: int | None,
+                    overdue: bool, state: str, department: str | None, due_before: datetime | None,
+                    unassigned: bool, process_key: str | None) -> Any:
+        if scope not in ("available", "mine", "all"):
+            raise InputError(f"unknown task scope '{scope}'; use available, mine or all")
+        d = self._dir(s)
+        q = select(HumanTask)
+        if state != "any":
+            q = q.where(HumanTask.state == state)
+        if scope != "all" or group:
+            if scope != "all" and not user:
+                raise InputError("say who you are with --as USER (or use --all)")
+            if scope == "mine":
+                q = q.where(HumanTask.assignee == user)
+            elif scope == "available":
+                groups = d.groups_of(user or "")
+                cand = exists().where(TaskCandidate.task_id == HumanTask.id, or_(
+                    and_(TaskCandidate.kind == "user", TaskCandidate.value == user),
+                    and_(TaskCandidate.kind == "group", TaskCandidate.value.in_(groups or [""]))))
+                q = q.where(or_(HumanTask.assignee == user, and_(HumanTask.assignee.is_(None), cand)))
+            if group:
+                q = q.where(exists().where(TaskCandidate.task_id == HumanTask.id, TaskCandidate.kind == "group",
+                                           TaskCandidate.value == group))
+        if instance_id is not None:
+            q = q.where(HumanTask.instance_id == instance_id)
+        if overdue:
+            q = q.where(HumanTask.due_at.is_not(None), HumanTask.due_at < self.clock.now())
+        if due_before:
+            q = q.where(HumanTask.due_at.is_not(None), HumanTask.due_at < due_before)
+        if unassigned:
+            q = q.where(HumanTask.assignee.is_(None))
+        if department:
+            members = d.staff(department)
+            q = q.where(or_(HumanTask.assignee.in_(members or [""]),
+                            exists().where(TaskCandidate.task_id == HumanTask.id, TaskCandidate.kind == "group",
+                                           TaskCandidate.value == department)))
+        if process_key:
+            q = q.where(HumanTask.instance_id.in_(select(Instance.id).where(Instance.process_key == process_key)))
+        return q
 
     def task(self, task_id: int) -> TaskView:
         with self._tx() as s:

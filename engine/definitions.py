@@ -425,6 +425,13 @@ def _analyse_bpmn(name: str, root: etree._Element, bundle: Bundle, forms: dict[s
             # Documentation (Camunda does not run it): kept with the file, never checked for execution.
             processes[key] = ProcessInfo(key, proc.get("name"), name, set(), set(), set(), [], [], False)
             continue
+        for el in proc.iter():
+            # SpiffWorkflow names its own start, end and join specs so; an element with such an id
+            # would replace them and the process could never start.
+            if isinstance(el.tag, str) and el.get("id") in ("Start", "End", f"{key}.EndJoin"):
+                problems.append(Problem(name, f"the id '{el.get('id')}' is reserved by the engine; give the "
+                                              f"element another id (e.g. '{el.get('id')}Event_1')",
+                                        element=el.get("id"), line=el.sourceline))
         lanes: dict[str, etree._Element] = {}
         for lane in proc.iterfind(".//bpmn:lane", NS):
             for ref in lane.iterfind("bpmn:flowNodeRef", NS):
@@ -484,6 +491,13 @@ def _analyse_bpmn(name: str, root: etree._Element, bundle: Bundle, forms: dict[s
         for tdef in proc.iterfind(".//bpmn:timerEventDefinition", NS):
             _check_timer(name, tdef, problems, info)
         for start in proc.iterfind("bpmn:startEvent", NS):
+            public_form = start.find("bpmn:extensionElements/camunda:properties/camunda:property"
+                                     "[@name='tigao.publicForm']", NS)
+            if public_form is not None and public_form.get("value"):  # the public start form (engine/public.py)
+                info.form_keys.add(str(public_form.get("value")))
+                if str(public_form.get("value")) not in forms:
+                    problems.append(Problem(name, f"public form '{public_form.get('value')}' has no schema",
+                                            element=start.get("id"), line=public_form.sourceline))
             msg = start.find("bpmn:messageEventDefinition", NS)
             if msg is not None:
                 ref = msg.get("messageRef")

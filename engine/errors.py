@@ -109,3 +109,14 @@ class ScriptError(EngineError):
 
     exit_code = 10
     http_status = 422
+
+
+class TooManyRequests(EngineError):
+    """Too many requests from one address, or in total: wait and try again (HTTP 429)."""
+
+    exit_code = 8
+    http_status = 429
+
+    def __init__(self, message: str, retry_after: int = 60):
+        super().__init__(message)
+        self.retry_after = retry_after

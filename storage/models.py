@@ -339,3 +339,18 @@ class LoginFailure(Base):
     first_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_at: Mapped[datetime] = mapped_column(UTCDateTime)
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PublicCase(Base):
+    """A case started by a member of the public, with the tracking code they were given."""
+
+    __tablename__ = "public_cases"
+    __table_args__ = (Index("ix_public_cases_created", "created_at"),
+                      Index("ix_public_cases_address", "address", "created_at"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(20), unique=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id"), index=True)
+    process_key: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(64))  # a salted hash, never the address itself
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

@@ -34,7 +34,7 @@ class UncachedEngine(Engine):
     @contextmanager
     def _tx(self, *args: Any, **kwargs: Any) -> Iterator[Any]:
         self._wf_cache.clear()
-        self.built = BuiltCache()
+        self._built_cache = BuiltCache()
         self._directory = None
         self._directory_stamp = None
         with super()._tx(*args, **kwargs) as s:

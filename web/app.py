@@ -101,6 +101,9 @@ def create_app(db_url: str | None = None, *, worker: bool = True, worker_interva
         app.include_router(camunda.router, prefix=problems.CAMUNDA_PREFIX)
 
     app.mount(f"{API}/static", StaticFiles(directory=SWAGGER_STATIC), name="api-static")
+    from . import pages
+
+    pages.install(app)
 
     @app.get(f"{API}/docs", include_in_schema=False)
     def docs() -> HTMLResponse:

@@ -45,6 +45,10 @@ def problem(request: Request | None, status: int, detail: str, errors: list[dict
             headers: dict[str, str] | None = None, slug: str | None = None) -> JSONResponse:
     """One error response in the shape the path's clients expect."""
     path = request.url.path if request is not None else ""
+    if request is not None and not path.startswith(("/api/", CAMUNDA_PREFIX)):
+        from .pages import error_page  # a page's error is a page, in the user's language
+
+        return error_page(request, detail, status, [e.get("message", "") for e in errors or []][:20])
     if status == 401:
         headers = {"WWW-Authenticate": 'Bearer, Basic realm="tigao"', **(headers or {})}
     if path.startswith(CAMUNDA_PREFIX):

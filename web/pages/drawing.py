@@ -1,0 +1,51 @@
+"""Diagrams on pages: an instance with its markers, a definition version, a diff on the newer version."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from markupsafe import Markup
+
+from engine.inspection import ElementState, element_states, instance_picture
+
+from ..diagram import Marker, render_svg
+
+
+def _markers(states: dict[str, ElementState], focus: str | None = None) -> dict[str, Marker]:
+    out = {}
+    for element, st in states.items():
+        note = None
+        if focus and element == focus:
+            note = "this task"
+        out[element] = Marker(st.state, count=st.count if st.count != 1 else None, waiting_for=st.waiting_for,
+                              note=note)
+    return out
+
+
+def _safe_render(xml: str | None, **kw: Any) -> Markup:
+    if not xml:
+        return Markup('<p class="muted">(no diagram)</p>')
+    try:
+        return Markup(render_svg(xml, **kw))
+    except Exception as exc:  # noqa: BLE001 - a drawing problem never breaks the page around it
+        from markupsafe import escape
+
+        return Markup(f'<p class="muted">(the diagram could not be drawn: {escape(str(exc)[:200])})</p>')
+
+
+def instance_svg(engine: Any, instance_id: int, focus: str | None = None) -> Markup:
+    pic = instance_picture(engine, instance_id)
+    xml = pic.files.get(pic.main_file) if pic.main_file else None
+    return _safe_render(xml, process_id=pic.process_key, markers=_markers(pic.states, focus))
+
+
+def states_svg(files: dict[str, str], main_file: str | None, process_key: str, wf: Any) -> Markup:
+    """A diagram with the markers of a workflow object (a replayed step)."""
+    xml = files.get(main_file) if main_file else None
+    return _safe_render(xml, process_id=process_key, markers=_markers(element_states(wf)))
+
+
+def definition_svg(files: dict[str, str], main_file: str | None, process_key: str,
+                   highlight: dict[str, str] | None = None) -> Markup:
+    xml = files.get(main_file) if main_file else None
+    return _safe_render(xml, process_id=process_key, highlight=highlight)

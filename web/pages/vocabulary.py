@@ -1,0 +1,29 @@
+"""Words the pages show that come from data (states, event types, notification kinds, error titles).
+
+They are listed here with `N_()` so that message extraction finds them; templates translate the
+value with `_(value)` at render time.
+"""
+
+from __future__ import annotations
+
+
+def N_(text: str) -> str:  # noqa: N802 - the conventional marker name for extraction
+    return text
+
+
+STATES = [N_("open"), N_("completed"), N_("cancelled"), N_("running"), N_("failed")]
+# History event types as people read them (unknown types show as they are).
+EVENT_LABELS = {
+    "instance_started": N_("Started"), "task_created": N_("Task created"), "task_claimed": N_("Task claimed"),
+    "task_unclaimed": N_("Task given back"), "task_delegated": N_("Task delegated"),
+    "task_completed": N_("Task completed"), "message_received": N_("Message received"),
+    "timer_fired": N_("Timer fired"), "task_overdue": N_("Task overdue"), "task_escalated": N_("Task escalated"),
+    "task_follow_up": N_("Follow-up reminder"), "task_cancelled": N_("Task withdrawn"),
+    "script_failed": N_("Script failed"), "instance_completed": N_("Completed"),
+    "instance_cancelled": N_("Cancelled"),
+}
+NOTIFICATION_KINDS = [N_("overdue"), N_("reminder"), N_("escalation"), N_("follow_up")]
+CHANGE_KINDS = [N_("added"), N_("removed"), N_("changed")]
+ERROR_TITLES = [N_("Please check your input"), N_("Please log in"), N_("Not allowed"), N_("Not found"),
+                N_("Someone else changed this first"), N_("Please correct the form"), N_("Too many requests"),
+                N_("The database is not available"), N_("Something went wrong")]
