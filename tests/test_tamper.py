@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from contextlib import contextmanager
 from datetime import timedelta
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -371,25 +372,61 @@ def test_keys__cli_keygen_seal_verify(engine: Engine, db_url: str, tmp_path: Pat
 
 
 # ----------------------------------------------------------------------------- least privilege (PostgreSQL)
-@pytest.fixture
-def pg_roles(pg_template: str) -> Iterator[tuple[str, str, str]]:
-    """A database set up with `tigao db roles --apply`: (superuser URL, owner, app role)."""
+@contextmanager
+def _roles_db(pg_template: str, setup: Callable[[str], None]) -> Iterator[tuple[str, str, str]]:
+    """A database prepared by `setup` (as the superuser), then given roles with `tigao db roles
+    --apply`: (superuser URL, owner, app role). The roles are dropped afterwards."""
     tag = uuid.uuid4().hex[:8]
     owner, app = f"tigao_owner_{tag}", f"tigao_app_{tag}"
-    with scratch_pg_database("tigao_roles", pg_template) as url:
-        set_simulated(url)
-        eng = Engine(url)
-        eng.load_directory(ORG)
-        eng.deploy([BPMN])
+    try:
+        with scratch_pg_database("tigao_roles", pg_template) as url:
+            setup(url)
+            result = CliRunner().invoke(main, ["--db", url, "db", "roles", "--owner", owner, "--app", app,
+                                               "--apply"])
+            assert result.exit_code == 0, result.output
+            yield url, owner, app
+    finally:
+        admin = create_engine(_admin_url(PG_URL.rsplit("/", 1)[1]), isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            for role in (app, owner):
+                c.execute(text(f"DROP ROLE IF EXISTS {role}"))
+        admin.dispose()
+
+
+def _deployed(url: str) -> None:
+    set_simulated(url)
+    eng = Engine(url)
+    eng.load_directory(ORG)
+    eng.deploy([BPMN])
+    eng.close()
+
+
+@pytest.fixture
+def pg_roles(pg_template: str) -> Iterator[tuple[str, str, str]]:
+    with _roles_db(pg_template, _deployed) as found:
+        yield found
+
+
+@pytest.mark.postgres
+def test_app_role__serves_the_web_app(pg_template: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.testclient import TestClient
+    from web.app import create_app
+    from web_support import prepare
+
+    monkeypatch.setenv("TIGAO_LOGIN_SLOWDOWN", "0.001")
+    made: dict[str, dict[str, str]] = {}
+    with _roles_db(pg_template, lambda url: made.update(tokens=prepare(url, tmp_path)[0])) as (url, _, app):
+        auth = {"Authorization": f"Bearer {made['tokens']['alice']}"}
+        with TestClient(create_app(_as(url, app), worker=False)) as client:
+            started = client.post("/api/v1/processes/user_task/instances", headers=auth, json={})
+            assert started.status_code == 201, started.text
+            tasks = client.get("/api/v1/tasks", headers=auth, params={"scope": "all"}).json()
+            task = next(t for t in tasks["items"] if t["element_id"] == "Task_fill")
+            done = client.post(f"/api/v1/tasks/{task['id']}/complete", headers=auth, json={"data": {"name": "Ann"}})
+            assert done.status_code in (200, 204), done.text
+        eng = Engine(_as(url, app))
+        assert Auditor(eng).verify()[1] == []
         eng.close()
-        result = CliRunner().invoke(main, ["--db", url, "db", "roles", "--owner", owner, "--app", app, "--apply"])
-        assert result.exit_code == 0, result.output
-        yield url, owner, app
-    admin = create_engine(_admin_url(PG_URL.rsplit("/", 1)[1]), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        for role in (app, owner):
-            c.execute(text(f"DROP ROLE IF EXISTS {role}"))
-    admin.dispose()
 
 
 def _as(url: str, role: str) -> str:
