@@ -851,7 +851,7 @@ def verify(c: Ctx, instance_id: int | None, all_: bool, no_replay: bool, pubkeys
         for f in failures:
             click.echo(f"FAIL {f}")
     if failures:
-        click.echo(f"{len(failures)} failures; {n} instances checked", err=True)
+        click.echo(f"{len(failures)} failure{'' if len(failures) == 1 else 's'}; {n} instances checked", err=True)
         click.get_current_context().exit(11)
     if not as_json:
         click.echo(f"ok: {n} instances verified ({checks})")

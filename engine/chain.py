@@ -99,3 +99,16 @@ def check_chain(instance_id: int, events: list[EventRecord], head: tuple[int, st
         if last_seq == len(events) and last_hash != prev:
             return Failure(instance_id, last_seq, "hash mismatch", "the chain head does not match the instance")
     return None
+
+
+def check_against_seals(iid: int, events: list[EventRecord], heads: list[tuple[int, int, str]]) -> Failure | None:
+    """The first sealed head of the instance that its (self-consistent) chain no longer has."""
+    by_seq = {e.seq: e for e in events}
+    for seal_id, seq, h in sorted(heads, key=lambda x: (x[1], x[0])):
+        e = by_seq.get(seq)
+        if e is None:
+            return Failure(iid, seq, "tail removed", f"seal {seal_id} holds event {seq}, which is gone")
+        if e.hash != h:
+            return Failure(iid, seq, "seal mismatch",
+                           f"event {seq} differs from seal {seal_id}: an event at or before seq {seq} was rewritten")
+    return None

@@ -270,3 +270,17 @@ def check_seals(seals: list[SealView], pubkeys: list[Ed25519PublicKey] | None = 
             failures.append(Failure(0, None, "seal root",
                                     f"the root {r} kept outside matches no seal: a seal was removed or rewritten"))
     return failures
+
+
+def sealed_but_gone(seals: list[SealView], scope: set[int] | None, present: set[int]) -> list[Failure]:
+    """Instances a seal holds that are not there (within `scope`, or anywhere when it is None)."""
+    gone: dict[int, tuple[int, int]] = {}
+    for seal in seals:
+        for h in seal.heads:
+            if h.instance_id not in present and (scope is None or h.instance_id in scope):
+                prev = gone.get(h.instance_id)
+                if prev is None or h.seq > prev[1]:
+                    gone[h.instance_id] = (seal.id, h.seq)
+    return [Failure(i, q, "instance missing", f"seal {sid} holds {q} events of this instance, "
+                                               "but the instance and its events are gone")
+            for i, (sid, q) in sorted(gone.items())]

@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from contextlib import contextmanager
+from datetime import timedelta
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import BPMN, ORG, PG_URL, _admin_url, scratch_pg_database, set_simulated
+from conftest import BPMN, ORG, PG_URL, T0, _admin_url, scratch_pg_database, set_simulated
 from helpers import complete, task_by_element
 from sqlalchemy import create_engine, inspect, text, update
 from sqlalchemy.engine import Connection
@@ -364,30 +366,67 @@ def test_keys__cli_keygen_seal_verify(engine: Engine, db_url: str, tmp_path: Pat
     for bad in (["--pubkey", str(keyfile) + ".missing"], ["--root", "abc"], ["--pubkey", str(roots)]):
         result = runner.invoke(main, ["--db", db_url, "verify", "--all", *bad])
         assert result.exit_code == 3 and "Traceback" not in result.output, result.output
-    result = runner.invoke(main, ["--db", db_url, "audit", "seal", "--key", str(tmp_path / "k.pem.pub")])
+    result = runner.invoke(main, ["--db", db_url, "audit", "seal", "--key", str(tmp_path / "k.pem.pub"),
+                                  "--as", "erin"])
     assert result.exit_code == 3 and "not an unencrypted PEM private key" in result.output
 
 
 # ----------------------------------------------------------------------------- least privilege (PostgreSQL)
-@pytest.fixture
-def pg_roles(pg_template: str) -> Iterator[tuple[str, str, str]]:
-    """A database set up with `tigao db roles --apply`: (superuser URL, owner, app role)."""
+@contextmanager
+def _roles_db(pg_template: str, setup: Callable[[str], None]) -> Iterator[tuple[str, str, str]]:
+    """A database prepared by `setup` (as the superuser), then given roles with `tigao db roles
+    --apply`: (superuser URL, owner, app role). The roles are dropped afterwards."""
     tag = uuid.uuid4().hex[:8]
     owner, app = f"tigao_owner_{tag}", f"tigao_app_{tag}"
-    with scratch_pg_database("tigao_roles", pg_template) as url:
-        set_simulated(url)
-        eng = Engine(url)
-        eng.load_directory(ORG)
-        eng.deploy([BPMN])
+    try:
+        with scratch_pg_database("tigao_roles", pg_template) as url:
+            setup(url)
+            result = CliRunner().invoke(main, ["--db", url, "db", "roles", "--owner", owner, "--app", app,
+                                               "--apply"])
+            assert result.exit_code == 0, result.output
+            yield url, owner, app
+    finally:
+        admin = create_engine(_admin_url(PG_URL.rsplit("/", 1)[1]), isolation_level="AUTOCOMMIT")
+        with admin.connect() as c:
+            for role in (app, owner):
+                c.execute(text(f"DROP ROLE IF EXISTS {role}"))
+        admin.dispose()
+
+
+def _deployed(url: str) -> None:
+    set_simulated(url)
+    eng = Engine(url)
+    eng.load_directory(ORG)
+    eng.deploy([BPMN])
+    eng.close()
+
+
+@pytest.fixture
+def pg_roles(pg_template: str) -> Iterator[tuple[str, str, str]]:
+    with _roles_db(pg_template, _deployed) as found:
+        yield found
+
+
+@pytest.mark.postgres
+def test_app_role__serves_the_web_app(pg_template: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from fastapi.testclient import TestClient
+    from web.app import create_app
+    from web_support import prepare
+
+    monkeypatch.setenv("TIGAO_LOGIN_SLOWDOWN", "0.001")
+    made: dict[str, dict[str, str]] = {}
+    with _roles_db(pg_template, lambda url: made.update(tokens=prepare(url, tmp_path)[0])) as (url, _, app):
+        auth = {"Authorization": f"Bearer {made['tokens']['alice']}"}
+        with TestClient(create_app(_as(url, app), worker=False)) as client:
+            started = client.post("/api/v1/processes/user_task/instances", headers=auth, json={})
+            assert started.status_code == 201, started.text
+            tasks = client.get("/api/v1/tasks", headers=auth, params={"scope": "all"}).json()
+            task = next(t for t in tasks["items"] if t["element_id"] == "Task_fill")
+            done = client.post(f"/api/v1/tasks/{task['id']}/complete", headers=auth, json={"data": {"name": "Ann"}})
+            assert done.status_code in (200, 204), done.text
+        eng = Engine(_as(url, app))
+        assert Auditor(eng).verify()[1] == []
         eng.close()
-        result = CliRunner().invoke(main, ["--db", url, "db", "roles", "--owner", owner, "--app", app, "--apply"])
-        assert result.exit_code == 0, result.output
-        yield url, owner, app
-    admin = create_engine(_admin_url(PG_URL.rsplit("/", 1)[1]), isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        for role in (app, owner):
-            c.execute(text(f"DROP ROLE IF EXISTS {role}"))
-    admin.dispose()
 
 
 def _as(url: str, role: str) -> str:
@@ -401,7 +440,11 @@ def test_app_role__runs_the_engine_and_the_worker__but_cannot_tamper(pg_roles: t
     eng = Engine(app_url)
     assert eng.init() == "upgraded"  # nothing to migrate, nothing to restore: allowed
     iid = _loop(eng)
-    Worker(eng).run_once()
+    late = eng.start("timers", actor="alice")
+    eng.set_clock(T0 + timedelta(days=6))
+    fired = Worker(eng).run_once()  # due dates, escalation and a boundary timer, as the app role
+    assert {f.instance_id for f in fired} == {late} and all(f.outcome == "fired" for f in fired), fired
+    assert {"task_overdue", "timer_fired"} <= {e.type for e in eng.history(late)}
     Auditor(eng).seal("erin")
     assert Auditor(eng).verify()[1] == []
     eng.close()
@@ -431,3 +474,26 @@ def test_db_roles__prints_sql_and_refuses_bad_names() -> None:
     for args in (["--owner", "x; DROP TABLE events", "--app", "a"], ["--owner", "same", "--app", "same"]):
         result = runner.invoke(main, ["db", "roles", *args])
         assert result.exit_code == 3 and "Traceback" not in result.output
+
+
+def test_audit_file__checked_with_the_key_and_roots__names_a_forged_head(engine: Engine, db_url: str,
+                                                                         tmp_path: Path,
+                                                                         key: tuple[Path, Path]) -> None:
+    a, b = _loop(engine), _loop(engine)
+    _, root, _ = Auditor(engine).seal("erin", load_private_key(key[0]))
+    out = tmp_path / "audit.jsonl"
+    runner = CliRunner()
+    assert runner.invoke(main, ["--db", db_url, "export", "--all", "--out", str(out)]).exit_code == 0
+    anchors = ["--pubkey", str(key[1]), "--root", root]
+    result = runner.invoke(main, ["replay", "--from-file", str(out), *anchors])
+    assert result.exit_code == 0, result.output
+    lines = [json.loads(x) for x in out.read_text().splitlines()]
+    seal = next(x for x in lines if x["kind"] == "seal")
+    head = next(h for h in seal["heads"] if h[0] == b)
+    head[2] = "f" * 64  # a forged head, and a root recomputed to match it
+    seal["root"] = merkle_root([seal_leaf(h[0], h[1], h[2]) for h in seal["heads"]])
+    out.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    result = runner.invoke(main, ["replay", "--from-file", str(out), *anchors])
+    assert result.exit_code == 11
+    assert f"instance {b} at seq {head[1]}: seal signature" in result.output
+    assert f"the root {root} kept outside matches no seal" in result.output and a != b
