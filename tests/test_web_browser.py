@@ -173,3 +173,37 @@ def test_auditor__steps_a_replay_forward_and_back(browser: Any, site: tuple[Any,
     page.goto(f"{base}/instances/{iid}/replay?step=999")
     assert page.locator("[data-testid='past-end']").count() == 1
     page.context.close()
+
+
+def test_public__files_a_complaint_and_tracks_it(browser: Any, tmp_path: Path) -> None:
+    from campaign.demo import FORMS, ORG, PROCESSES
+    from engine import Engine
+    from engine.timeutil import parse_datetime
+
+    url = str(tmp_path / "hotline.db")
+    e = Engine(url)
+    e.init(simulated=parse_datetime("2012-03-01T09:00:00+08:00"))
+    e.load_directory(ORG)
+    e.deploy([PROCESSES, FORMS], actor="u05")
+    with _Server(url) as base:
+        ctx = browser.new_context(locale="zh-TW", viewport={"width": 1280, "height": 900})
+        page = ctx.new_page()
+        page.goto(f"{base}/public/complaint")
+        _shot(page, "public-form")
+        page.fill("[name='contact']", "13800000000")
+        page.fill("[name='description']", "短")  # too short: the form says so next to the field
+        with page.expect_navigation():
+            page.click("main form button[type=submit]")
+        assert page.locator("[data-field='description'] .error").count() == 1
+        page.fill("[name='description']", "路政所窗口工作人員推諉不辦,要求說明理由。")
+        with page.expect_navigation():
+            page.click("main form button[type=submit]")
+        _shot(page, "public-done")
+        code = page.locator("[data-testid='tracking-code']").inner_text()
+        with page.expect_navigation():
+            page.click("a.button")
+        _shot(page, "track")
+        assert code in page.locator("[data-testid='case']").inner_text()
+        assert page.locator("[data-testid='stage']").count() == 1
+        ctx.close()
+    e.close()
