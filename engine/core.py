@@ -407,6 +407,11 @@ class Engine:
                                                            Definition.version == sub.c.v)))
         return {d.key: d for d in rows}
 
+    def process_keys(self) -> list[str]:
+        """The keys of every deployed process (cheap: no files are read)."""
+        with self._tx(read=True) as s:
+            return sorted(s.scalars(select(Definition.key).distinct()))
+
     def definitions(self) -> list[dict[str, Any]]:
         with self._tx(read=True) as s:
             counts = dict(s.execute(select(Instance.definition_id, func.count()).group_by(Instance.definition_id))
@@ -602,11 +607,20 @@ class Engine:
     def task_count(self, user: str | None = None, scope: str = "available", group: str | None = None,
                    instance_id: int | None = None, overdue: bool = False, state: str = "open",
                    department: str | None = None, due_before: datetime | None = None, unassigned: bool = False,
-                   process_key: str | None = None) -> int:
-        """How many tasks `tasks` would list with the same filters and no limit."""
+                   process_key: str | None = None, cap: int | None = None) -> int:
+        """How many tasks `tasks` would list with the same filters and no limit.
+
+        With `cap`, counting stops after `cap` + 1 tasks (a page shows "1,000+"), so its cost
+        follows the cap, not the number of open tasks.
+        """
         with self._tx(read=True) as s:
-            q = task_list_query(self._check_actor(s, user, acting=False), self.clock.now(), user, scope, group, instance_id, overdue, state,
-                                department, None, due_before, unassigned, process_key)
+            d = self._check_actor(s, user, acting=False)
+            if cap is None:
+                q = task_list_query(d, self.clock.now(), user, scope, group, instance_id, overdue, state,
+                                    department, None, due_before, unassigned, process_key)
+            else:  # walk the list's own index, in display order, and stop past the cap
+                q = task_list_query(d, self.clock.now(), user, scope, group, instance_id, overdue, state,
+                                    department, cap + 1, due_before, unassigned, process_key)
             return int(s.scalar(select(func.count()).select_from(q.with_only_columns(HumanTask.id).subquery())) or 0)
 
     def task(self, task_id: int) -> TaskView:

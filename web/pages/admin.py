@@ -127,7 +127,7 @@ def instances_page(page: Page = Depends(signed_in)) -> Response:
     offset = int(cursor) if cursor.isdigit() and len(cursor) < 9 else 0
     rows = page.engine.instances(status=status, key=key, business_key=bkey, limit=offset + PAGE_SIZE + 1)[offset:]
     more = len(rows) > PAGE_SIZE
-    keys = sorted({d["key"] for d in page.engine.definitions()})
+    keys = page.engine.process_keys()
     return page.render("instances.html", section="instances", rows=rows[:PAGE_SIZE], status_filter=status or "",
                        key=key or "", business_key=bkey or "", keys=keys,
                        next_cursor=str(offset + PAGE_SIZE) if more else None,

@@ -16,6 +16,7 @@ from .deps import require_csrf, signed_in
 
 router = APIRouter()
 PAGE_SIZE = 50
+COUNT_CAP = 999  # counts per filter stop here ("999+"): their cost follows the cap, not the open tasks
 FILTERS = ("available", "mine", "overdue", "today", "week")
 
 
@@ -48,16 +49,20 @@ def tasks_page(request: Request, f: str = "available", group: str | None = None,
     rows = page.engine.tasks(**args, limit=offset + PAGE_SIZE + 1)[offset:]
     more = len(rows) > PAGE_SIZE
     rows = rows[:PAGE_SIZE]
-    counts = {name: page.engine.task_count(**_filter_args(page, name, group or None, process or None))
-              for name in FILTERS}
+    counts = {name: _shown_count(page.engine.task_count(**_filter_args(page, name, group or None, process or None),
+                                                        cap=COUNT_CAP)) for name in FILTERS}
     me = page.me
     assert me is not None
     groups = page.engine.directory().groups_of(me.user)
-    processes = sorted({d["key"] for d in page.engine.definitions()})
+    processes = page.engine.process_keys()
     return page.render("tasks.html", section="tasks", tasks=rows, f=f, group=group or "", process=process or "",
                        counts=counts, groups=groups, processes=processes,
                        next_cursor=str(offset + PAGE_SIZE) if more else None,
                        prev_cursor=str(max(0, offset - PAGE_SIZE)) if offset else None)
+
+
+def _shown_count(n: int) -> str:
+    return f"{COUNT_CAP}+" if n > COUNT_CAP else str(n)
 
 
 def _task_context(page: Page, task_id: int) -> dict[str, Any]:
