@@ -234,7 +234,8 @@ def test_audit_page__verify_seal_export(site: tuple[Engine, TestClient]) -> None
     login(c, "erin")
     token = csrf_of(c.get("/audit").text)
     r = c.post("/audit/verify", data={"csrf": token, "instance": ""}, headers={"Accept-Language": "en"})
-    assert r.status_code == 200 and "verify" in r.text and 'data-testid="verify-result"' in r.text
+    assert r.status_code == 200 and 'data-testid="verify-result"' in r.text and "All 1 instances verify" in r.text
+    assert 'data-progress="1"' in r.text  # progress lines stream before the result
     r = c.post("/audit/seal", data={"csrf": token})
     assert 'data-testid="seal-result"' in r.text
     exp = c.get("/audit/export")

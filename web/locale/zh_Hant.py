@@ -29,8 +29,7 @@ ZH = {
     "Instance %(id)s cancelled.": "實例 %(id)s 已取消。",
     "'%(step)s' is not an ISO duration such as P1D or PT4H.": "「%(step)s」不是 ISO 時長,例如 P1D 或 PT4H。",
     "The clock is now %(when)s.": "時鐘現在是 %(when)s。",
-    "More than %(n)s instances: run 'tigao verify --all' on the server instead.":
-        "超過 %(n)s 個實例:請在伺服器上執行「tigao verify --all」。",
+    "Checked %(n)s of %(total)s instances": "已檢查 %(total)s 個實例中的 %(n)s 個",
     "No case has that tracking code. Check it and try again.": "查無此追蹤碼的案件,請核對後再試。",
     "Wrong user or password.": "帳號或密碼錯誤。",
     "Task %(id)s (%(name)s) completed.": "任務 %(id)s(%(name)s)已完成。",

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
-import json
+import logging
+import queue
+import threading
 from typing import Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
+from markupsafe import escape
 
 from engine.audit import Auditor
 from engine.errors import EngineError, InputError
 from engine.inspection import instance_picture
 
-from .common import Page
+from .common import TEMPLATES, Page
 from .deps import require_csrf, require_reader_of_audit, signed_in
 from .drawing import states_svg
 
 router = APIRouter()
-VERIFY_PAGE_LIMIT = 2000  # instances verified in one page request; more with the CLI
+log = logging.getLogger("tigao.http")
+STREAM_MARK = "<!--verify-stream-->"
 
 
 @router.get("/instances/{instance_id}/history")
@@ -57,6 +61,7 @@ def audit_page(page: Page = Depends(signed_in)) -> Response:
 
 @router.post("/audit/verify")
 async def audit_verify(request: Request, page: Page = Depends(signed_in)) -> Response:
+    """Verify one instance or all, streaming the progress as lines of the page (no script needed)."""
     require_reader_of_audit(page)
     form = await request.form()
     require_csrf(page, form)
@@ -66,17 +71,53 @@ async def audit_verify(request: Request, page: Page = Depends(signed_in)) -> Res
         if not raw.isdigit() or len(raw) > 12:
             raise InputError("give an instance number, or leave the field empty to verify every instance")
         ids = [int(raw)]
+        page.engine.instance(ids[0])  # NotFound before the page starts
     replay = form.get("replay") != "false"
-    auditor = Auditor(page.engine)
-    if ids is None:
-        every = [r["id"] for r in page.engine.instances(limit=VERIFY_PAGE_LIMIT + 1)]
-        if len(every) > VERIFY_PAGE_LIMIT:
-            return page.render("audit.html", status=400, section="audit", checked=None, failures=None,
-                               sealed=None, error=page._("More than %(n)s instances: run 'tigao verify --all' "
-                                                         "on the server instead.", n=VERIFY_PAGE_LIMIT))
-    checked, failures = auditor.verify(ids, replay=replay)
-    return page.render("audit.html", section="audit", checked=checked, failures=failures, sealed=None,
-                       instance=raw)
+    ctx = page.context("audit", checked=None, failures=None, sealed=None, instance=raw, streaming=True)
+    head, tail = TEMPLATES.get_template("audit.html").render(ctx).split(STREAM_MARK, 1)
+    url = request.app.state.db_url
+    done: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+    def work() -> None:
+        # A verification of every instance takes a while: it runs on its own Engine (the request's
+        # Engine goes back to the pool) and reports each instance checked.
+        from engine import Engine
+
+        eng = Engine(url)
+        try:
+            result = Auditor(eng).verify(ids, replay=replay, progress=lambda n, total: done.put(("step", (n, total))))
+            done.put(("result", result))
+        except EngineError as exc:
+            done.put(("error", exc.message))
+        except Exception:  # noqa: BLE001 - the page says so; the log has the details
+            log.exception("verify from the audit page failed")
+            done.put(("error", "internal error; the server log has the details"))
+        finally:
+            eng.close()
+
+    def body() -> Any:
+        threading.Thread(target=work, name="tigao-page-verify", daemon=True).start()
+        yield head
+        shown = 0.0
+        while True:
+            kind, value = done.get()
+            if kind == "step":
+                n, total = value
+                if n == total or n / max(total, 1) - shown >= 0.05:  # about twenty lines at most
+                    shown = n / max(total, 1)
+                    yield (f'<div class="small muted" data-progress="{n}">'
+                           f"{escape(page._('Checked %(n)s of %(total)s instances', n=n, total=total))}</div>\n")
+                continue
+            if kind == "error":
+                yield f'<div class="flash bad" role="alert" data-testid="verify-result">{escape(value)}</div>'
+            else:
+                checked, failures = value
+                yield TEMPLATES.get_template("_verify_result.html").render({**ctx, "checked": checked,
+                                                                            "failures": failures})
+            break
+        yield tail
+
+    return StreamingResponse(body(), media_type="text/html; charset=utf-8")
 
 
 @router.post("/audit/seal")
@@ -110,7 +151,3 @@ def audit_export(instance: str | None = None, fmt: str = "jsonl", page: Page = D
 
     return StreamingResponse(body(), media_type="text/csv" if fmt == "csv" else "application/x-ndjson",
                              headers={"Content-Disposition": f'attachment; filename="{name}"'})
-
-
-def pretty(value: Any) -> str:
-    return json.dumps(value, ensure_ascii=False, indent=2, sort_keys=True, default=str)

@@ -93,6 +93,7 @@ class Page:
         self.tz = display_tz()
         self.now: datetime | None = None
         self.simulated = False
+        self._flashes: list[tuple[str, str]] = []
 
     def _(self, text: str, **kw: Any) -> str:
         s = self.tr.gettext(text)
@@ -101,7 +102,8 @@ class Page:
     def when(self, dt: datetime | None, relative: bool = False) -> str:
         return i18n.when(dt, self.tz, self.lang, self.now, relative)
 
-    def render(self, template: str, status: int = 200, section: str | None = None, **ctx: Any) -> HTMLResponse:
+    def context(self, section: str | None = None, **ctx: Any) -> dict[str, Any]:
+        """What every template is rendered with: the person, the language, the clock, the flashes."""
         if self.now is None:
             try:
                 self.now = self.engine.now()
@@ -114,15 +116,16 @@ class Page:
                 unread = sum(1 for n in self.engine.notifications(self.me.user, unread_only=True))
             except Exception:  # noqa: BLE001
                 unread = 0
-        flashes = _read_flashes(self.request)
-        t = TEMPLATES.get_template(template)
-        html = t.render(
-            gettext=self.tr.gettext, ngettext=self.tr.ngettext, _=self._, lang=self.lang,
-            languages=i18n.LANGUAGES, me=self.me, csrf=self.csrf, unread=unread, section=section,
-            flashes=flashes, zone=self.tz.key, now_text=self.when(self.now), simulated=self.simulated,
-            when=self.when, page=self, **ctx)
+        self._flashes = _read_flashes(self.request)
+        return dict(gettext=self.tr.gettext, ngettext=self.tr.ngettext, _=self._, lang=self.lang,
+                    languages=i18n.LANGUAGES, me=self.me, csrf=self.csrf, unread=unread, section=section,
+                    flashes=self._flashes, zone=self.tz.key, now_text=self.when(self.now),
+                    simulated=self.simulated, when=self.when, page=self, **ctx)
+
+    def render(self, template: str, status: int = 200, section: str | None = None, **ctx: Any) -> HTMLResponse:
+        html = TEMPLATES.get_template(template).render(self.context(section, **ctx))
         resp = HTMLResponse(html, status_code=status)
-        if flashes:
+        if self._flashes:
             resp.delete_cookie(FLASH_COOKIE, path="/")
         if self.request.query_params.get("lang") in i18n.LANGUAGES:
             resp.set_cookie("lang", self.lang, max_age=365 * 86400, samesite="lax", httponly=True, path="/")
