@@ -364,7 +364,7 @@ def test_keys__cli_keygen_seal_verify(engine: Engine, db_url: str, tmp_path: Pat
     for bad in (["--pubkey", str(keyfile) + ".missing"], ["--root", "abc"], ["--pubkey", str(roots)]):
         result = runner.invoke(main, ["--db", db_url, "verify", "--all", *bad])
         assert result.exit_code == 3 and "Traceback" not in result.output, result.output
-    result = runner.invoke(main, ["--db", db_url, "audit", "seal", "--key", str(tmp_path / "k.pem.pub"), "--as", "erin"])
+    result = runner.invoke(main, ["--db", db_url, "audit", "seal", "--key", str(tmp_path / "k.pem.pub")])
     assert result.exit_code == 3 and "not an unencrypted PEM private key" in result.output
 
 
