@@ -36,8 +36,8 @@ def tigao(db: str, *args: str) -> None:
 def test_parallel_multi_instance__each_command_a_new_engine__signing_follows_the_reviews(tmp_path: Path) -> None:
     db = str(tmp_path / "mi.db")
     tigao(db, "init")
-    tigao(db, "directory", "load", str(ORG))
-    tigao(db, "deploy", str(BPMN))
+    tigao(db, "directory", "load", str(ORG), "--as", "admin")
+    tigao(db, "deploy", str(BPMN), "--as", "dora")
     iid = tigao_json(db, "start", "multi_instance", "--as", "dora")["id"]  # type: ignore[index]
     for who in ["alice", "bob", "carol"]:
         [task] = tigao_json(db, "tasks", "--as", who, "--mine")  # type: ignore[misc]
