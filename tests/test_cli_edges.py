@@ -20,7 +20,8 @@ from cli import TABLE_WIDTH, main, shorten
 
 ROOT = Path(__file__).resolve().parent.parent
 NO_ENV = {"TIGAO_USER": None, "TIGAO_DB": None, "TIGAO_TZ": None}
-ADMIN = ("--as", "admin")
+ADMIN = ("--as", "admin")  # only before the first directory load: nobody is on file yet
+ACTOR = ("--as", "dora")  # afterwards every actor is a user of the directory
 
 
 def tigao(db: str, *args: str, env: dict[str, str | None] | None = None) -> Result:
@@ -52,16 +53,16 @@ def sim(tmp_path: Path) -> str:
     db = str(tmp_path / "sim.db")
     ok(db, "init", "--simulated", "2012-03-01T09:00:00+08:00")
     ok(db, "directory", "load", str(ORG), *ADMIN)
-    ok(db, "deploy", str(BPMN), *ADMIN)
+    ok(db, "deploy", str(BPMN), *ACTOR)
     return db
 
 
 def late_timers_instance(db: str) -> int:
     """The tour: a task due in 3 days with a 5-day boundary timer, left undone for 6 days."""
     iid = ok_json(db, "start", "timers", "--as", "alice")["id"]
-    ok(db, "clock", "advance", "P4D", *ADMIN)
+    ok(db, "clock", "advance", "P4D", *ACTOR)
     ok(db, "worker", "--once")
-    ok(db, "clock", "advance", "P2D", *ADMIN)
+    ok(db, "clock", "advance", "P2D", *ACTOR)
     ok(db, "worker", "--once")
     return iid
 
@@ -119,7 +120,7 @@ def test_escalation_and_boundary_timer_due_at_the_same_instant__both_recorded_es
     again = str(Path(sim).with_name("again.db"))
     ok(again, "init", "--simulated", "2012-03-01T09:00:00+08:00")
     ok(again, "directory", "load", str(ORG), *ADMIN)
-    ok(again, "deploy", str(BPMN), *ADMIN)
+    ok(again, "deploy", str(BPMN), *ACTOR)
     iid2 = late_timers_instance(again)
     assert [(e["type"], e["at"]) for e in ok_json(again, "history", str(iid2))] == \
         [(e["type"], e["at"]) for e in events]
@@ -143,7 +144,7 @@ def test_overdue_summary__lists_everybody_and_says_when_there_is_no_leader(sim: 
 # ----------------------------------------------------------------------------- the worker
 def test_worker__logs_simulated_time_only(sim: str) -> None:
     ok_json(sim, "start", "timers", "--as", "alice")
-    ok(sim, "clock", "advance", "P4D", *ADMIN)
+    ok(sim, "clock", "advance", "P4D", *ACTOR)
     result = tigao(sim, "worker", "--once")
     assert result.exit_code == 0
     lines = result.stderr.splitlines()
@@ -160,7 +161,7 @@ def campaign(tmp_path: Path) -> str:
     db = str(tmp_path / "campaign.db")
     ok(db, "init", "--simulated", "2012-03-01T09:00:00+08:00")
     ok(db, "directory", "load", str(ROOT / "processes" / "org.toml"), *ADMIN)
-    ok(db, "deploy", str(ROOT / "processes"), str(ROOT / "forms"), *ADMIN)
+    ok(db, "deploy", str(ROOT / "processes"), str(ROOT / "forms"), "--as", "u05")
     return db
 
 
@@ -277,7 +278,7 @@ def test_deploying_a_changed_diagram_alone__takes_its_unchanged_forms_from_the_d
     assert "Fill in the new form" in changed
     (alone / "user_task.bpmn").write_text(changed, encoding="utf-8")
     assert "ok  user_task" in ok(sim, "validate", str(alone / "user_task.bpmn"))
-    out = ok(sim, "deploy", str(alone / "user_task.bpmn"), *ADMIN)
+    out = ok(sim, "deploy", str(alone / "user_task.bpmn"), *ACTOR)
     assert out.splitlines()[2].split() == ["user_task", "2", out.splitlines()[2].split()[2], "deployed"]
     v2 = next(d for d in ok_json(sim, "definitions") if d["key"] == "user_task" and d["version"] == 2)
     assert "forms/simple.json" in v2["files"]
@@ -288,7 +289,7 @@ def test_deploying_a_changed_diagram_alone__takes_its_unchanged_forms_from_the_d
 
     # A diagram never deployed still needs its forms.
     (alone / "fresh.bpmn").write_text(changed.replace('id="user_task"', 'id="fresh_process"'), encoding="utf-8")
-    line = refused(sim, 4, "deploy", str(alone / "fresh.bpmn"), *ADMIN)
+    line = refused(sim, 4, "deploy", str(alone / "fresh.bpmn"), *ACTOR)
     assert "simple" in line or "form" in line
 
 
@@ -299,7 +300,7 @@ def test_the_tie__same_order_on_sqlite_and_postgresql(db_url: str) -> None:
 
     set_simulated(db_url, datetime(2012, 3, 1, 1, tzinfo=timezone.utc))
     ok(db_url, "directory", "load", str(ORG), *ADMIN)
-    ok(db_url, "deploy", str(BPMN / "timers.bpmn"), *ADMIN)
+    ok(db_url, "deploy", str(BPMN / "timers.bpmn"), *ACTOR)
     iid = late_timers_instance(db_url)
     types = [e["type"] for e in ok_json(db_url, "history", str(iid))]
     assert types[2:6] == ["task_overdue", "task_escalated", "timer_fired", "task_cancelled"]
