@@ -365,6 +365,7 @@ class Worker:
                 timer = claimed = self._claim(s, now, skip)
                 if timer is None:
                     return None
+                claimed_id = timer.id  # the object is expired (unreadable) once a failure rolled back
                 inst = None
                 if timer.instance_id is not None:
                     inst = s.scalar(select(Instance).where(Instance.id == timer.instance_id)
@@ -382,7 +383,7 @@ class Worker:
                 return result
         except ScriptError as exc:
             assert claimed is not None
-            return self._fail(claimed.id, exc)
+            return self._fail(claimed_id, exc)
 
     def _fail(self, timer_id: int, exc: EngineError) -> Fired | None:
         """A step failed and its transaction rolled back: mark the row failed (an incident, not retried)."""
@@ -403,6 +404,11 @@ class Worker:
                 if inst is not None:
                     history.append(s, inst, "script_failed", now, "system",
                                    {"error": exc.message, "timer": timer.id}, element_id=timer.element_id)
+            from .incidents import open_incident
+
+            open_incident(s, s.get(Instance, timer.instance_id) if timer.instance_id is not None else None,
+                          "handler" if timer.kind == "handler" else "timer", timer.element_id, exc.message,
+                          f"timer:{timer.id}", now)
             return Fired(timer.id, timer.kind, timer.instance_id, timer.element_id, timer.due_at, "failed")
 
     def _fire(self, s: Session, timer: Timer, inst: Instance | None, now: datetime) -> None:
@@ -413,6 +419,11 @@ class Worker:
         assert inst is not None
         if inst.status != "running":
             timer.state = "cancelled"
+            return
+        if timer.kind == "handler":  # an in-process service task handler (engine/handlers.py)
+            from .handlers import run_step
+
+            run_step(engine, s, timer, inst)
             return
         if timer.kind == "timer":
 
