@@ -325,3 +325,33 @@ def test_cli__external_tasks_incidents_retry(fresh: Callable[[], Engine], url: s
     r = tigao("retry", "1", "--as", "alice")
     assert r.exit_code == 0 and "resolved" in r.output
     assert "(no open incidents)" in tigao("incidents").output
+
+
+def test_timer_step_failure__opens_incident__retry_keeps_it_open_while_it_fails(fresh: Callable[[], Engine]) -> None:
+    from engine import ScriptError
+
+    iid = fresh().start("timer_script", {"total": 10, "parts": 0}, actor="alice")
+    fresh().advance_clock(timedelta(hours=2))
+    assert [f.outcome for f in Worker(fresh()).run_once()] == ["failed"]
+    [inc] = fresh().incidents()
+    assert (inc["kind"], inc["instance_id"], inc["element_id"]) == ("timer", iid, "Timer_wait")
+    assert "division by zero" in inc["message"]
+    with pytest.raises(ScriptError, match="stays open"):
+        fresh().retry_incident(inc["id"], "alice")
+    assert [i["id"] for i in fresh().incidents()] == [inc["id"]]
+    assert fresh().stuck_instances() == []  # an instance with an open incident is not "stuck"
+    assert "incident_opened" in [e.type for e in fresh().history(iid)]
+
+
+def test_campaign_complaint__complainant_told_by_the_default_handler(db_url: str, tmp_path: Path) -> None:
+    from campaign_support import run_scenario
+
+    r = run_scenario("complaint_on_sunday_night", db_url, tmp_path)
+    engine, iid = r["engine"], r["instance"]
+    assert engine.instance(iid)["status"] == "completed"
+    with engine._tx() as s:
+        [note] = list(s.scalars(select(Notification).where(Notification.kind == "handler",
+                                                           Notification.instance_id == iid)))
+    assert note.recipient.startswith("complainant:")
+    assert "handler_completed" in [e.type for e in engine.history(iid)]
+    _replays(engine, iid)
