@@ -1,7 +1,7 @@
 """Service tasks as Camunda 7 writes them: what each one's implementation is, checked at deployment.
 
-A service task (and a send task, a business rule task or an intermediate throw event written the
-same way) is one of:
+A service task (and a send task or an intermediate/end message throw event written the same way)
+is one of:
 
 * ``camunda:type="external" camunda:topic="T"``: an external task, fetched and locked by a worker
   (engine/external.py, `/engine-rest/external-task/...`);
@@ -10,7 +10,8 @@ same way) is one of:
   under the entry point group ``tigao.handlers`` as ``name`` (engine/handlers.py), run by the worker.
 
 Anything else (no implementation, a connector, a name no handler is registered under) would wait
-forever, so it is refused at deployment, naming the element and the fix. SpiffWorkflow leaves a
+forever, so it is refused at deployment, naming the element and the fix; so is a business rule
+task written this way (SpiffWorkflow's parser needs its decision). SpiffWorkflow leaves a
 service task STARTED when it runs it; the engine keeps every such task STARTED (the wait state) and
 projects it into `external_tasks` until its result arrives.
 """
@@ -126,7 +127,11 @@ def check(file: str, proc: etree._Element, problems: list[Problem], registered: 
             node = _implementation_node(el)
             kind = _attr(node, "type")
             meta = meta_of(el)
-            if kind is not None and kind != "external":
+            if tag == "businessRuleTask" and meta is not None:
+                problems.append(Problem(file, "a business rule task run outside the engine is not supported; make "
+                                              "it a serviceTask with the same camunda:type/topic or handler, or "
+                                              "give it a camunda:decisionRef", element=eid, line=el.sourceline))
+            elif kind is not None and kind != "external":
                 problems.append(Problem(file, f"camunda:type='{kind}' is not supported; use "
                                               "camunda:type=\"external\" with a camunda:topic", element=eid,
                                         line=el.sourceline))
