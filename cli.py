@@ -1186,5 +1186,57 @@ def token_revoke(c: Ctx, token_id: int) -> None:
     click.echo(f"token {t.id} of {t.user} revoked")
 
 
+# ----------------------------------------------------------------------------- external tasks and incidents
+@main.command("external-tasks")
+@click.option("--topic", metavar="TOPIC", help="Only tasks of this topic.")
+@click.option("--instance", "instance_id", type=int, help="Only tasks of this instance.")
+@click.option("--handlers", is_flag=True, help="Also the steps in-process handlers run.")
+@json_option
+@pass_ctx
+@handled
+def external_tasks(c: Ctx, topic: str | None, instance_id: int | None, handlers: bool, as_json: bool) -> None:
+    """Open external tasks: topic, instance, lock holder and expiry, retries, last error."""
+    rows = c.engine.external_tasks(topic=topic, instance_id=instance_id, handlers=handlers)
+    if as_json:
+        dump_json(rows)
+        return
+    table([{**r, "topic": r["handler"] and f"handler:{r['handler']}" or r["topic"]} for r in rows],
+          [("id", "ID"), ("topic", "TOPIC"), ("instance_id", "INSTANCE"), ("element_id", "ELEMENT"),
+           ("priority", "PRIO"), ("worker_id", "LOCKED BY"), ("lock_expires_at", "UNTIL"), ("retries", "RETRIES"),
+           ("error_message", "ERROR")], empty="(no external tasks)")
+
+
+@main.command()
+@click.option("--all", "all_", is_flag=True, help="Resolved incidents too.")
+@json_option
+@pass_ctx
+@handled
+def incidents(c: Ctx, all_: bool, as_json: bool) -> None:
+    """Failed steps waiting for an operator, and running instances that wait for nothing (stuck)."""
+    rows = c.engine.incidents(include_resolved=all_)
+    stuck = c.engine.stuck_instances()
+    if as_json:
+        dump_json({"incidents": rows, "stuck": stuck})
+        return
+    table(rows, [("id", "INCIDENT"), ("instance_id", "INSTANCE"), ("element_id", "ELEMENT"), ("kind", "KIND"),
+                 ("created_at", "SINCE"), ("resolved_at", "RESOLVED"), ("message", "MESSAGE")],
+          empty="(no open incidents)")
+    if stuck:
+        click.echo("stuck (running, waiting for nothing):")
+        table(stuck, [("instance_id", "INSTANCE"), ("key", "PROCESS"), ("started_at", "STARTED"),
+                      ("message", "WHY")])
+
+
+@main.command()
+@click.argument("incident_id", type=int)
+@actor_option(required=True)
+@pass_ctx
+@handled
+def retry(c: Ctx, incident_id: int, actor: str | None) -> None:
+    """Run the failed step of incident INCIDENT_ID again; resolved when it succeeds."""
+    result = c.engine.retry_incident(incident_id, actor or "")
+    click.echo(f"incident {incident_id} resolved: {result['how']}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

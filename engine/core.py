@@ -39,6 +39,8 @@ from storage.models import (
 from . import history, limits
 from .assignment import Dept, Directory, Person, parse_directory_file, split_ids
 from .clock import Clock, SettableClock
+from .external import ExternalTaskApi
+from .incidents import IncidentApi
 from .errors import (
     Conflict,
     EngineError,
@@ -107,7 +109,7 @@ class TaskView:
         return d
 
 
-class Engine:
+class Engine(ExternalTaskApi, IncidentApi):
     """The public facade of the runtime. One instance per database URL; thread-safe per call."""
 
     def __init__(self, url: str | None = None, clock: Clock | None = None):
@@ -1016,6 +1018,9 @@ class Run:
             row = self._create_task(t, directory)
             on_task_created(self, row)
         sync_timers(self, waiting)
+        from .external import sync as sync_external
+
+        sync_external(self, tasks)
         if self.built.has_messages:
             self._sync_subscriptions(waiting)
         if self.inst.status == "running":

@@ -413,6 +413,11 @@ class Worker:
                 if inst is not None:
                     history.append(s, inst, "script_failed", now, "system",
                                    {"error": exc.message, "timer": timer.id}, element_id=timer.element_id)
+            from .incidents import open_incident
+
+            open_incident(s, s.get(Instance, timer.instance_id) if timer.instance_id is not None else None,
+                          "handler" if timer.kind == "handler" else "timer", timer.element_id, exc.message,
+                          f"timer:{timer.id}", now)
             return Fired(timer.id, timer.kind, timer.instance_id, timer.element_id, timer.due_at, "failed")
 
     def _fire(self, s: Session, timer: Timer, inst: Instance | None, now: datetime) -> None:
@@ -423,6 +428,11 @@ class Worker:
         assert inst is not None
         if inst.status != "running":
             timer.state = "cancelled"
+            return
+        if timer.kind == "handler":  # an in-process service task handler (engine/handlers.py)
+            from .handlers import run_step
+
+            run_step(engine, s, timer, inst)
             return
         if timer.kind == "timer":
 

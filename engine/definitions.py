@@ -32,7 +32,7 @@ from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
-from . import camunda, camunda_forms, camunda_io, cron, feel
+from . import camunda, camunda_forms, camunda_io, cron, feel, handlers, services
 from .assignment import Directory
 from .errors import DefinitionError, InputError, Problem
 from .juel import JuelError, expression_source
@@ -501,6 +501,7 @@ def _analyse_bpmn(name: str, root: etree._Element, bundle: Bundle, forms: dict[s
             info.properties[str(prop.get("name"))] = str(prop.get("value"))
         camunda.check_process(name, root, proc, lanes, problems, warnings if warnings is not None else [])
         camunda_io.check(name, proc, problems)
+        services.check(name, proc, problems, handlers.registered() if check_roles else None)
         for node, text in camunda_io.expressions(proc):
             _check_expr(name, node, text, problems)
         bound_problem = limits.check_properties(info.properties)  # tigao.script.cpu / .memory
@@ -535,6 +536,8 @@ def _analyse_bpmn(name: str, root: etree._Element, bundle: Bundle, forms: dict[s
                 info.references.setdefault(f"process:{called}", (call.get("id"), call.sourceline))
         for brt in proc.iterfind(".//bpmn:businessRuleTask", NS):
             ref = brt.get(f"{{{CAMUNDA_NS}}}decisionRef")
+            if not ref and services.meta_of(brt) is not None:
+                continue  # an external task or a handler, not a decision
             if not ref:
                 problems.append(Problem(name, "business rule task has no camunda:decisionRef",
                                         element=brt.get("id"), line=brt.sourceline))
@@ -727,9 +730,11 @@ def build(definition_id: int, key: str, files: dict[str, str]) -> Built:
     for name in bundle.dmn_names():
         parser.add_dmn_xml(parse_xml(name, files[name]), filename=name)
     mappings: dict[tuple[str, str], Any] = {}
+    implementations: dict[str, services.ServiceMeta] = {}
     for name in bundle.bpmn_names():
         tree = parse_xml(name, files[name])
         mappings.update(camunda_io.collect(tree))
+        implementations.update(services.collect(tree))
         parser.add_bpmn_xml(tree, filename=name)
     spec = parser.get_spec(key)
     subs = camunda.subprocess_specs(parser, key)
@@ -738,6 +743,7 @@ def build(definition_id: int, key: str, files: dict[str, str]) -> Built:
     feel.translate_decisions([spec, *subs.values()])
     camunda_io.apply([spec, *subs.values()], mappings)
     camunda.dynamic_calls([spec, *subs.values()])
+    services.apply([spec, *subs.values()], implementations)
     forms = {n[len("forms/"):-len(".json")]: json.loads(t) for n, t in files.items()
              if n.startswith("forms/") and n.endswith(".json")}
     bpmn_text = "".join(files[n] for n in bundle.bpmn_names())

@@ -22,7 +22,8 @@ GENESIS = "0" * 64
 # Events that are inputs to an instance (what replay feeds back in); the rest record what the
 # engine did in response, and replay checks them.
 INPUT_TYPES = frozenset({"instance_started", "task_completed", "message_received", "timer_fired",
-                         "instance_cancelled"})
+                         "instance_cancelled", "external_task_completed", "external_task_bpmn_error",
+                         "handler_completed"})
 
 
 def canonical(event: dict[str, Any]) -> bytes:

@@ -20,6 +20,7 @@ from .assignment import Directory
 from .chain import EventRecord, Failure
 from .clock import SettableClock
 from .definitions import Built
+from .external import REPLAYED, replay_external
 from .scripting import TigaoScriptEngine
 from .spiff import (
     StateSerializer,
@@ -135,6 +136,10 @@ class _Replayer:
             self.unclaimed.remove(match)
             self.mapping[p["spiff_id"]] = str(match.id)
             return None
+        elif e.type in REPLAYED:  # external tasks and handlers (engine/external.py)
+            problem = replay_external(self, e)
+            if problem is not None:
+                return problem
         elif e.type == "instance_completed":
             if not self.wf.is_completed():
                 return "the instance completed, but the replay has not"

@@ -364,3 +364,49 @@ class PublicCase(Base):
     process_key: Mapped[str] = mapped_column(String(200))
     address: Mapped[str] = mapped_column(String(64))  # a salted hash, never the address itself
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ExternalTask(Base):
+    """A service task waiting for its work: fetched and locked by an external worker
+    (`camunda:type="external"`, `handler` empty), or run in process by the deadline worker
+    (`handler` names a registered callable). One row per waiting SpiffWorkflow task."""
+
+    __tablename__ = "external_tasks"
+    __table_args__ = (Index("ix_external_tasks_fetch", "state", "topic", "priority"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id"), index=True)
+    process_key: Mapped[str] = mapped_column(String(200))
+    spiff_id: Mapped[str] = mapped_column(String(36))
+    element_id: Mapped[str] = mapped_column(String(200))
+    topic: Mapped[str] = mapped_column(String(200))
+    handler: Mapped[str | None] = mapped_column(String(200))
+    business_key: Mapped[str | None] = mapped_column(String(200))
+    priority: Mapped[int] = mapped_column(Integer)
+    retries: Mapped[int | None] = mapped_column(Integer)
+    state: Mapped[str] = mapped_column(String(12))  # open | completed | cancelled
+    lock_owner: Mapped[str | None] = mapped_column(String(200))
+    lock_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)  # a failure's retry timeout
+    error_message: Mapped[str | None] = mapped_column(Text)
+    error_details: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Incident(Base):
+    """Something failed and waits for an operator: a script, a handler, a timer, or an external
+    task out of retries. `ref` names the failed row (`timer:7`, `external:3`)."""
+
+    __tablename__ = "incidents"
+    __table_args__ = (Index("ix_incidents_open", "resolved_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    instance_id: Mapped[int | None] = mapped_column(ForeignKey("instances.id"), index=True)
+    element_id: Mapped[str | None] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20))  # script | handler | timer | external
+    ref: Mapped[str | None] = mapped_column(String(60))
+    message: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    resolved_by: Mapped[str | None] = mapped_column(String(200))
