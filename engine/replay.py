@@ -120,6 +120,11 @@ class _Replayer:
             ev = targets[0].task_spec.event_definition
             self.wf.send_event(BpmnEvent(ev, payload={"payload": p.get("data") or {}, "result_var": None}))
             self._steps()
+        elif e.type == "signal_received":
+            from .signals import apply_in_replay
+
+            if not apply_in_replay(self.wf, str(p.get("name")), p.get("data") or {}):
+                return f"signal {p.get('name')} had no receiver in the replay"
         elif e.type == "timer_fired" and p.get("trigger"):
             self.wf.refresh_timers()
             self._steps()

@@ -45,6 +45,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     TimeDateEventDefinition,
 )
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
 from SpiffWorkflow.bpmn.util import BpmnEvent, PendingBpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
@@ -248,11 +249,41 @@ class TigaoMessageEventDefinition(CamundaMessageEventDefinition):
             my_task.data[f"{my_task.task_spec.bpmn_id}_payload"] = payload
 
 
+class TigaoSignalEventDefinition(SignalEventDefinition):
+    """A signal: caught inside the instance that throws it, and broadcast by the engine to every
+    other instance waiting for it (engine/signals.py). As in Camunda, a thrown signal carries no
+    process variables; a signal sent from outside (`tigao signal --data`) carries its payload."""
+
+    def throw(self, my_task: Any) -> None:
+        top = my_task.workflow.top_workflow
+        top.catch(BpmnEvent(self, payload={}))
+        # Read (and cleared) by the command that ran this step, which broadcasts after commit.
+        top.__dict__.setdefault("tigao_thrown_signals", []).append(self.name)
+
+    def update_task_data(self, my_task: Any) -> None:
+        payload = my_task.internal_data.get(self.name)
+        if isinstance(payload, dict):
+            my_task.data.update(deepcopy(payload))
+
+
+def pop_thrown_signals(workflow: Any) -> list[str]:
+    """The names of the signals thrown since the last call; unmatched ones leave the state too."""
+    names = workflow.__dict__.pop("tigao_thrown_signals", [])
+    if names:
+        workflow.bpmn_events = [e for e in workflow.bpmn_events
+                                if not isinstance(e.event_definition, TigaoSignalEventDefinition)]
+    return list(names)
+
+
 class _EventParsing(_TimerParsing):
     def parse_message_event(self, message_event: Any) -> Any:
         parsed = super().parse_message_event(message_event)  # type: ignore[misc]
         return TigaoMessageEventDefinition(parsed.name, parsed.correlation_properties, parsed.expression,
                                            parsed.result_var, description=parsed.description)
+
+    def parse_signal_event(self, signal_event: Any) -> Any:
+        parsed = super().parse_signal_event(signal_event)  # type: ignore[misc]
+        return TigaoSignalEventDefinition(parsed.name, description=parsed.description)
 
 
 class TigaoStartEventParser(_EventParsing, CamundaStartEventParser):
@@ -738,6 +769,7 @@ def _config() -> dict[Any, Any]:
     config[ClockDuration] = TimerConditionalEventDefinitionConverter
     config[ClockCycle] = TimerConditionalEventDefinitionConverter
     config[TigaoMessageEventDefinition] = config[CamundaMessageEventDefinition]
+    config[TigaoSignalEventDefinition] = config[SignalEventDefinition]
     config[TigaoParallelGateway] = config[ParallelGateway]
     config[TigaoParallelMultiInstance] = config[CamundaParallelMI]
     config[TigaoSequentialMultiInstance] = config[CamundaSequentialMI]
