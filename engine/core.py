@@ -974,20 +974,16 @@ class Run:
         self._guard(self.wf.do_engine_steps)
 
     def deliver(self, name: str, data: dict[str, Any], actor: str | None) -> None:
-        from SpiffWorkflow.bpmn.util import BpmnEvent
         from SpiffWorkflow.util.task import TaskState
 
-        from .spiff import TigaoMessageEventDefinition
+        from .spiff import message_catchers, send_message
 
-        targets = [t for t in self.wf.get_tasks(state=TaskState.WAITING)
-                   if isinstance(getattr(t.task_spec, "event_definition", None), TigaoMessageEventDefinition)
-                   and t.task_spec.event_definition.name == name]
+        targets = message_catchers(self.wf.get_tasks(state=TaskState.WAITING), name)
         if not targets:
             raise NotFound(f"instance {self.inst.id} is not waiting for message '{name}'")
-        self.event("message_received", actor, {"name": name, "data": data},
-                   element_id=targets[0].task_spec.bpmn_id)
-        ev = targets[0].task_spec.event_definition
-        self._guard(lambda: self.wf.send_event(BpmnEvent(ev, payload={"payload": data, "result_var": None})))
+        task, ev = targets[0]
+        self.event("message_received", actor, {"name": name, "data": data}, element_id=task.task_spec.bpmn_id)
+        self._guard(lambda: send_message(self.wf, task, ev, data))
 
     def finish(self, actor: str | None) -> None:
         """Project tasks, timers and subscriptions; close the instance if done; save the state."""
@@ -1116,13 +1112,9 @@ class Run:
             raise ScriptError(f"camunda:{attr} of {element}: {exc}") from exc
 
     def _sync_subscriptions(self, waiting: list[Any]) -> None:
-        from .spiff import TigaoMessageEventDefinition
+        from .spiff import message_catchers
 
-        want = {}
-        for t in waiting:
-            ev = getattr(t.task_spec, "event_definition", None)
-            if isinstance(ev, TigaoMessageEventDefinition):
-                want[str(t.id)] = (ev.name, t.task_spec.bpmn_id)
+        want = {str(t.id): (ev.name, t.task_spec.bpmn_id) for t, ev in message_catchers(waiting)}
         have = {m.spiff_id: m for m in self.s.scalars(select(MessageSubscription)
                                                        .where(MessageSubscription.instance_id == self.inst.id,
                                                               MessageSubscription.kind == "message"))}

@@ -46,6 +46,7 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 )
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.util import BpmnEvent, PendingBpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
@@ -196,6 +197,9 @@ class ClockCycle(CycleTimerEventDefinition):
 def next_timer_due(my_task: Any) -> datetime | None:
     """When a waiting timer task next needs the worker, or None if it is not a timer."""
     ev = getattr(my_task.task_spec, "event_definition", None)
+    if isinstance(ev, MultipleEventDefinition):  # an event-based gateway: its timer branch
+        ev = next((e for e in ev.event_definitions if isinstance(e, (ClockTimeDate, ClockDuration, ClockCycle))),
+                  None)
     if not isinstance(ev, (ClockTimeDate, ClockDuration, ClockCycle)):
         return None
     value = my_task._get_internal_data("event_value")
@@ -247,6 +251,26 @@ class TigaoMessageEventDefinition(CamundaMessageEventDefinition):
             my_task.data.update(deepcopy(payload))
         elif payload is not None:
             my_task.data[f"{my_task.task_spec.bpmn_id}_payload"] = payload
+
+
+def message_catchers(tasks: list[Any], name: str | None = None) -> list[tuple[Any, Any]]:
+    """(waiting task, message definition) of the tasks that catch message `name` (any, if None):
+    message catches, boundaries, receive tasks and the message branches of event-based gateways."""
+    found = []
+    for t in tasks:
+        ev = getattr(t.task_spec, "event_definition", None)
+        options = ev.event_definitions if isinstance(ev, MultipleEventDefinition) else [ev]
+        found.extend((t, e) for e in options
+                     if isinstance(e, TigaoMessageEventDefinition) and (name is None or e.name == name))
+    return found
+
+
+def send_message(workflow: Any, task: Any, ev: Any, data: Any) -> None:
+    """Deliver a message to a waiting task (live and in replay: one code path)."""
+    workflow.send_event(BpmnEvent(ev, payload={"payload": data, "result_var": None}))
+    if isinstance(task.task_spec.event_definition, MultipleEventDefinition) and isinstance(data, dict):
+        # An event-based gateway keeps no payload of its own: its branch gets it as variables.
+        task.data.update(deepcopy(data))
 
 
 class TigaoSignalEventDefinition(SignalEventDefinition):
@@ -880,6 +904,9 @@ def fingerprint(workflow: BpmnWorkflow) -> list[dict[str, Any]]:
             return {scrub(k): scrub(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return [scrub(v) for v in value]
+        if isinstance(value, BpmnEvent):  # an event-based gateway's seen events: compared by content
+            ev = value.event_definition
+            return {"event": type(ev).__name__, "name": getattr(ev, "name", None), "payload": scrub(value.payload)}
         return value
 
     out = []

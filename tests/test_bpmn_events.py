@@ -5,6 +5,7 @@ reload check (helpers.assert_roundtrip) after every step and a replay of every i
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from engine import Engine, InputError, NotFound
+from engine import Engine, InputError, NotFound, Worker
 from engine.audit import Auditor
 from helpers import assert_roundtrip, complete, data, open_tasks, status
 from storage.models import MessageSubscription
@@ -140,3 +141,88 @@ def test_signal__cli_broadcasts_and_reports_json(ev: Engine, db_url: str) -> Non
     assert bad.exit_code != 0 and "Traceback" not in bad.output
     none = CliRunner().invoke(main, ["--db", db_url, "signal", "nobody", "--as", "dora"])
     assert none.exit_code != 0 and "no instance waits for signal 'nobody'" in none.output
+
+
+# ---------------------------------------------------------------------------------------------- message boundary
+
+
+def test_message_boundary__non_interrupting_adds_a_task_then_interrupting_cancels(ev: Engine) -> None:
+    iid = start(ev, "message_boundary")
+    assert open_elements(ev, iid) == ["Task_work"]
+    assert [(n, e) for _, n, e in subscriptions(ev, "message")] == [("note", "Event_note"),
+                                                                    ("withdraw", "Event_withdraw")]
+
+    ev.message("note", {"note": "call me"}, actor="dora")
+    assert_roundtrip(ev, iid)
+    assert open_elements(ev, iid) == ["Task_note", "Task_work"]  # the work goes on
+
+    ev.message("withdraw", {"reason": "moved"}, actor="dora")
+    assert_roundtrip(ev, iid)
+    assert open_elements(ev, iid) == ["Task_note", "Task_withdrawn"]
+    assert subscriptions(ev, "message") == []
+    cancelled = [e.element_id for e in ev.history(iid) if e.type == "task_cancelled"]
+    assert cancelled == ["Task_work"]
+
+    complete(ev, iid, "Task_note")
+    complete(ev, iid, "Task_withdrawn")
+    assert status(ev, iid) == "completed"
+    assert data(ev, iid)["reason"] == "moved" and data(ev, iid)["note"] == "call me"
+    assert_replays(ev, iid)
+
+
+def test_message_boundary__task_completed_first__subscriptions_go_away(ev: Engine) -> None:
+    iid = start(ev, "message_boundary")
+    complete(ev, iid, "Task_work")
+    assert status(ev, iid) == "completed"
+    assert subscriptions(ev, "message") == []
+    with pytest.raises(NotFound):
+        ev.message("withdraw", {}, actor="dora")
+    assert_replays(ev, iid)
+
+
+# ---------------------------------------------------------------------------------------------- event-based gateway
+
+
+def pending_timers(engine: Engine, iid: int) -> list[str]:
+    from storage.models import Timer
+
+    with engine._tx(read=True) as s:
+        return sorted(r.element_id for r in s.query(Timer).filter(Timer.instance_id == iid, Timer.kind == "timer",
+                                                                   Timer.state == "pending"))
+
+
+def test_event_gateway__message_first__takes_its_branch_and_drops_the_timer(ev: Engine) -> None:
+    iid = start(ev, "event_gateway")
+    assert open_elements(ev, iid) == []
+    assert pending_timers(ev, iid) == ["Gateway_wait"]
+    assert subscriptions(ev, "message") == [(iid, "answer", "Gateway_wait")]
+
+    assert ev.message("answer", {"answer": "yes"}, actor="dora") == {"delivered_to": iid}
+    assert_roundtrip(ev, iid)
+
+    assert open_elements(ev, iid) == ["Task_answered"]
+    assert pending_timers(ev, iid) == [] and subscriptions(ev, "message") == []
+    ev.advance_clock(timedelta(days=2))
+    Worker(ev).run_once()
+    assert open_elements(ev, iid) == ["Task_answered"]
+    complete(ev, iid, "Task_answered")
+    assert status(ev, iid) == "completed" and data(ev, iid) == {"answer": "yes"}
+    assert_replays(ev, iid)
+
+
+def test_event_gateway__timer_first__takes_its_branch_and_drops_the_subscription(ev: Engine) -> None:
+    iid = start(ev, "event_gateway")
+    ev.advance_clock(timedelta(hours=23))
+    Worker(ev).run_once()
+    assert open_elements(ev, iid) == []
+    ev.advance_clock(timedelta(hours=2))
+    Worker(ev).run_once()
+    assert_roundtrip(ev, iid)
+
+    assert open_elements(ev, iid) == ["Task_chase"]
+    assert pending_timers(ev, iid) == [] and subscriptions(ev, "message") == []
+    with pytest.raises(NotFound):
+        ev.message("answer", {"answer": "late"}, actor="dora")
+    complete(ev, iid, "Task_chase")
+    assert status(ev, iid) == "completed"
+    assert_replays(ev, iid)
