@@ -32,7 +32,7 @@ from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
-from . import camunda, camunda_forms, camunda_io, cron, feel
+from . import camunda, camunda_forms, camunda_io, cron, feel, unsupported
 from .assignment import Directory
 from .errors import DefinitionError, InputError, Problem
 from .juel import JuelError, expression_source
@@ -501,6 +501,7 @@ def _analyse_bpmn(name: str, root: etree._Element, bundle: Bundle, forms: dict[s
             info.properties[str(prop.get("name"))] = str(prop.get("value"))
         camunda.check_process(name, root, proc, lanes, problems, warnings if warnings is not None else [])
         camunda_io.check(name, proc, problems)
+        unsupported.check(name, proc, NS, problems)
         for node, text in camunda_io.expressions(proc):
             _check_expr(name, node, text, problems)
         bound_problem = limits.check_properties(info.properties)  # tigao.script.cpu / .memory

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from cli import main
-from engine import Engine, InputError, NotFound, Worker
+from engine import DefinitionError, Engine, InputError, NotFound, Worker
 from engine.audit import Auditor
 from helpers import assert_roundtrip, complete, data, open_tasks, status
 from storage.models import MessageSubscription
@@ -226,3 +226,22 @@ def test_event_gateway__timer_first__takes_its_branch_and_drops_the_subscription
     complete(ev, iid, "Task_chase")
     assert status(ev, iid) == "completed"
     assert_replays(ev, iid)
+
+
+# ---------------------------------------------------------------------------------------------- refused by name
+
+
+@pytest.mark.parametrize(("file", "element", "says"), [
+    ("link_events.bpmn", "Event_link_throw", "link events are not supported"),
+    ("compensation_throw.bpmn", "Event_undo", "compensation events are not supported"),
+    ("conditional_catch.bpmn", "Event_ready", "conditional events are not supported"),
+    ("event_subprocess.bpmn", "StartEvent_cancel", "event subprocess started by a message is not supported"),
+])
+def test_deploy__construct_the_engine_cannot_run__is_refused_by_element(engine: Engine, file: str, element: str,
+                                                                       says: str) -> None:
+    before = engine.definitions()
+    with pytest.raises(DefinitionError) as err:
+        engine.deploy([EVENTS / "refused" / file], actor="alice")
+    problems = [(p.element, p.message) for p in err.value.problems]
+    assert any(e == element and says in m for e, m in problems), problems
+    assert engine.definitions() == before
