@@ -513,14 +513,14 @@ def message(c: Ctx, name: str, data: str | None, business_key: str | None, insta
         click.echo(f"message '{name}' delivered to instance {result['delivered_to']}")
 
 
-@main.command()
+@main.command("signal")
 @click.argument("name")
 @click.option("--data", metavar="JSON|@FILE", help="Signal payload: becomes process variables of every receiver.")
 @actor_option(required=True)
 @json_option
 @pass_ctx
 @handled
-def signal(c: Ctx, name: str, data: str | None, actor: str | None, as_json: bool) -> None:
+def signal_command(c: Ctx, name: str, data: str | None, actor: str | None, as_json: bool) -> None:
     """Broadcast signal NAME to every waiting instance; start every process that starts with it."""
     result = c.engine.signal(name, parse_json_arg(data), actor=actor)
     if as_json:

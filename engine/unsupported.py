@@ -28,10 +28,14 @@ def check(name: str, proc: Any, ns: dict[str, str], problems: list[Problem]) -> 
             problems.append(Problem(name, why, element=event.get("id"), line=node.sourceline))
     for sub in proc.iterfind(".//bpmn:subProcess[@triggeredByEvent='true']", ns):
         for start in sub.iterfind("bpmn:startEvent", ns):
-            for tag in ("messageEventDefinition", "signalEventDefinition"):
+            # A timer start runs; an error start fired as soon as the instance started, and the
+            # message and signal starts are not projected as subscriptions, so none is accepted.
+            for tag in ("messageEventDefinition", "signalEventDefinition", "errorEventDefinition",
+                        "escalationEventDefinition"):
                 if start.find(f"bpmn:{tag}", ns) is not None:
                     kind = tag[:-len("EventDefinition")]
                     problems.append(Problem(
-                        name, f"an event subprocess started by a {kind} is not supported yet; put a {kind} "
-                              "boundary event on a subprocess around the work instead",
+                        name, f"an event subprocess started by {'an' if kind[0] in 'e' else 'a'} {kind} is not supported yet; "
+                              f"put {'an' if kind[0] in 'e' else 'a'} {kind} boundary event on a subprocess "
+                              "around the work instead",
                         element=start.get("id"), line=start.sourceline))

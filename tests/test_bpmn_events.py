@@ -228,6 +228,28 @@ def test_event_gateway__timer_first__takes_its_branch_and_drops_the_subscription
     assert_replays(ev, iid)
 
 
+# ---------------------------------------------------------------------------------------------- event subprocess
+
+
+def test_event_subprocess__non_interrupting_timer__starts_a_reminder_beside_the_work(ev: Engine) -> None:
+    iid = start(ev, "event_subprocess_timer")
+    assert open_elements(ev, iid) == ["Task_work"]
+    assert pending_timers(ev, iid) == ["StartEvent_remind"]
+
+    ev.advance_clock(timedelta(hours=23))
+    Worker(ev).run_once()
+    assert open_elements(ev, iid) == ["Task_work"]
+    ev.advance_clock(timedelta(hours=2))
+    Worker(ev).run_once()
+    assert_roundtrip(ev, iid)
+
+    assert open_elements(ev, iid) == ["Task_remind", "Task_work"]
+    complete(ev, iid, "Task_remind")
+    complete(ev, iid, "Task_work")
+    assert status(ev, iid) == "completed"
+    assert_replays(ev, iid)
+
+
 # ---------------------------------------------------------------------------------------------- refused by name
 
 
@@ -236,6 +258,7 @@ def test_event_gateway__timer_first__takes_its_branch_and_drops_the_subscription
     ("compensation_throw.bpmn", "Event_undo", "compensation events are not supported"),
     ("conditional_catch.bpmn", "Event_ready", "conditional events are not supported"),
     ("event_subprocess.bpmn", "StartEvent_cancel", "event subprocess started by a message is not supported"),
+    ("event_subprocess_error.bpmn", "StartEvent_error", "event subprocess started by an error is not supported"),
 ])
 def test_deploy__construct_the_engine_cannot_run__is_refused_by_element(engine: Engine, file: str, element: str,
                                                                        says: str) -> None:
