@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from engine.errors import Conflict, EngineError, InputError
+from engine.signals import MAX_DELIVERIES
 from engine.timeutil import add_iso_duration, display_tz, fmt, is_duration, zone_name
 
 if TYPE_CHECKING:
@@ -510,6 +511,30 @@ def message(c: Ctx, name: str, data: str | None, business_key: str | None, insta
         click.echo(f"message '{name}' started instance(s) {', '.join(map(str, result['started']))}")
     else:
         click.echo(f"message '{name}' delivered to instance {result['delivered_to']}")
+
+
+@main.command("signal")
+@click.argument("name")
+@click.option("--data", metavar="JSON|@FILE", help="Signal payload: becomes process variables of every receiver.")
+@actor_option(required=True)
+@json_option
+@pass_ctx
+@handled
+def signal_command(c: Ctx, name: str, data: str | None, actor: str | None, as_json: bool) -> None:
+    """Broadcast signal NAME to every waiting instance; start every process that starts with it."""
+    result = c.engine.signal(name, parse_json_arg(data), actor=actor)
+    if as_json:
+        dump_json(result)
+        return
+    if result["delivered_to"]:
+        click.echo(f"signal '{name}' delivered to instance(s) {', '.join(map(str, result['delivered_to']))}")
+    if result["started"]:
+        click.echo(f"signal '{name}' started instance(s) {', '.join(map(str, result['started']))}")
+    for f in result["failed"]:
+        where = f"instance {f['instance']}" if "instance" in f else f"process {f['process']}"
+        click.echo(f"signal '{name}' failed at {where}: {f['error']}", err=True)
+    if result["truncated"]:
+        click.echo(f"signal '{name}' stopped after {MAX_DELIVERIES} deliveries (signals that cause signals)", err=True)
 
 
 # ----------------------------------------------------------------------------- tasks

@@ -36,7 +36,7 @@ from storage.models import (
     UserRole,
 )
 
-from . import history, limits
+from . import history, limits, signals
 from .assignment import Dept, Directory, Person, parse_directory_file, split_ids
 from .clock import Clock, SettableClock
 from .external import ExternalTaskApi
@@ -128,6 +128,7 @@ class Engine(ExternalTaskApi, IncidentApi):
         self._directory: Directory | None = None
         self._wf_cache: OrderedDict[int, tuple[int, BpmnWorkflow]] = OrderedDict()
         self._saved_runs: list[Run] = []
+        self._signal_queue: Any = None  # while a broadcast runs: the signals still to deliver
         self._directory_stamp: str | None = None
         self.directory_version: int | None = None
         self._tx_directory_stamp: str | None = None
@@ -197,6 +198,9 @@ class Engine(ExternalTaskApi, IncidentApi):
                 self._wf_cache.move_to_end(run.inst.id)
             while len(self._wf_cache) > WF_CACHE_SIZE:
                 self._wf_cache.popitem(last=False)
+            thrown = [(n, run.inst.id, run.finish_actor) for run in self._saved_runs for n in run.thrown_signals]
+            for name, origin, by in thrown:  # committed: now the other instances hear the signals
+                signals.broadcast(self, name, {}, by, origin=origin)
         except EngineError:
             raise
         except OverflowError as exc:  # e.g. an id past SQLite's 64-bit integers, a date past 9999
@@ -830,7 +834,8 @@ class Engine(ExternalTaskApi, IncidentApi):
         data = _check_data(data)
         with self._tx(read=True) as s:
             self._check_actor(s, actor)
-            q = select(MessageSubscription.instance_id).where(MessageSubscription.message_name == name)
+            q = select(MessageSubscription.instance_id).where(MessageSubscription.message_name == name,
+                                                              MessageSubscription.kind == "message")
             if instance_id is not None:
                 q = q.where(MessageSubscription.instance_id == instance_id)
             if business_key is not None:
@@ -865,6 +870,19 @@ class Engine(ExternalTaskApi, IncidentApi):
                 run.finish(actor)
                 started.append(run.inst.id)
             return {"started": started}
+
+    def signal(self, name: str, data: dict[str, Any] | None = None, actor: str | None = None) -> dict[str, Any]:
+        """Broadcast signal `name`: every waiting instance receives it, every process starting with it
+        starts (one transaction each); NotFound when nothing at all waits for it."""
+        data = _check_data(data)
+        if not isinstance(name, str) or not name.strip():
+            raise InputError("a signal needs a name")
+        with self._tx(read=True) as s:
+            self._check_actor(s, actor)
+        result = signals.broadcast(self, name, data, actor)
+        if not (result.delivered_to or result.started or result.failed):
+            raise NotFound(f"no instance waits for signal '{name}' and no deployed process starts with it")
+        return result.to_json()
 
     # ------------------------------------------------------------------ history
     def history(self, instance_id: int) -> list[Event]:
@@ -932,6 +950,8 @@ class Run:
         # marks the first one as the trigger of its pass (an input for replay).
         self.trigger_pending = False
         self.actor_for_timers: str | None = None
+        self.thrown_signals: list[str] = []  # broadcast to other instances once committed
+        self.finish_actor: str | None = None
 
     def event(self, type_: str, actor: str | None, payload: dict[str, Any], element_id: str | None = None,
               task_id: int | None = None) -> Event:
@@ -970,20 +990,16 @@ class Run:
         self._guard(self.wf.do_engine_steps)
 
     def deliver(self, name: str, data: dict[str, Any], actor: str | None) -> None:
-        from SpiffWorkflow.bpmn.util import BpmnEvent
         from SpiffWorkflow.util.task import TaskState
 
-        from .spiff import TigaoMessageEventDefinition
+        from .spiff import message_catchers, send_message
 
-        targets = [t for t in self.wf.get_tasks(state=TaskState.WAITING)
-                   if isinstance(getattr(t.task_spec, "event_definition", None), TigaoMessageEventDefinition)
-                   and t.task_spec.event_definition.name == name]
+        targets = message_catchers(self.wf.get_tasks(state=TaskState.WAITING), name)
         if not targets:
             raise NotFound(f"instance {self.inst.id} is not waiting for message '{name}'")
-        self.event("message_received", actor, {"name": name, "data": data},
-                   element_id=targets[0].task_spec.bpmn_id)
-        ev = targets[0].task_spec.event_definition
-        self._guard(lambda: self.wf.send_event(BpmnEvent(ev, payload={"payload": data, "result_var": None})))
+        task, ev = targets[0]
+        self.event("message_received", actor, {"name": name, "data": data}, element_id=task.task_spec.bpmn_id)
+        self._guard(lambda: send_message(self.wf, task, ev, data))
 
     def finish(self, actor: str | None) -> None:
         """Project tasks, timers and subscriptions; close the instance if done; save the state."""
@@ -1023,6 +1039,11 @@ class Run:
         sync_external(self, tasks)
         if self.built.has_messages:
             self._sync_subscriptions(waiting)
+        if self.built.has_signals:
+            from .spiff import pop_thrown_signals
+
+            signals.sync(self, waiting)
+            self.thrown_signals, self.finish_actor = pop_thrown_signals(self.wf), actor
         if self.inst.status == "running":
             if self.cancelled:
                 inst.status = "cancelled"
@@ -1110,15 +1131,12 @@ class Run:
             raise ScriptError(f"camunda:{attr} of {element}: {exc}") from exc
 
     def _sync_subscriptions(self, waiting: list[Any]) -> None:
-        from .spiff import TigaoMessageEventDefinition
+        from .spiff import message_catchers
 
-        want = {}
-        for t in waiting:
-            ev = getattr(t.task_spec, "event_definition", None)
-            if isinstance(ev, TigaoMessageEventDefinition):
-                want[str(t.id)] = (ev.name, t.task_spec.bpmn_id)
+        want = {str(t.id): (ev.name, t.task_spec.bpmn_id) for t, ev in message_catchers(waiting)}
         have = {m.spiff_id: m for m in self.s.scalars(select(MessageSubscription)
-                                                       .where(MessageSubscription.instance_id == self.inst.id))}
+                                                       .where(MessageSubscription.instance_id == self.inst.id,
+                                                              MessageSubscription.kind == "message"))}
         for sid, m in have.items():
             if sid not in want:
                 self.s.delete(m)

@@ -32,7 +32,7 @@ from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
-from . import camunda, camunda_forms, camunda_io, cron, feel, handlers, services
+from . import camunda, camunda_forms, camunda_io, cron, feel, handlers, services, unsupported
 from .assignment import Directory
 from .errors import DefinitionError, InputError, Problem
 from .juel import JuelError, expression_source
@@ -502,6 +502,7 @@ def _analyse_bpmn(name: str, root: etree._Element, bundle: Bundle, forms: dict[s
         camunda.check_process(name, root, proc, lanes, problems, warnings if warnings is not None else [])
         camunda_io.check(name, proc, problems)
         services.check(name, proc, problems, handlers.registered() if check_roles else None)
+        unsupported.check(name, proc, NS, problems)
         for node, text in camunda_io.expressions(proc):
             _check_expr(name, node, text, problems)
         bound_problem = limits.check_properties(info.properties)  # tigao.script.cpu / .memory
@@ -694,6 +695,7 @@ class Built:
     analysis: Analysis
     has_timers: bool = True  # any BPMN timer event in these files (else no timer rows to sync)
     has_messages: bool = True  # any message event (else no subscriptions to sync)
+    has_signals: bool = True  # any signal event (else no signal subscriptions to sync)
 
 
 class BuiltCache:
@@ -748,4 +750,5 @@ def build(definition_id: int, key: str, files: dict[str, str]) -> Built:
              if n.startswith("forms/") and n.endswith(".json")}
     bpmn_text = "".join(files[n] for n in bundle.bpmn_names())
     return Built(definition_id, key, spec, subs, analysis.task_meta, forms, analysis,
-                 has_timers="timerEventDefinition" in bpmn_text, has_messages="messageEventDefinition" in bpmn_text)
+                 has_timers="timerEventDefinition" in bpmn_text, has_messages="messageEventDefinition" in bpmn_text,
+                 has_signals="signalEventDefinition" in bpmn_text)

@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-from SpiffWorkflow.bpmn.util import BpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.util.task import TaskState
 
@@ -24,7 +23,6 @@ from .external import REPLAYED, replay_external
 from .scripting import TigaoScriptEngine
 from .spiff import (
     StateSerializer,
-    TigaoMessageEventDefinition,
     TigaoWorkflow,
     fingerprint,
     force_start_timers,
@@ -113,14 +111,18 @@ class _Replayer:
             t.run()
             self._steps()
         elif e.type == "message_received":
-            targets = [t for t in self.wf.get_tasks(state=TaskState.WAITING)
-                       if isinstance(getattr(t.task_spec, "event_definition", None), TigaoMessageEventDefinition)
-                       and t.task_spec.event_definition.name == p.get("name")]
+            from .spiff import message_catchers, send_message
+
+            targets = message_catchers(self.wf.get_tasks(state=TaskState.WAITING), p.get("name"))
             if not targets:
                 return f"message {p.get('name')} had no receiver in the replay"
-            ev = targets[0].task_spec.event_definition
-            self.wf.send_event(BpmnEvent(ev, payload={"payload": p.get("data") or {}, "result_var": None}))
+            send_message(self.wf, targets[0][0], targets[0][1], p.get("data") or {})
             self._steps()
+        elif e.type == "signal_received":
+            from .signals import apply_in_replay
+
+            if not apply_in_replay(self.wf, str(p.get("name")), p.get("data") or {}):
+                return f"signal {p.get('name')} had no receiver in the replay"
         elif e.type == "timer_fired" and p.get("trigger"):
             self.wf.refresh_timers()
             self._steps()

@@ -45,6 +45,8 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     TimeDateEventDefinition,
 )
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
+from SpiffWorkflow.bpmn.specs.event_definitions.multiple import MultipleEventDefinition
 from SpiffWorkflow.bpmn.util import BpmnEvent, PendingBpmnEvent
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 from SpiffWorkflow.camunda.parser.CamundaParser import CamundaParser
@@ -195,6 +197,9 @@ class ClockCycle(CycleTimerEventDefinition):
 def next_timer_due(my_task: Any) -> datetime | None:
     """When a waiting timer task next needs the worker, or None if it is not a timer."""
     ev = getattr(my_task.task_spec, "event_definition", None)
+    if isinstance(ev, MultipleEventDefinition):  # an event-based gateway: its timer branch
+        ev = next((e for e in ev.event_definitions if isinstance(e, (ClockTimeDate, ClockDuration, ClockCycle))),
+                  None)
     if not isinstance(ev, (ClockTimeDate, ClockDuration, ClockCycle)):
         return None
     value = my_task._get_internal_data("event_value")
@@ -248,11 +253,61 @@ class TigaoMessageEventDefinition(CamundaMessageEventDefinition):
             my_task.data[f"{my_task.task_spec.bpmn_id}_payload"] = payload
 
 
+def message_catchers(tasks: list[Any], name: str | None = None) -> list[tuple[Any, Any]]:
+    """(waiting task, message definition) of the tasks that catch message `name` (any, if None):
+    message catches, boundaries, receive tasks and the message branches of event-based gateways."""
+    found = []
+    for t in tasks:
+        ev = getattr(t.task_spec, "event_definition", None)
+        options = ev.event_definitions if isinstance(ev, MultipleEventDefinition) else [ev]
+        found.extend((t, e) for e in options
+                     if isinstance(e, TigaoMessageEventDefinition) and (name is None or e.name == name))
+    return found
+
+
+def send_message(workflow: Any, task: Any, ev: Any, data: Any) -> None:
+    """Deliver a message to a waiting task (live and in replay: one code path)."""
+    workflow.send_event(BpmnEvent(ev, payload={"payload": data, "result_var": None}))
+    if isinstance(task.task_spec.event_definition, MultipleEventDefinition) and isinstance(data, dict):
+        # An event-based gateway keeps no payload of its own: its branch gets it as variables.
+        task.data.update(deepcopy(data))
+
+
+class TigaoSignalEventDefinition(SignalEventDefinition):
+    """A signal: caught inside the instance that throws it, and broadcast by the engine to every
+    other instance waiting for it (engine/signals.py). As in Camunda, a thrown signal carries no
+    process variables; a signal sent from outside (`tigao signal --data`) carries its payload."""
+
+    def throw(self, my_task: Any) -> None:
+        top = my_task.workflow.top_workflow
+        top.catch(BpmnEvent(self, payload={}))
+        # Read (and cleared) by the command that ran this step, which broadcasts after commit.
+        top.__dict__.setdefault("tigao_thrown_signals", []).append(self.name)
+
+    def update_task_data(self, my_task: Any) -> None:
+        payload = my_task.internal_data.get(self.name)
+        if isinstance(payload, dict):
+            my_task.data.update(deepcopy(payload))
+
+
+def pop_thrown_signals(workflow: Any) -> list[str]:
+    """The names of the signals thrown since the last call; unmatched ones leave the state too."""
+    names = workflow.__dict__.pop("tigao_thrown_signals", [])
+    if names:
+        workflow.bpmn_events = [e for e in workflow.bpmn_events
+                                if not isinstance(e.event_definition, TigaoSignalEventDefinition)]
+    return list(names)
+
+
 class _EventParsing(_TimerParsing):
     def parse_message_event(self, message_event: Any) -> Any:
         parsed = super().parse_message_event(message_event)  # type: ignore[misc]
         return TigaoMessageEventDefinition(parsed.name, parsed.correlation_properties, parsed.expression,
                                            parsed.result_var, description=parsed.description)
+
+    def parse_signal_event(self, signal_event: Any) -> Any:
+        parsed = super().parse_signal_event(signal_event)  # type: ignore[misc]
+        return TigaoSignalEventDefinition(parsed.name, description=parsed.description)
 
 
 class TigaoStartEventParser(_EventParsing, CamundaStartEventParser):
@@ -738,6 +793,7 @@ def _config() -> dict[Any, Any]:
     config[ClockDuration] = TimerConditionalEventDefinitionConverter
     config[ClockCycle] = TimerConditionalEventDefinitionConverter
     config[TigaoMessageEventDefinition] = config[CamundaMessageEventDefinition]
+    config[TigaoSignalEventDefinition] = config[SignalEventDefinition]
     config[TigaoParallelGateway] = config[ParallelGateway]
     config[TigaoParallelMultiInstance] = config[CamundaParallelMI]
     config[TigaoSequentialMultiInstance] = config[CamundaSequentialMI]
@@ -848,6 +904,9 @@ def fingerprint(workflow: BpmnWorkflow) -> list[dict[str, Any]]:
             return {scrub(k): scrub(v) for k, v in value.items()}
         if isinstance(value, (list, tuple)):
             return [scrub(v) for v in value]
+        if isinstance(value, BpmnEvent):  # an event-based gateway's seen events: compared by content
+            ev = value.event_definition
+            return {"event": type(ev).__name__, "name": getattr(ev, "name", None), "payload": scrub(value.payload)}
         return value
 
     out = []

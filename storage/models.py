@@ -199,6 +199,8 @@ class MessageSubscription(Base):
     message_name: Mapped[str] = mapped_column(String(200))
     spiff_id: Mapped[str] = mapped_column(String(36))
     element_id: Mapped[str] = mapped_column(String(200))
+    # "message", or "signal" (a signal catch: every waiting instance receives a broadcast).
+    kind: Mapped[str] = mapped_column(String(20), server_default="message", default="message")
 
 
 class Event(Base):

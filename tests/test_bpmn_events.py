@@ -1,0 +1,270 @@
+"""The rest of BPMN's events, one diagram each (tests/bpmn/events/), driven step by step with a
+reload check (helpers.assert_roundtrip) after every step and a replay of every instance at the end.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from cli import main
+from engine import DefinitionError, Engine, InputError, NotFound, Worker
+from engine.audit import Auditor
+from helpers import assert_roundtrip, complete, data, open_tasks, status
+from storage.models import MessageSubscription
+
+pytestmark = pytest.mark.usefixtures("engine_mode")
+
+EVENTS = Path(__file__).parent / "bpmn" / "events"
+
+
+@pytest.fixture
+def ev(engine: Engine) -> Engine:
+    engine.deploy([EVENTS], actor="alice")
+    return engine
+
+
+def start(engine: Engine, key: str, data_: dict[str, Any] | None = None) -> int:
+    iid = engine.start(key, data_, actor="alice")
+    assert_roundtrip(engine, iid)
+    return iid
+
+
+def open_elements(engine: Engine, iid: int) -> list[str]:
+    return sorted(t.element_id for t in open_tasks(engine, iid))
+
+
+def subscriptions(engine: Engine, kind: str) -> list[tuple[int, str, str]]:
+    with engine._tx(read=True) as s:
+        rows = s.query(MessageSubscription).filter(MessageSubscription.kind == kind).all()
+        return sorted((r.instance_id, r.message_name, r.element_id) for r in rows)
+
+
+def assert_replays(engine: Engine, *iids: int) -> None:
+    for iid in iids:
+        r = Auditor(engine).replay(iid)
+        assert r.ok and r.matches_stored, (iid, r.divergence)
+
+
+def by_key(engine: Engine, key: str) -> list[int]:
+    return sorted(i["id"] for i in engine.instances() if i["key"] == key)
+
+
+# ---------------------------------------------------------------------------------------------- signals
+
+
+def test_signal__broadcast_reaches_every_waiting_instance_and_starts_signal_processes(ev: Engine) -> None:
+    a, b = start(ev, "signal_catch"), start(ev, "signal_catch")
+    assert open_elements(ev, a) == [] and ev.instance(a)["status"] == "running"
+    assert subscriptions(ev, "signal") == [(a, "go", "Event_go"), (b, "go", "Event_go")]
+    assert subscriptions(ev, "message") == []
+
+    result = ev.signal("go", {"x": 1}, actor="dora")
+
+    started = by_key(ev, "signal_start")
+    assert result == {"delivered_to": [a, b], "started": started, "failed": [], "truncated": False}
+    assert len(started) == 1
+    for iid in (a, b, *started):
+        assert_roundtrip(ev, iid)
+        assert data(ev, iid) == {"x": 1}
+    assert open_elements(ev, a) == open_elements(ev, b) == ["Task_after"]
+    assert open_elements(ev, started[0]) == ["Task_started"]
+    assert subscriptions(ev, "signal") == []
+    received = [e for e in ev.history(a) if e.type == "signal_received"]
+    assert [(e.actor, e.element_id, e.payload["name"], e.payload["data"]) for e in received] == \
+        [("dora", "Event_go", "go", {"x": 1})]
+    assert ev.history(started[0])[0].payload["via"] == "signal"
+
+    complete(ev, a, "Task_after")
+    complete(ev, started[0], "Task_started")
+    assert status(ev, a) == status(ev, started[0]) == "completed"
+    assert_replays(ev, a, b, started[0])
+
+
+def test_signal__thrown_inside_a_process_is_broadcast_to_the_others(ev: Engine) -> None:
+    waiting = start(ev, "signal_catch")
+    thrower = start(ev, "signal_throw")
+
+    complete(ev, thrower, "Task_prepare")
+
+    assert status(ev, thrower) == "completed"
+    assert open_elements(ev, waiting) == ["Task_after"]
+    assert_roundtrip(ev, waiting)
+    received = [e for e in ev.history(waiting) if e.type == "signal_received"][0]
+    assert received.payload["from_instance"] == thrower
+    started = by_key(ev, "signal_start")
+    assert len(started) == 1 and open_elements(ev, started[0]) == ["Task_started"]
+    assert_replays(ev, waiting, thrower, started[0])
+
+
+def test_signal_boundary__interrupts_the_user_task(ev: Engine) -> None:
+    iid = start(ev, "signal_boundary")
+    assert open_elements(ev, iid) == ["Task_work"]
+
+    ev.signal("stop", actor="dora")
+    assert_roundtrip(ev, iid)
+
+    assert open_elements(ev, iid) == ["Task_stopped"]
+    types = [(e.type, e.element_id) for e in ev.history(iid)
+             if e.type in ("task_cancelled", "signal_received", "task_created")]
+    assert types == [("task_created", "Task_work"), ("signal_received", "Event_stop"),
+                     ("task_cancelled", "Task_work"), ("task_created", "Task_stopped")]
+    complete(ev, iid, "Task_stopped")
+    assert status(ev, iid) == "completed"
+    assert_replays(ev, iid)
+
+
+def test_signal__nobody_waiting_or_bad_input__is_refused_and_changes_nothing(ev: Engine) -> None:
+    iid = start(ev, "signal_boundary")
+    before = len(ev.history(iid))
+    with pytest.raises(NotFound, match="no instance waits for signal 'nobody'"):
+        ev.signal("nobody", actor="dora")
+    with pytest.raises(InputError):
+        ev.signal("stop", ["not", "an", "object"], actor="dora")  # type: ignore[arg-type]
+    assert len(ev.history(iid)) == before
+    assert open_elements(ev, iid) == ["Task_work"]
+
+
+def test_signal__cli_broadcasts_and_reports_json(ev: Engine, db_url: str) -> None:
+    iid = start(ev, "signal_catch")
+    run = CliRunner().invoke(main, ["--db", db_url, "signal", "go", "--data", '{"n": 2}', "--as", "dora", "--json"])
+    assert run.exit_code == 0, run.output
+    out = json.loads(run.output)
+    assert out["delivered_to"] == [iid] and len(out["started"]) == 1
+    assert data(ev, iid) == {"n": 2}
+    bad = CliRunner().invoke(main, ["--db", db_url, "signal", "go", "--data", "[1", "--as", "dora"])
+    assert bad.exit_code != 0 and "Traceback" not in bad.output
+    none = CliRunner().invoke(main, ["--db", db_url, "signal", "nobody", "--as", "dora"])
+    assert none.exit_code != 0 and "no instance waits for signal 'nobody'" in none.output
+
+
+# ---------------------------------------------------------------------------------------------- message boundary
+
+
+def test_message_boundary__non_interrupting_adds_a_task_then_interrupting_cancels(ev: Engine) -> None:
+    iid = start(ev, "message_boundary")
+    assert open_elements(ev, iid) == ["Task_work"]
+    assert [(n, e) for _, n, e in subscriptions(ev, "message")] == [("note", "Event_note"),
+                                                                    ("withdraw", "Event_withdraw")]
+
+    ev.message("note", {"note": "call me"}, actor="dora")
+    assert_roundtrip(ev, iid)
+    assert open_elements(ev, iid) == ["Task_note", "Task_work"]  # the work goes on
+
+    ev.message("withdraw", {"reason": "moved"}, actor="dora")
+    assert_roundtrip(ev, iid)
+    assert open_elements(ev, iid) == ["Task_note", "Task_withdrawn"]
+    assert subscriptions(ev, "message") == []
+    cancelled = [e.element_id for e in ev.history(iid) if e.type == "task_cancelled"]
+    assert cancelled == ["Task_work"]
+
+    complete(ev, iid, "Task_note")
+    complete(ev, iid, "Task_withdrawn")
+    assert status(ev, iid) == "completed"
+    assert data(ev, iid)["reason"] == "moved" and data(ev, iid)["note"] == "call me"
+    assert_replays(ev, iid)
+
+
+def test_message_boundary__task_completed_first__subscriptions_go_away(ev: Engine) -> None:
+    iid = start(ev, "message_boundary")
+    complete(ev, iid, "Task_work")
+    assert status(ev, iid) == "completed"
+    assert subscriptions(ev, "message") == []
+    with pytest.raises(NotFound):
+        ev.message("withdraw", {}, actor="dora")
+    assert_replays(ev, iid)
+
+
+# ---------------------------------------------------------------------------------------------- event-based gateway
+
+
+def pending_timers(engine: Engine, iid: int) -> list[str]:
+    from storage.models import Timer
+
+    with engine._tx(read=True) as s:
+        return sorted(r.element_id for r in s.query(Timer).filter(Timer.instance_id == iid, Timer.kind == "timer",
+                                                                   Timer.state == "pending"))
+
+
+def test_event_gateway__message_first__takes_its_branch_and_drops_the_timer(ev: Engine) -> None:
+    iid = start(ev, "event_gateway")
+    assert open_elements(ev, iid) == []
+    assert pending_timers(ev, iid) == ["Gateway_wait"]
+    assert subscriptions(ev, "message") == [(iid, "answer", "Gateway_wait")]
+
+    assert ev.message("answer", {"answer": "yes"}, actor="dora") == {"delivered_to": iid}
+    assert_roundtrip(ev, iid)
+
+    assert open_elements(ev, iid) == ["Task_answered"]
+    assert pending_timers(ev, iid) == [] and subscriptions(ev, "message") == []
+    ev.advance_clock(timedelta(days=2))
+    Worker(ev).run_once()
+    assert open_elements(ev, iid) == ["Task_answered"]
+    complete(ev, iid, "Task_answered")
+    assert status(ev, iid) == "completed" and data(ev, iid) == {"answer": "yes"}
+    assert_replays(ev, iid)
+
+
+def test_event_gateway__timer_first__takes_its_branch_and_drops_the_subscription(ev: Engine) -> None:
+    iid = start(ev, "event_gateway")
+    ev.advance_clock(timedelta(hours=23))
+    Worker(ev).run_once()
+    assert open_elements(ev, iid) == []
+    ev.advance_clock(timedelta(hours=2))
+    Worker(ev).run_once()
+    assert_roundtrip(ev, iid)
+
+    assert open_elements(ev, iid) == ["Task_chase"]
+    assert pending_timers(ev, iid) == [] and subscriptions(ev, "message") == []
+    with pytest.raises(NotFound):
+        ev.message("answer", {"answer": "late"}, actor="dora")
+    complete(ev, iid, "Task_chase")
+    assert status(ev, iid) == "completed"
+    assert_replays(ev, iid)
+
+
+# ---------------------------------------------------------------------------------------------- event subprocess
+
+
+def test_event_subprocess__non_interrupting_timer__starts_a_reminder_beside_the_work(ev: Engine) -> None:
+    iid = start(ev, "event_subprocess_timer")
+    assert open_elements(ev, iid) == ["Task_work"]
+    assert pending_timers(ev, iid) == ["StartEvent_remind"]
+
+    ev.advance_clock(timedelta(hours=23))
+    Worker(ev).run_once()
+    assert open_elements(ev, iid) == ["Task_work"]
+    ev.advance_clock(timedelta(hours=2))
+    Worker(ev).run_once()
+    assert_roundtrip(ev, iid)
+
+    assert open_elements(ev, iid) == ["Task_remind", "Task_work"]
+    complete(ev, iid, "Task_remind")
+    complete(ev, iid, "Task_work")
+    assert status(ev, iid) == "completed"
+    assert_replays(ev, iid)
+
+
+# ---------------------------------------------------------------------------------------------- refused by name
+
+
+@pytest.mark.parametrize(("file", "element", "says"), [
+    ("link_events.bpmn", "Event_link_throw", "link events are not supported"),
+    ("compensation_throw.bpmn", "Event_undo", "compensation events are not supported"),
+    ("conditional_catch.bpmn", "Event_ready", "conditional events are not supported"),
+    ("event_subprocess.bpmn", "StartEvent_cancel", "event subprocess started by a message is not supported"),
+    ("event_subprocess_error.bpmn", "StartEvent_error", "event subprocess started by an error is not supported"),
+])
+def test_deploy__construct_the_engine_cannot_run__is_refused_by_element(engine: Engine, file: str, element: str,
+                                                                       says: str) -> None:
+    before = engine.definitions()
+    with pytest.raises(DefinitionError) as err:
+        engine.deploy([EVENTS / "refused" / file], actor="alice")
+    problems = [(p.element, p.message) for p in err.value.problems]
+    assert any(e == element and says in m for e, m in problems), problems
+    assert engine.definitions() == before
