@@ -164,7 +164,15 @@ class Auditor:
             events = self._events(s, instance_id)
             dirs = self._directories(s)
             state = inst.state
-        return replay_events(instance_id, built, events, dirs, eng.serializer, stored_state=state, upto=upto)
+            built_for = self._built_for(s, events)
+        return replay_events(instance_id, built, events, dirs, eng.serializer, stored_state=state, upto=upto,
+                             built_for=built_for)
+
+    def _built_for(self, s: Any, events: list[EventRecord]) -> Callable[[int], Any]:
+        """Every version an instance's history names (a migrated instance ran on several)."""
+        ids = {e.definition_id for e in events}
+        defs = {d.id: (d.key, dict(d.files)) for d in s.scalars(select(Definition).where(Definition.id.in_(ids)))}
+        return lambda definition_id: self.engine.built.get(definition_id, *defs[definition_id])
 
     def seal(self, sealer: str | None, key: Ed25519PrivateKey | None = None) -> tuple[int, str, int]:
         """Record every instance's chain head and their Merkle root, signed when a key is given.
@@ -247,7 +255,7 @@ class Auditor:
                     assert d is not None
                     built = eng._built(d)
                     r = replay_events(iid, built, events, dirs, eng.serializer, stored_state=inst.state,
-                                      keep_steps=False)
+                                      keep_steps=False, built_for=self._built_for(s, events))
                     fail = r.divergence
             if fail is not None:
                 failures.append(fail)
@@ -289,7 +297,10 @@ class Auditor:
             # "all": the file claims to hold every instance, so every sealed one must be in it.
             yield {"kind": "header", "format": EXPORT_FORMAT, "exported_at": eng.clock.now().isoformat(),
                    "instances": len(ids), "all": instance_ids is None}
-            def_ids = sorted({inst.definition_id for inst in insts if inst})
+            # A migrated instance's history names the versions it ran on before its current one.
+            def_ids = sorted({inst.definition_id for inst in insts if inst}
+                             | set(s.scalars(select(Event.definition_id).where(Event.instance_id.in_(ids))
+                                             .distinct())))
             for d in s.scalars(select(Definition).where(Definition.id.in_(def_ids)).order_by(Definition.id)):
                 yield {"kind": "definition", "id": d.id, "key": d.key, "version": d.version,
                        "content_hash": d.content_hash, "files": d.files}
@@ -400,7 +411,8 @@ def verify_file(af: AuditFile, instance_id: int | None = None, upto: int | None 
         d = af.definitions[inst["definition"]]
         built = build(d["id"], d["key"], d["files"])
         out.append(replay_events(iid, built, events, af.directories, serializer,
-                                 stored_state=inst["state"] if upto is None else None, upto=upto))
+                                 stored_state=inst["state"] if upto is None else None, upto=upto,
+                                 built_for=lambda i: build(i, af.definitions[i]["key"], af.definitions[i]["files"])))
     return out
 
 

@@ -22,7 +22,9 @@ GENESIS = "0" * 64
 # Events that are inputs to an instance (what replay feeds back in); the rest record what the
 # engine did in response, and replay checks them.
 INPUT_TYPES = frozenset({"instance_started", "task_completed", "message_received", "timer_fired",
-                         "instance_cancelled"})
+                         "instance_cancelled",
+                         # an administrator's changes (engine/modify.py)
+                         "instance_migrated", "activity_cancelled", "started_before", "variable_set"})
 
 
 def canonical(event: dict[str, Any]) -> bytes:
