@@ -136,6 +136,15 @@ def summarize(e: Any) -> str:
         return _short(p.get("error", ""), 80)
     if t == "instance_completed":
         return "completed"
+    if t == "instance_migrated":
+        mapped = ", ".join(f"{a}->{b}" for a, b in (p.get("mapping") or {}).items())
+        return (f"v{p.get('from', {}).get('version', '?')} -> v{p.get('to', {}).get('version', '?')}"
+                + (f" ({mapped})" if mapped else "") + f"; reason: {p.get('reason')}")
+    if t in ("activity_cancelled", "started_before"):
+        return f"{'cancelled' if t == 'activity_cancelled' else 'started before'} {p.get('element')}; " \
+               f"reason: {p.get('reason')}"
+    if t == "variable_set":
+        return f"{p.get('name')} = {_short(p.get('value'), 200)}; reason: {p.get('reason')}"
     return _short(p)
 
 

@@ -14,9 +14,11 @@ them); predicted tasks are predicted again from the new version.
 
 from __future__ import annotations
 
+from copy import deepcopy
 from typing import Any
 
 from SpiffWorkflow.task import Task
+from SpiffWorkflow.util.deep_merge import DeepMerge
 from SpiffWorkflow.util.task import TaskState
 
 from .errors import InputError
@@ -147,10 +149,14 @@ def start_before(wf: Any, element: str) -> str:
         if spec.__class__.__name__ == "BoundaryEvent":
             raise InputError(f"'{element}' is a boundary event, which belongs to its activity; start before "
                              "the activity instead")
-        parent = w.last_task if w.last_task is not None and w.last_task.id in w.tasks else w.task_tree
-        t = Task(w, spec, parent=parent, state=TaskState.FUTURE)
-        spec._predict(t, mask=TaskState.PREDICTED_MASK | TaskState.FUTURE)
+        last = w.last_task if w.last_task is not None and w.last_task.id in w.tasks else w.task_tree
+        current = deepcopy(last.data)
+        # The new token hangs from the root, not from the last task: ending another token (its
+        # boundary split, say) must not end this one.
+        t = Task(w, spec, parent=w.task_tree, state=TaskState.FUTURE)
+        spec._predict(t, mask=PENDING)
         spec._update(t)
+        t.data = DeepMerge.merge(t.data, current)  # it sees the process data as it is now
         return str(w.spec.name)
     raise InputError(f"no element '{element}' in this version of the process or in its running subprocesses")
 
