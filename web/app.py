@@ -58,10 +58,10 @@ SWAGGER_STATIC = Path(fastapi_offline.__file__).parent / "static"
 
 
 def _routers() -> list[tuple[Any, str]]:
-    from .api import definitions, instances, misc, session, tasks, tokens
+    from .api import definitions, instances, migrate, misc, session, tasks, tokens
 
     return [(session.router, API), (tokens.router, API), (definitions.router, API), (instances.router, API),
-            (tasks.router, API), (misc.router, API)]
+            (tasks.router, API), (misc.router, API), (migrate.router, API)]
 
 
 def create_app(db_url: str | None = None, *, worker: bool = True, worker_interval: float = 2.0) -> FastAPI:
