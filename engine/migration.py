@@ -24,6 +24,7 @@ from SpiffWorkflow.util.task import TaskState
 from .errors import InputError
 
 LIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
+SPLIT = ".BoundaryEventSplit"  # SpiffWorkflow's parent of an activity with boundary events
 PENDING = TaskState.PREDICTED_MASK | TaskState.FUTURE  # not reached yet: predicted again after a move
 
 
@@ -65,6 +66,13 @@ def check_migration(wf: Any, new_spec: Any, new_subs: dict[str, Any], mapping: d
                 problems.append(f"'{_label(t)}' is {TaskState.get_name(t.state).lower()} and the new version has "
                                 f"no element '{name}'" + ("" if t.task_spec.name in mapping
                                                           else f"; map it with --map {_label(t)}=NEW_ID"))
+            elif f"{name}{SPLIT}" in target.task_specs and not (t.parent is not None
+                                                                and t.parent.task_spec.name.endswith(SPLIT)):
+                # Its boundary events would never be created, and the end of the activity would
+                # wait for them forever.
+                problems.append(f"'{name}' has boundary events in the new version that '{_label(t)}' did not have; "
+                                "a task in progress cannot gain them: finish it first, or cancel it and start "
+                                "before it after the move")
     return sorted(set(problems))
 
 

@@ -15,7 +15,8 @@ from conftest import BPMN, ORG, set_simulated
 from engine import Engine
 from engine.audit import Auditor
 from engine.deadlines import Worker
-from storage.models import MessageSubscription, Timer
+from engine.errors import Conflict
+from storage.models import Instance, MessageSubscription, Timer
 
 ADMIN = """
 [roles.admin]
@@ -124,3 +125,33 @@ def test_modify__cancel_a_task_with_a_boundary_timer(url: str) -> None:
     assert info["status"] == "running"
     assert [w["element"] for w in info["waiting"]] == ["Event_until"]  # the boundary timer went with its task
     assert [t.element_id for t in Engine(url).tasks(instance_id=iid, scope="all")] == []
+
+
+BOUNDARY = """
+    <bpmn:boundaryEvent id="Boundary_t" attachedToRef="Task_fill">
+      <bpmn:outgoing>Flow_late</bpmn:outgoing>
+      <bpmn:timerEventDefinition id="Timer_t"><bpmn:timeDuration>P1D</bpmn:timeDuration></bpmn:timerEventDefinition>
+    </bpmn:boundaryEvent>
+    <bpmn:endEvent id="EndEvent_late"><bpmn:incoming>Flow_late</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="Flow_late" sourceRef="Boundary_t" targetRef="EndEvent_late"/>
+  </bpmn:process>"""
+
+
+def test_migrate__boundary_events_added_or_removed_around_a_waiting_task__refused(url: str, tmp_path: Path) -> None:
+    first = Engine(url).start("user_task", actor="alice")
+    v2 = tmp_path / "v2"
+    shutil.copytree(BPMN / "forms", v2 / "forms")
+    text = (BPMN / "user_task.bpmn").read_text(encoding="utf-8")
+    (v2 / "user_task.bpmn").write_text(text.replace("</bpmn:process>", BOUNDARY), encoding="utf-8")
+    assert Engine(url).deploy([v2], actor="root")[0].version == 2
+    second = Engine(url).start("user_task", actor="alice")
+    with Engine(url)._tx() as s:
+        before = {i: (s.get(Instance, i).state, s.get(Instance, i).last_seq) for i in (first, second)}
+    with pytest.raises(Conflict, match="boundary events in the new version"):
+        Engine(url).migrate(first, 2, actor="root", reason="gain a timer")
+    with pytest.raises(Conflict, match="'Boundary_t' is waiting"):
+        Engine(url).migrate(second, 1, actor="root", reason="lose the timer")
+    with Engine(url)._tx() as s:
+        assert {i: (s.get(Instance, i).state, s.get(Instance, i).last_seq) for i in (first, second)} == before
+    for iid in (first, second):
+        holds(url, iid)
