@@ -145,7 +145,7 @@ def migrate_all(engine: Engine, key: str, from_version: int, to_version: int, ma
     report = BulkReport()
     for iid in ids:
         try:
-            migrate(engine, iid, to_version, mapping, actor, reason)
+            engine.migrate(iid, to_version, mapping, actor, reason)  # (retried when the database is busy)
             report.moved.append(iid)
         except EngineError as exc:
             report.refused[iid] = str(exc)

@@ -155,3 +155,20 @@ def test_migrate__boundary_events_added_or_removed_around_a_waiting_task__refuse
         assert {i: (s.get(Instance, i).state, s.get(Instance, i).last_seq) for i in (first, second)} == before
     for iid in (first, second):
         holds(url, iid)
+
+
+def test_modify__start_before_in_a_subprocess_and_cancel_the_subprocess(url: str) -> None:
+    iid = Engine(url).start("subprocess", actor="alice")
+    Engine(url).start_before(iid, "Task_inner", actor="root", reason="a second inner form")
+    assert [t.element_id for t in Engine(url).tasks(instance_id=iid, scope="all")] == ["Task_inner"] * 2
+    holds(url, iid)
+    Engine(url).start_before(iid, "Task_after", actor="root", reason="confirm now")
+    Engine(url).cancel_activity(iid, "Sub_inner", actor="root", reason="inner work not needed")
+    holds(url, iid)
+    info = Engine(url).instance(iid)
+    assert info["status"] == "running"
+    assert sorted((t.element_id, t.state) for t in info["tasks"]) == [
+        ("Task_after", "open"), ("Task_inner", "cancelled"), ("Task_inner", "cancelled")]
+    Engine(url).complete(task(url, iid, "Task_after"), "alice", {"ok": True})
+    assert Engine(url).instance(iid)["status"] == "completed"
+    holds(url, iid)
