@@ -492,6 +492,78 @@ def cancel(c: Ctx, instance_id: int, reason: str, actor: str | None) -> None:
 
 
 @main.command()
+@click.argument("instance_id", type=int, required=False)
+@click.option("--from", "source", metavar="KEY:VERSION", help="Every running instance of this version.")
+@click.option("--to", "to_version", type=int, required=True, help="The version to move to.")
+@click.option("--map", "pairs", metavar="OLD=NEW", multiple=True,
+              help="Element OLD of the old version is NEW in the new one (default: the same id). Repeatable.")
+@click.option("--reason", required=True, help="Why; recorded in the history.")
+@actor_option(required=True)
+@json_option
+@pass_ctx
+@handled
+def migrate(c: Ctx, instance_id: int | None, source: str | None, to_version: int, pairs: tuple[str, ...],
+            reason: str, actor: str | None, as_json: bool) -> None:
+    """Move running instance INSTANCE_ID (or every one of --from KEY:VERSION) to version --to (admins)."""
+    if (instance_id is None) == (source is None):
+        raise InputError("give either an INSTANCE_ID or --from KEY:VERSION")
+    if instance_id is not None:
+        r = c.engine.migrate(instance_id, to_version, list(pairs), actor=actor, reason=reason)
+        if as_json:
+            dump_json(r)
+        else:
+            click.echo(f"instance {instance_id} moved from version {r['from']} to {r['to']}")
+        return
+    key, _, ver = (source or "").rpartition(":")
+    if not key or not ver.isdigit():
+        raise InputError(f"--from '{source}' is not KEY:VERSION, e.g. --from claim:1")
+    report = c.engine.migrate_all(key, int(ver), to_version, list(pairs), actor=actor, reason=reason)
+    if as_json:
+        dump_json(report.to_json())
+    else:
+        click.echo(f"moved {len(report.moved)}: {', '.join(map(str, report.moved)) or '-'}")
+        for iid, why in report.refused.items():
+            click.echo(f"refused {iid}: {why}")
+    if report.refused:
+        raise Conflict(f"{len(report.refused)} of {len(report.moved) + len(report.refused)} instances were "
+                       "refused and left unchanged (see above)")
+
+
+@main.command()
+@click.argument("instance_id", type=int)
+@click.option("--cancel", "cancel_element", metavar="ELEMENT", help="Cancel the activity ELEMENT.")
+@click.option("--start-before", "start_element", metavar="ELEMENT", help="Start a new token before ELEMENT.")
+@click.option("--set", "assignment", metavar="NAME=JSON", help="Set process variable NAME to a JSON value.")
+@click.option("--reason", required=True, help="Why; recorded in the history.")
+@actor_option(required=True)
+@pass_ctx
+@handled
+def modify(c: Ctx, instance_id: int, cancel_element: str | None, start_element: str | None,
+           assignment: str | None, reason: str, actor: str | None) -> None:
+    """Change a running instance (admins): cancel an activity, start before an element, set a variable."""
+    given = [x for x in (cancel_element, start_element, assignment) if x is not None]
+    if len(given) != 1:
+        raise InputError("give exactly one of --cancel ELEMENT, --start-before ELEMENT, --set NAME=JSON")
+    if cancel_element is not None:
+        c.engine.cancel_activity(instance_id, cancel_element, actor=actor, reason=reason)
+        click.echo(f"instance {instance_id}: cancelled {cancel_element}")
+    elif start_element is not None:
+        c.engine.start_before(instance_id, start_element, actor=actor, reason=reason)
+        click.echo(f"instance {instance_id}: started before {start_element}")
+    else:
+        name, sep, raw = (assignment or "").partition("=")
+        if not sep:
+            raise InputError(f"--set '{assignment}' is not NAME=JSON, e.g. --set amount=5 or --set note='\"x\"'")
+        try:
+            value = json.loads(raw)
+        except (ValueError, RecursionError):
+            raise InputError(f"--set {name}={raw!r}: the value is not JSON; give e.g. {name}=5, {name}=true, "
+                             f"{name}='\"text\"' or {name}='{{\"a\": 1}}'") from None
+        c.engine.set_variable(instance_id, name.strip(), value, actor=actor, reason=reason)
+        click.echo(f"instance {instance_id}: {name.strip()} = {json.dumps(value, ensure_ascii=False)}")
+
+
+@main.command()
 @click.argument("name")
 @click.option("--data", metavar="JSON|@FILE", help="Message payload: becomes process variables.")
 @click.option("--business-key", metavar="KEY", help="Deliver to (or start) the instance with this key.")

@@ -133,6 +133,15 @@ def summarize(e: Any) -> str:
         return _short(p.get("error", ""), 80)
     if t == "instance_completed":
         return "completed"
+    if t == "instance_migrated":
+        mapped = ", ".join(f"{a}->{b}" for a, b in (p.get("mapping") or {}).items())
+        return (f"v{p.get('from', {}).get('version', '?')} -> v{p.get('to', {}).get('version', '?')}"
+                + (f" ({mapped})" if mapped else "") + f"; reason: {p.get('reason')}")
+    if t in ("activity_cancelled", "started_before"):
+        return f"{'cancelled' if t == 'activity_cancelled' else 'started before'} {p.get('element')}; " \
+               f"reason: {p.get('reason')}"
+    if t == "variable_set":
+        return f"{p.get('name')} = {_short(p.get('value'), 200)}; reason: {p.get('reason')}"
     return _short(p)
 
 
@@ -161,7 +170,15 @@ class Auditor:
             events = self._events(s, instance_id)
             dirs = self._directories(s)
             state = inst.state
-        return replay_events(instance_id, built, events, dirs, eng.serializer, stored_state=state, upto=upto)
+            built_for = self._built_for(s, events)
+        return replay_events(instance_id, built, events, dirs, eng.serializer, stored_state=state, upto=upto,
+                             built_for=built_for)
+
+    def _built_for(self, s: Any, events: list[EventRecord]) -> Callable[[int], Any]:
+        """Every version an instance's history names (a migrated instance ran on several)."""
+        ids = {e.definition_id for e in events}
+        defs = {d.id: (d.key, dict(d.files)) for d in s.scalars(select(Definition).where(Definition.id.in_(ids)))}
+        return lambda definition_id: self.engine.built.get(definition_id, *defs[definition_id])
 
     def seal(self, sealer: str | None, key: Ed25519PrivateKey | None = None) -> tuple[int, str, int]:
         """Record every instance's chain head and their Merkle root, signed when a key is given.
@@ -262,7 +279,7 @@ class Auditor:
                 d = s.get(Definition, inst.definition_id)
                 assert d is not None
                 r = replay_events(iid, eng._built(d), events, dirs, eng.serializer, stored_state=inst.state,
-                                  keep_steps=False)
+                                  keep_steps=False, built_for=self._built_for(s, events))
                 fail = r.divergence
         return fail
 
@@ -300,7 +317,10 @@ class Auditor:
             # "all": the file claims to hold every instance, so every sealed one must be in it.
             yield {"kind": "header", "format": EXPORT_FORMAT, "exported_at": eng.clock.now().isoformat(),
                    "instances": len(ids), "all": instance_ids is None}
-            def_ids = sorted({inst.definition_id for inst in insts if inst})
+            # A migrated instance's history names the versions it ran on before its current one.
+            def_ids = sorted({inst.definition_id for inst in insts if inst}
+                             | set(s.scalars(select(Event.definition_id).where(Event.instance_id.in_(ids))
+                                             .distinct())))
             for d in s.scalars(select(Definition).where(Definition.id.in_(def_ids)).order_by(Definition.id)):
                 yield {"kind": "definition", "id": d.id, "key": d.key, "version": d.version,
                        "content_hash": d.content_hash, "files": d.files}

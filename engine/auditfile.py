@@ -113,6 +113,7 @@ def verify_file(af: AuditFile, instance_id: int | None = None, upto: int | None 
         d = af.definitions[inst["definition"]]
         built = build(d["id"], d["key"], d["files"])
         out.append(replay_events(iid, built, events, af.directories, serializer,
-                                 stored_state=inst["state"] if upto is None else None, upto=upto))
+                                 stored_state=inst["state"] if upto is None else None, upto=upto,
+                                 built_for=lambda i: build(i, af.definitions[i]["key"], af.definitions[i]["files"])))
     return out
 

@@ -539,6 +539,43 @@ class Engine(ExternalTaskApi, IncidentApi):
 
         self._run_on(instance_id, actor, body)
 
+    # An administrator's changes to running instances (engine/modify.py).
+    @retrying
+    def migrate(self, instance_id: int, to_version: int, mapping: dict[str, str] | None = None,
+                actor: str | None = None, reason: str | None = None) -> dict[str, Any]:
+        """Move a running instance to version `to_version` (element ids map to themselves unless mapped)."""
+        from . import modify
+
+        return modify.migrate(self, instance_id, to_version, mapping, actor, reason)
+
+    def migrate_all(self, key: str, from_version: int, to_version: int, mapping: dict[str, str] | None = None,
+                    actor: str | None = None, reason: str | None = None) -> Any:
+        """Migrate every running instance of `key`:`from_version`; a report of moved and refused."""
+        from . import modify
+
+        return modify.migrate_all(self, key, from_version, to_version, mapping, actor, reason)
+
+    @retrying
+    def cancel_activity(self, instance_id: int, element_id: str, actor: str | None = None,
+                        reason: str | None = None) -> None:
+        from . import modify
+
+        modify.cancel_activity(self, instance_id, element_id, actor, reason)
+
+    @retrying
+    def start_before(self, instance_id: int, element_id: str, actor: str | None = None,
+                     reason: str | None = None) -> None:
+        from . import modify
+
+        modify.start_before(self, instance_id, element_id, actor, reason)
+
+    @retrying
+    def set_variable(self, instance_id: int, name: str, value: Any, actor: str | None = None,
+                     reason: str | None = None) -> None:
+        from . import modify
+
+        modify.set_variable(self, instance_id, name, value, actor, reason)
+
     def instances(self, status: str | None = None, key: str | None = None, business_key: str | None = None,
                   limit: int = 200, started_after: datetime | None = None, started_before: datetime | None = None,
                   offset: int = 0) -> list[dict[str, Any]]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Callable
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
@@ -20,6 +20,7 @@ from .chain import EventRecord, Failure
 from .clock import SettableClock
 from .definitions import Built
 from .external import REPLAYED, replay_external
+from .modify import replay_input
 from .scripting import TigaoScriptEngine
 from .spiff import (
     StateSerializer,
@@ -27,6 +28,10 @@ from .spiff import (
     fingerprint,
     force_start_timers,
 )
+
+
+# Inputs an administrator gives to a running instance (engine/modify.py).
+MODIFICATIONS = frozenset({"instance_migrated", "activity_cancelled", "started_before", "variable_set"})
 
 
 @dataclass
@@ -62,8 +67,11 @@ class ReplayResult:
 class _Replayer:
     """Feeds recorded inputs back into a fresh workflow at the recorded times."""
 
-    def __init__(self, built: Built, directories: dict[int | None, Directory], serializer: StateSerializer):
+    def __init__(self, built: Built, directories: dict[int | None, Directory], serializer: StateSerializer,
+                 built_for: Callable[[int], Built] | None = None):
         self.built = built
+        # A migrated instance started on another version: each event names the one it ran on.
+        self.built_for = built_for or (lambda definition_id: built)
         self.clock = SettableClock(datetime(1970, 1, 1, tzinfo=UTC))
         self.directories = directories
         self.se = TigaoScriptEngine(self.clock, next(iter(directories.values()), None))
@@ -88,6 +96,8 @@ class _Replayer:
         if "dir" in p:
             self.se.directory = self.directories.get(p["dir"], self.se.directory)
         if e.type == "instance_started":
+            if e.definition_id != self.built.definition_id:
+                self.built = self.built_for(e.definition_id)
             self.wf = TigaoWorkflow(self.built.spec, self.built.subprocess_specs, script_engine=self.se)
             data = p.get("data") or {}
             self.wf.task_tree.data.update(data)
@@ -128,6 +138,11 @@ class _Replayer:
             self._steps()
         elif e.type == "instance_cancelled":
             self.wf.cancel()
+            self._steps()
+        elif e.type in MODIFICATIONS:
+            built = replay_input(self.wf, e.type, p, self.built_for)
+            if built is not None:
+                self.built = built
             self._steps()
         elif e.type == "task_created":
             if not self.unclaimed:
@@ -173,9 +188,12 @@ def _data(wf: BpmnWorkflow) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
 
 def replay_events(instance_id: int, built: Built, events: list[EventRecord], directories: dict[int | None, Directory],
                   serializer: StateSerializer, stored_state: str | None = None, upto: int | None = None,
-                  keep_steps: bool = True) -> ReplayResult:
-    """Replay one instance's events; compare the result with `stored_state` when given."""
-    r = _Replayer(built, directories, serializer)
+                  keep_steps: bool = True, built_for: Callable[[int], Built] | None = None) -> ReplayResult:
+    """Replay one instance's events; compare the result with `stored_state` when given.
+
+    `built` is the version the instance runs on now; `built_for(definition_id)` gives any other
+    version its history names (a migrated instance started on an earlier one)."""
+    r = _Replayer(built, directories, serializer, built_for)
     result = ReplayResult(instance_id)
     before: dict[str, Any] = {}
 
@@ -200,7 +218,7 @@ def replay_events(instance_id: int, built: Built, events: list[EventRecord], dir
             break
     result.workflow = r.wf
     if result.divergence is None and stored_state is not None and upto is None and r.wf is not None:
-        stored = serializer.loads(stored_state, built.spec, built.subprocess_specs, r.se)
+        stored = serializer.loads(stored_state, r.built.spec, r.built.subprocess_specs, r.se)
         a, b = fingerprint(r.wf), fingerprint(stored)
         result.matches_stored = a == b
         if a != b:

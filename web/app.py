@@ -58,13 +58,13 @@ SWAGGER_STATIC = Path(fastapi_offline.__file__).parent / "static"
 
 
 def _routers() -> list[tuple[Any, str]]:
-    from .api import definitions, instances, misc, session, tasks, tokens
+    from .api import definitions, instances, migrate, misc, session, tasks, tokens
 
     from . import external_tasks
     from .api import incidents
 
     return [(session.router, API), (tokens.router, API), (definitions.router, API), (instances.router, API),
-            (tasks.router, API), (misc.router, API), (incidents.router, API),
+            (tasks.router, API), (misc.router, API), (incidents.router, API), (migrate.router, API),
             (external_tasks.router, problems.CAMUNDA_PREFIX)]
 
 
