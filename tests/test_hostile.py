@@ -115,7 +115,7 @@ def test_deploy__escape__is_refused_naming_element_and_line(eng: Engine, db_url:
                                                               name: str) -> None:
     path = write(tmp_path, "hostile.bpmn", script_process(ESCAPES[name]))
     before = snapshot(db_url)
-    result = CliRunner().invoke(main, ["--db", db_url, "deploy", str(path)])
+    result = CliRunner().invoke(main, ["--db", db_url, "deploy", str(path), "--as", "alice"])
     assert result.exit_code == 4, result.output
     assert "Script_hostile" in result.output and "not allowed" in result.output
     assert "Traceback" not in result.output
