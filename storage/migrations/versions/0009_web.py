@@ -1,7 +1,7 @@
 """public forms and tracking codes (web app)
 
 Revision ID: 0009
-Revises: 0008
+Revises: 0005
 Create Date: 2026-12-02
 """
 from alembic import op  # noqa: F401
@@ -9,7 +9,7 @@ import sqlalchemy as sa  # noqa: F401
 
 
 revision = '0009'
-down_revision = '0008'
+down_revision = '0005'
 branch_labels = None
 depends_on = None
 
