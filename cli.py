@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from engine.errors import Conflict, EngineError, InputError
-from engine.signals import MAX_DELIVERIES
 from engine.timeutil import add_iso_duration, display_tz, fmt, is_duration, zone_name
 
 if TYPE_CHECKING:
@@ -606,6 +605,8 @@ def signal_command(c: Ctx, name: str, data: str | None, actor: str | None, as_js
         where = f"instance {f['instance']}" if "instance" in f else f"process {f['process']}"
         click.echo(f"signal '{name}' failed at {where}: {f['error']}", err=True)
     if result["truncated"]:
+        from engine.signals import MAX_DELIVERIES
+
         click.echo(f"signal '{name}' stopped after {MAX_DELIVERIES} deliveries (signals that cause signals)", err=True)
 
 
