@@ -62,8 +62,15 @@ def unregister(name: str) -> None:
 
 
 def registered() -> set[str]:
-    """Names of every handler available here: entry points and `register`ed ones."""
-    return {ep.name for ep in entry_points(group=GROUP)} | set(_EXTRA)
+    """Names of every handler available here: entry points, `register`ed ones and the built-in ones."""
+    return {ep.name for ep in entry_points(group=GROUP)} | set(_EXTRA) | set(_builtin())
+
+
+def _builtin() -> dict[str, Handler]:
+    # The engine's own defaults, also registered as entry points in pyproject.toml; kept here too so
+    # that a checkout whose installed metadata predates them (an old editable install) still runs
+    # the campaign. An installed entry point of the same name takes precedence.
+    return {"notifyComplainant": notify_complainant}
 
 
 def get(name: str) -> Handler:
@@ -79,6 +86,8 @@ def get(name: str) -> Handler:
             with _LOCK:
                 _LOADED[name] = fn
             return fn  # type: ignore[no-any-return]
+    if name in _builtin():
+        return _builtin()[name]
     raise LookupError(f"no handler '{name}' is registered in entry point group '{GROUP}' here; install the "
                       "package that provides it, then retry the incident")
 
