@@ -234,6 +234,8 @@ ZH = {
     "done": "已完成",
     "to the leader": "督辦至領導",
     "to the office": "督辦至效能辦",
+    "active": "進行中",
+    "waiting": "等待中",
     "reminder": "提醒",
     "escalation": "督辦升級",
     "follow_up": "跟進",

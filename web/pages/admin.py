@@ -16,7 +16,7 @@ from engine.timeutil import parse_duration_parts
 from ..uploads import MAX_FILE_BYTES, collect, write_bundle
 from .common import Page
 from .deps import require_admin, require_csrf, signed_in
-from .drawing import definition_svg, instance_svg
+from .drawing import definition_svg, instance_svg, legend
 
 router = APIRouter()
 PAGE_SIZE = 50
@@ -53,7 +53,7 @@ def definition_diff(key: str, page: Page = Depends(signed_in)) -> Response:
     result = diff_files(old_files, new_files, process_id=key)
     main = _main_file(page, new_d, new_files)
     return page.render("definition_diff.html", section="definitions", key=key, old=old_d, new=new_d,
-                       changes=result, diagram=definition_svg(new_files, main, key, result.highlight()))
+                       changes=result, diagram=definition_svg(new_files, main, key, result.highlight(), labels=legend(page._)))
 
 
 @router.get("/definitions/{key}/{version}")
@@ -63,7 +63,7 @@ def definition_page(key: str, version: int, page: Page = Depends(signed_in)) -> 
     versions = [r for r in page.engine.definitions() if r["key"] == key]
     forms = {n: t for n, t in files.items() if n.startswith("forms/")}
     return page.render("definition.html", section="definitions", d=d, files=sorted(files), forms=forms,
-                       versions=versions, diagram=definition_svg(files, main, key))
+                       versions=versions, diagram=definition_svg(files, main, key, labels=legend(page._)))
 
 
 @router.get("/definitions/{key}/{version}/files/{name:path}")
@@ -139,7 +139,7 @@ def instance_page(instance_id: int, page: Page = Depends(signed_in)) -> Response
     inst = page.engine.instance(instance_id)
     timers = page.engine.instance_timers(instance_id) if hasattr(page.engine, "instance_timers") else []
     return page.render("instance.html", section="instances", inst=inst, timers=timers,
-                       diagram=instance_svg(page.engine, instance_id))
+                       diagram=instance_svg(page.engine, instance_id, labels=legend(page._)))
 
 
 @router.post("/instances/{instance_id}/cancel")

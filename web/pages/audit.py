@@ -17,7 +17,7 @@ from engine.inspection import instance_picture
 
 from .common import TEMPLATES, Page
 from .deps import require_csrf, require_reader_of_audit, signed_in
-from .drawing import states_svg
+from .drawing import legend, states_svg
 
 router = APIRouter()
 log = logging.getLogger("tigao.http")
@@ -45,7 +45,7 @@ def replay_page(instance_id: int, step: int | None = None, page: Page = Depends(
     result = auditor.replay(instance_id, upto=n)
     current = result.steps[-1] if result.steps else None
     pic = instance_picture(page.engine, instance_id)
-    diagram = states_svg(pic.files, pic.main_file, pic.process_key, result.workflow) \
+    diagram = states_svg(pic.files, pic.main_file, pic.process_key, result.workflow, legend(page._)) \
         if result.workflow is not None else ""
     names = page.engine.element_names(instance_id)
     return page.render("replay.html", section="instances", instance_id=instance_id, total=total, n=n,

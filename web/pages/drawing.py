@@ -9,6 +9,7 @@ from markupsafe import Markup
 from engine.inspection import ElementState, element_states, instance_picture
 
 from ..diagram import Marker, render_svg
+from .vocabulary import LEGEND_WORDS
 
 
 def _markers(states: dict[str, ElementState], focus: str | None = None) -> dict[str, Marker]:
@@ -33,19 +34,26 @@ def _safe_render(xml: str | None, **kw: Any) -> Markup:
         return Markup(f'<p class="muted">(the diagram could not be drawn: {escape(str(exc)[:200])})</p>')
 
 
-def instance_svg(engine: Any, instance_id: int, focus: str | None = None) -> Markup:
+def legend(translate: Any) -> dict[str, str]:
+    """The legend's words in the page's language (the words are in vocabulary.py)."""
+    return {k: translate(k) for k in LEGEND_WORDS}
+
+
+def instance_svg(engine: Any, instance_id: int, focus: str | None = None, labels: dict[str, str] | None = None
+                 ) -> Markup:
     pic = instance_picture(engine, instance_id)
     xml = pic.files.get(pic.main_file) if pic.main_file else None
-    return _safe_render(xml, process_id=pic.process_key, markers=_markers(pic.states, focus))
+    return _safe_render(xml, process_id=pic.process_key, markers=_markers(pic.states, focus), legend_labels=labels)
 
 
-def states_svg(files: dict[str, str], main_file: str | None, process_key: str, wf: Any) -> Markup:
+def states_svg(files: dict[str, str], main_file: str | None, process_key: str, wf: Any,
+               labels: dict[str, str] | None = None) -> Markup:
     """A diagram with the markers of a workflow object (a replayed step)."""
     xml = files.get(main_file) if main_file else None
-    return _safe_render(xml, process_id=process_key, markers=_markers(element_states(wf)))
+    return _safe_render(xml, process_id=process_key, markers=_markers(element_states(wf)), legend_labels=labels)
 
 
 def definition_svg(files: dict[str, str], main_file: str | None, process_key: str,
-                   highlight: dict[str, str] | None = None) -> Markup:
+                   highlight: dict[str, str] | None = None, labels: dict[str, str] | None = None) -> Markup:
     xml = files.get(main_file) if main_file else None
-    return _safe_render(xml, process_id=process_key, highlight=highlight)
+    return _safe_render(xml, process_id=process_key, highlight=highlight, legend_labels=labels)

@@ -73,12 +73,12 @@ def _task_context(page: Page, task_id: int) -> dict[str, Any]:
     inst = e.instance(t.instance_id)
     events = e.history(t.instance_id)
     names = e.element_names(t.instance_id)
-    from .drawing import instance_svg
+    from .drawing import instance_svg, legend
 
     d = e.directory()
     users = sorted(((u, p.name) for u, p in d.users.items()), key=lambda x: x[0])
     return {"t": t, "data": data, "schema": schema, "inst": inst, "events": events, "names": names,
-            "users": users, "diagram": instance_svg(e, t.instance_id, focus=t.element_id),
+            "users": users, "diagram": instance_svg(e, t.instance_id, focus=t.element_id, labels=legend(page._)),
             "may_act": _may_act(page, t)}
 
 

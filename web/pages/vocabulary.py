@@ -24,6 +24,9 @@ EVENT_LABELS = {
 }
 NOTIFICATION_KINDS = [N_("overdue"), N_("reminder"), N_("escalation"), N_("follow_up")]
 CHANGE_KINDS = [N_("added"), N_("removed"), N_("changed")]
+# The diagram legend's words (web/diagram draws them; the page passes them translated).
+LEGEND_WORDS = (N_("completed"), N_("active"), N_("waiting"), N_("cancelled"), N_("failed"), N_("added"),
+                N_("changed"), N_("removed"))
 ERROR_TITLES = [N_("Please check your input"), N_("Please log in"), N_("Not allowed"), N_("Not found"),
                 N_("Someone else changed this first"), N_("Please correct the form"), N_("Too many requests"),
                 N_("The database is not available"), N_("Something went wrong")]
