@@ -134,12 +134,13 @@ def _split_long(token: str, width: float, size: float) -> list[str]:
 
 
 def wrap(text: str, width: float, size: float, max_lines: int | None = None,
-         balance: bool = False) -> list[str]:
+         balance: bool = False, first_width: float | None = None) -> list[str]:
     """Wrap ``text`` into lines at most ``width`` wide; the last kept line ends in an ellipsis
     when the text does not fit in ``max_lines``. Explicit newlines are kept. With ``balance``,
-    the lines are made about equally long (no lone character on the last line)."""
-    lines = _wrap(text, width, size)
-    if balance and 1 < len(lines) <= (max_lines or len(lines)):
+    the lines are made about equally long (no lone character on the last line). With
+    ``first_width``, the first line is that narrow (room left for an icon beside it)."""
+    lines = _wrap(text, width, size, first_width)
+    if balance and first_width is None and 1 < len(lines) <= (max_lines or len(lines)):
         narrower = width
         # Never narrower than the longest word: balancing must not cut words.
         floor = max([width / 2] + [text_width(t.rstrip(), size) for t in _tokens(text) if len(t) > 1])
@@ -159,14 +160,18 @@ def wrap(text: str, width: float, size: float, max_lines: int | None = None,
     return lines
 
 
-def _wrap(text: str, width: float, size: float) -> list[str]:
+def _wrap(text: str, width: float, size: float, first_width: float | None = None) -> list[str]:
     lines: list[str] = []
     for para in clean(text).replace("\r", "").split("\n"):
         cur = ""
         for token in _tokens(para):
             pieces = _split_long(token, width, size) if text_width(token.rstrip(), size) > width else [token]
             for piece in pieces:
-                if not cur or text_width((cur + piece).rstrip(), size) <= width:
+                limit = first_width if first_width is not None and not lines else width
+                if not cur and text_width(piece.rstrip(), size) > limit:
+                    lines.append("")  # the narrow first line stays empty rather than overflow
+                    limit = width
+                if not cur or text_width((cur + piece).rstrip(), size) <= limit:
                     cur += piece
                     continue
                 # Keep closing punctuation on the line before, opening punctuation on the next.
