@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import cache
 from typing import Any
 
 from lxml import etree
@@ -77,6 +78,7 @@ def is_wide(char: str) -> bool:
     return unicodedata.east_asian_width(char) in ("W", "F")
 
 
+@cache
 def char_width(char: str) -> float:
     """Approximate advance of one character in em, for a sans-serif font."""
     if is_wide(char):
@@ -163,22 +165,26 @@ def wrap(text: str, width: float, size: float, max_lines: int | None = None,
 def _wrap(text: str, width: float, size: float, first_width: float | None = None) -> list[str]:
     lines: list[str] = []
     for para in clean(text).replace("\r", "").split("\n"):
-        cur = ""
+        cur, cur_w = "", 0.0
         for token in _tokens(para):
             pieces = _split_long(token, width, size) if text_width(token.rstrip(), size) > width else [token]
             for piece in pieces:
                 limit = first_width if first_width is not None and not lines else width
-                if not cur and text_width(piece.rstrip(), size) > limit:
+                piece_w = text_width(piece.rstrip(), size)
+                if not cur and piece_w > limit:
                     lines.append("")  # the narrow first line stays empty rather than overflow
                     limit = width
-                if not cur or text_width((cur + piece).rstrip(), size) <= limit:
+                # Widths add up: the line so far (with its trailing space) plus the new piece.
+                if not cur or cur_w + piece_w <= limit:
                     cur += piece
+                    cur_w = text_width(cur, size)
                     continue
                 # Keep closing punctuation on the line before, opening punctuation on the next.
                 if piece[0] in _NO_LINE_START and len(cur) > 1 or cur[-1] in _NO_LINE_END and len(cur) > 1:
                     piece, cur = cur[-1] + piece, cur[:-1]
                 lines.append(cur.rstrip())
                 cur = piece
+                cur_w = text_width(cur, size)
         lines.append(cur.rstrip())
     while len(lines) > 1 and not lines[-1]:
         lines.pop()
