@@ -95,6 +95,12 @@ def test_charts__labels_escaped_and_empty_data() -> None:
     assert "沒有資料" in bar_chart([], empty_text="沒有資料")
 
 
+def test_charts__labels_that_are_not_text__written_as_text() -> None:
+    root = _svg(bar_chart([(2012, 3), (2013, 4)]))  # type: ignore[list-item]
+    assert [b.get("data-label") for b in _bars(root)] == ["2012", "2013"]
+    assert len(_svg(line_chart([(1, 2.0), (2, 3.0)])).findall(".//s:g[@class='point']", NS)) == 2  # type: ignore[list-item]
+
+
 def test_charts__bad_values__clear_errors() -> None:
     with pytest.raises(InputError, match="finite number"):
         bar_chart([("a", math.nan)])

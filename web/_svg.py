@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import cache
 from typing import Any
 
 from lxml import etree
@@ -77,6 +78,7 @@ def is_wide(char: str) -> bool:
     return unicodedata.east_asian_width(char) in ("W", "F")
 
 
+@cache
 def char_width(char: str) -> float:
     """Approximate advance of one character in em, for a sans-serif font."""
     if is_wide(char):
@@ -134,12 +136,13 @@ def _split_long(token: str, width: float, size: float) -> list[str]:
 
 
 def wrap(text: str, width: float, size: float, max_lines: int | None = None,
-         balance: bool = False) -> list[str]:
+         balance: bool = False, first_width: float | None = None) -> list[str]:
     """Wrap ``text`` into lines at most ``width`` wide; the last kept line ends in an ellipsis
     when the text does not fit in ``max_lines``. Explicit newlines are kept. With ``balance``,
-    the lines are made about equally long (no lone character on the last line)."""
-    lines = _wrap(text, width, size)
-    if balance and 1 < len(lines) <= (max_lines or len(lines)):
+    the lines are made about equally long (no lone character on the last line). With
+    ``first_width``, the first line is that narrow (room left for an icon beside it)."""
+    lines = _wrap(text, width, size, first_width)
+    if balance and first_width is None and 1 < len(lines) <= (max_lines or len(lines)):
         narrower = width
         # Never narrower than the longest word: balancing must not cut words.
         floor = max([width / 2] + [text_width(t.rstrip(), size) for t in _tokens(text) if len(t) > 1])
@@ -159,21 +162,29 @@ def wrap(text: str, width: float, size: float, max_lines: int | None = None,
     return lines
 
 
-def _wrap(text: str, width: float, size: float) -> list[str]:
+def _wrap(text: str, width: float, size: float, first_width: float | None = None) -> list[str]:
     lines: list[str] = []
     for para in clean(text).replace("\r", "").split("\n"):
-        cur = ""
+        cur, cur_w = "", 0.0
         for token in _tokens(para):
             pieces = _split_long(token, width, size) if text_width(token.rstrip(), size) > width else [token]
             for piece in pieces:
-                if not cur or text_width((cur + piece).rstrip(), size) <= width:
+                limit = first_width if first_width is not None and not lines else width
+                piece_w = text_width(piece.rstrip(), size)
+                if not cur and piece_w > limit:
+                    lines.append("")  # the narrow first line stays empty rather than overflow
+                    limit = width
+                # Widths add up: the line so far (with its trailing space) plus the new piece.
+                if not cur or cur_w + piece_w <= limit:
                     cur += piece
+                    cur_w = text_width(cur, size)
                     continue
                 # Keep closing punctuation on the line before, opening punctuation on the next.
                 if piece[0] in _NO_LINE_START and len(cur) > 1 or cur[-1] in _NO_LINE_END and len(cur) > 1:
                     piece, cur = cur[-1] + piece, cur[:-1]
                 lines.append(cur.rstrip())
                 cur = piece
+                cur_w = text_width(cur, size)
         lines.append(cur.rstrip())
     while len(lines) > 1 and not lines[-1]:
         lines.pop()

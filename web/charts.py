@@ -126,6 +126,8 @@ def stacked_bar_chart(data: Sequence[tuple[str, Sequence[tuple[str, float]]]], *
     fmt = value_format or _default_format(unit)
     if not data:
         return _empty(width, title, empty_text, cls)
+    # Labels may come as numbers or dates from a query: they are written as text.
+    data = [(str(label), [(str(name), value) for name, value in parts]) for label, parts in data]
     names: list[str] = []
     for _, parts in data:
         _check([v for _, v in parts], title or "chart")
@@ -256,6 +258,7 @@ def line_chart(series: Series | Sequence[tuple[str, Series]], *, title: str | No
     many = bool(series) and isinstance(series[0][1], (list, tuple))
     named: list[tuple[str, Series]] = (list(series) if many  # type: ignore[arg-type]
                                        else [("", series)])  # type: ignore[list-item]
+    named = [(str(name), [(str(x), v) for x, v in points]) for name, points in named]
     xs: list[str] = []
     for _, points in named:
         _check([v for _, v in points], title or "chart")

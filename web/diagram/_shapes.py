@@ -87,23 +87,36 @@ def draw_shape(parent: etree._Element, shape: Shape, tooltip: str) -> etree._Ele
 
 def _inside_label(g: etree._Element, text: str, b: Bounds, bottom_reserve: float = 0,
                   icon: bool = False) -> None:
-    """A label centred in its box; long ones start below the type icon and shrink to fit."""
+    """A label centred in its box, clear of the type icon (18 high, 6 from the top left):
+    centred when it fits so, else below the icon, else beside it (a narrower first line),
+    shrinking to 11 and 10 px, and shortened with an ellipsis as a last resort."""
     if not text:
         return
-    width, height = b.w - 10, b.h - 8 - bottom_reserve
-    lines = wrap(text, max(width, 10), FONT, balance=True)
-    top_limit = b.y + 4
-    size = FONT
-    if icon and b.y + 4 + (height - len(lines) * FONT * LINE) / 2 < b.y + 25:
-        # Short labels, centred, clear the icon; longer ones start below it.
-        top_limit, height = b.y + 25, height - 21
+    width, avail = max(b.w - 10, 10), b.h - 8 - bottom_reserve
+    bottom = b.y + 4 + avail
+    beside = width - 44  # the first line's width when it sits level with the icon
     for size in (FONT, 11.0, 10.0):
-        lines = wrap(text, max(width, 10), size, balance=True)
-        if len(lines) * size * LINE <= height:
+        lh = size * LINE
+        lines = wrap(text, width, size, balance=True)
+        block = len(lines) * lh
+        top = b.y + 4 + (avail - block) / 2
+        if not icon or top >= b.y + 27:
+            if block <= avail:
+                break
+        elif block <= avail - 23:
+            top = b.y + 27
             break
-    lines = wrap(text, max(width, 10), size, max_lines=max(int(height // (size * LINE)), 1), balance=True)
-    block = len(lines) * size * LINE
-    top = max(b.y + 4 + (b.h - 8 - bottom_reserve - block) / 2, top_limit)
+        else:
+            lines = wrap(text, width, size, first_width=beside)
+            block = len(lines) * lh
+            top = max(b.y + 4 + (avail - block) / 2, b.y + 27 - lh)
+            if top + block <= bottom:
+                break
+    else:
+        lh = size * LINE
+        top = b.y + 27 - lh if icon else b.y + 4
+        lines = wrap(text, width, size, max_lines=max(int((bottom - top) // lh), 1),
+                     first_width=beside if icon else None)
     text_block(g, lines, b.cx, top, size, size * LINE, cls="label")
 
 
@@ -184,8 +197,7 @@ def _activity(g: etree._Element, shape: Shape) -> None:
     kind = shape.kind
     dash = "2 4" if shape.attr("triggeredByEvent") == "true" else None
     width = 4 if kind == "callActivity" else STROKE
-    fill = WHITE if not shape.expanded else "#ffffff"
-    sub(g, "rect", cls="outline", x=b.x, y=b.y, width=b.w, height=b.h, rx=10, ry=10, fill=fill,
+    sub(g, "rect", cls="outline", x=b.x, y=b.y, width=b.w, height=b.h, rx=10, ry=10, fill=WHITE,
         stroke=INK, stroke_width=width, stroke_dasharray=dash, stroke_linecap="round" if dash else None)
     if kind == "transaction":
         sub(g, "rect", x=b.x + 3, y=b.y + 3, width=b.w - 6, height=b.h - 6, rx=7, ry=7, fill="none",
