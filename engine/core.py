@@ -8,7 +8,7 @@ from copy import deepcopy
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -51,7 +51,7 @@ from .errors import (
     StorageError,
 )
 from .retry import Busy, Contention, is_bad_value, is_busy, is_contention, retrying
-from .tasklist import task_list_query
+from .tasklist import TaskView, task_list_query
 from .timeutil import due_from, parse_datetime
 
 if TYPE_CHECKING:
@@ -78,35 +78,6 @@ class DeployResult:
     version: int
     definition_id: int
     created: bool
-
-
-@dataclass
-class TaskView:
-    id: int
-    instance_id: int
-    element_id: str
-    name: str | None
-    role: str | None
-    assignee: str | None
-    candidate_users: list[str]
-    candidate_groups: list[str]
-    state: str
-    priority: int
-    form_key: str | None
-    created_at: datetime
-    due_at: datetime | None
-    follow_up_at: datetime | None
-    completed_at: datetime | None
-    completed_by: str | None
-    overdue: bool
-    process_key: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        for k, v in d.items():
-            if isinstance(v, datetime):
-                d[k] = v.isoformat()
-        return d
 
 
 class Engine(ExternalTaskApi, IncidentApi):
