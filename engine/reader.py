@@ -29,6 +29,9 @@ from .errors import StorageError
 from .tasklist import TaskView, task_list_select
 
 SETTINGS = ("clock", "sim_now", "directory_version")
+# The columns of human_tasks a TaskView shows (the list's order and filters use others too).
+VIEW_COLUMNS = ("id", "instance_id", "element_id", "name", "role", "assignee", "state", "priority", "form_key",
+                "created_at", "due_at", "follow_up_at", "completed_at", "completed_by")
 
 
 def list_tasks(url: str | None, user: str | None = None, scope: str = "available", group: str | None = None,
@@ -43,13 +46,15 @@ def list_tasks(url: str | None, user: str | None = None, scope: str = "available
     except dbmod.DatabaseProblem as exc:
         raise StorageError(str(exc)) from exc
     try:
-        with dbmod.read_only(sa).connect() as conn, conn.begin():
+        # One process, one list: caching compiled statements would cost more than it saves.
+        with dbmod.read_only(sa).execution_options(compiled_cache=None).connect() as conn, conn.begin():
             if dbmod.schema_revision(conn) != schema.SCHEMA_REVISION:
                 return None
             now, directory = _clock_and_directory(conn)
             if user is not None and user not in directory.users:
                 return None  # unknown (refused), or allowed before the first directory load
-            q = task_list_select(directory, now, user, scope, group, instance_id, overdue, state, limit=limit)
+            q = task_list_select(directory, now, user, scope, group, instance_id, overdue, state, limit=limit,
+                                 columns=tuple(schema.human_tasks.c[name] for name in VIEW_COLUMNS))
             return task_views(conn, q, now)
     except (SQLAlchemyError, OverflowError, UnicodeError):
         return None  # the Engine names the problem (an id out of range, bad text, a database error)

@@ -77,24 +77,24 @@ def task_list_query(d: Directory, now: datetime, user: str | None = None, scope:
     from storage.models import HumanTask
 
     return task_list_select(d, now, user, scope, group, instance_id, overdue, state, department, limit,
-                            due_before, unassigned, process_key, offset, entity=HumanTask)
+                            due_before, unassigned, process_key, offset, columns=(HumanTask,))
 
 
 def task_list_select(d: Directory, now: datetime, user: str | None = None, scope: str = "available",
                      group: str | None = None, instance_id: int | None = None, overdue: bool = False,
                      state: str = "open", department: str | None = None, limit: int | None = 500,
                      due_before: datetime | None = None, unassigned: bool = False, process_key: str | None = None,
-                     offset: int = 0, entity: Any = human_tasks) -> Select[Any]:
+                     offset: int = 0, columns: tuple[Any, ...] = (human_tasks,)) -> Select[Any]:
     """The SELECT of human tasks for one task list (see `Engine.tasks` for the filters): rows of
-    the Core table, or of `entity` mapped onto it. With `limit` None the query is unordered and
-    unbounded: the base of a count.
+    the Core table, of some of its `columns`, or of the ORM class mapped onto it. With `limit`
+    None the query is unordered and unbounded: the base of a count.
     """
     if scope not in SCOPES:
         raise InputError(f"unknown task scope '{scope}'; use available, mine or all")
     if scope != "all" and not user:
         raise InputError("say who you are with --as USER (or use --all)")
     t = human_tasks.c
-    q = select(entity)
+    q = select(*columns)
     if instance_id is not None:
         q = q.where(t.instance_id == instance_id)
     if state != "any":
