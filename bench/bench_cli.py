@@ -148,20 +148,27 @@ def main() -> None:
         med = statistics.median(flat)
         rows.append([name, min(flat), med, max(flat),
                      " / ".join(f"{statistics.median(rnd):.3f}" for rnd in walls[name]),
-                     statistics.median(cpus[name]), med - floor])
+                     min(cpus[name]), statistics.median(cpus[name]), med - floor])
     say()
     say(f"seconds per run, {args.rounds} rounds x {args.runs} runs, {args.tasks:,} open tasks, "
         f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}")
-    say(table(["command", "wall min", "wall median", "wall max", "median per round", "cpu median",
+    say(table(["command", "wall min", "wall median", "wall max", "median per round", "cpu min", "cpu median",
                "median - python"], rows))
     say()
     medians = {row[0]: row[2] for row in rows}
+    cpu = {row[0]: row[6] for row in rows}
+    sa = "python -c 'import sqlalchemy'"
+    say(f"tigao tasks beyond importing SQLAlchemy: {medians['tigao tasks --as alice'] - medians[sa]:.3f} s wall, "
+        f"{cpu['tigao tasks --as alice'] - cpu[sa]:.3f} s cpu (medians); tigao tasks / import sqlalchemy = "
+        f"{cpu['tigao tasks --as alice'] / cpu[sa]:.2f} (cpu)")
     for name in ("tigao --help", "tigao tasks --as alice"):
         verdict = "reached" if medians[name] < TARGET else "not reached"
         say(f"{name}: median {medians[name]:.3f} s wall; target < {TARGET} s: {verdict}")
     if args.before:
         for name in [n for n in runs if n.startswith("tigao") and not n.endswith("(before)")]:
-            say(f"{name}: after / before = {medians[name] / medians[name + ' (before)']:.2f} (median wall)")
+            b = name + " (before)"
+            say(f"{name}: after / before = {medians[name] / medians[b]:.2f} (median wall), "
+                f"{cpu[name] / cpu[b]:.2f} (median cpu)")
 
 
 if __name__ == "__main__":
