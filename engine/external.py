@@ -30,6 +30,7 @@ from storage.models import ExternalTask, Instance, Timer
 from . import history
 from .errors import Conflict, InputError, NotFound
 from .services import service_of
+from .values import check_data
 
 if TYPE_CHECKING:
     from .core import Engine, Run
@@ -232,9 +233,7 @@ class ExternalTaskApi:
     def complete_external(self: Engine, task_id: int, worker_id: str, variables: dict[str, Any] | None = None,
                           actor: str | None = None) -> None:
         """The lock holder completes the task; its variables become process variables."""
-        from .core import _check_data
-
-        data = _check_data(variables)
+        data = check_data(variables)
 
         def body(run: Run) -> None:
             row = self._locked_row(run.s, task_id, worker_id)
@@ -250,9 +249,7 @@ class ExternalTaskApi:
     def bpmn_error(self: Engine, task_id: int, worker_id: str, code: str, message: str | None = None,
                    variables: dict[str, Any] | None = None, actor: str | None = None) -> None:
         """The lock holder reports a business error; the task's error boundary event catches it."""
-        from .core import _check_data
-
-        data = _check_data(variables)
+        data = check_data(variables)
         if not code or not str(code).strip():
             raise InputError("give an errorCode: the boundary event that catches it names the same code")
 
