@@ -45,6 +45,7 @@ from storage.models import Definition, HumanTask, Instance, Notification, TaskCa
 
 from . import cron, history, limits
 from .errors import Conflict, EngineError, ScriptError
+from .incident_record import open_incident
 from .lease import Lease
 from .retry import Busy, Contention, pause
 from .spiff import force_start_timers, next_timer_due, pop_fired, pop_skipped
@@ -413,8 +414,6 @@ class Worker:
                 if inst is not None:
                     history.append(s, inst, "script_failed", now, "system",
                                    {"error": exc.message, "timer": timer.id}, element_id=timer.element_id)
-            from .incidents import open_incident
-
             open_incident(s, s.get(Instance, timer.instance_id) if timer.instance_id is not None else None,
                           "handler" if timer.kind == "handler" else "timer", timer.element_id, exc.message,
                           f"timer:{timer.id}", now)

@@ -29,6 +29,7 @@ from storage.models import ExternalTask, Instance, Timer
 
 from . import history
 from .errors import Conflict, InputError, NotFound
+from .incident_record import open_incident
 from .services import service_of
 from .values import check_data
 
@@ -284,8 +285,6 @@ class ExternalTaskApi:
             raise InputError("retries must be a whole number, 0 or more")
         if not isinstance(retry_timeout, int) or isinstance(retry_timeout, bool) or not 0 <= retry_timeout <= MAX_LOCK_MS:
             raise InputError(f"retryTimeout must be milliseconds from 0 to {MAX_LOCK_MS}")
-        from .incidents import open_incident
-
         with self._tx() as s:
             row = self._locked_row(s, task_id, worker_id)
             inst = s.get(Instance, row.instance_id)
