@@ -52,7 +52,8 @@ from .spiff import force_start_timers, next_timer_due, pop_fired, pop_skipped
 from .timeutil import add_iso_duration, fmt, parse_cycle, parse_datetime, skip_past
 
 if TYPE_CHECKING:
-    from .core import Engine, Run
+    from .core import Engine
+    from .run import Run
     from .definitions import ProcessInfo
 
 log = logging.getLogger("tigao.worker")

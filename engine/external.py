@@ -34,7 +34,8 @@ from .services import service_of
 from .values import check_data
 
 if TYPE_CHECKING:
-    from .core import Engine, Run
+    from .core import Engine
+    from .run import Run
 
 MAX_LOCK_MS = 7 * 24 * 3600 * 1000  # a week: a longer lock is a mistake, not a plan
 MAX_TASKS = 1000

@@ -21,7 +21,8 @@ from .errors import Conflict, EngineError, InputError, NotAllowed, NotFound
 from .values import check_data
 
 if TYPE_CHECKING:
-    from .core import Engine, Run
+    from .core import Engine
+    from .run import Run
 
 ADMIN_ROLE = "admin"
 MAX_REASON = 2000
