@@ -30,3 +30,6 @@ LEGEND_WORDS = (N_("completed"), N_("active"), N_("waiting"), N_("cancelled"), N
 ERROR_TITLES = [N_("Please check your input"), N_("Please log in"), N_("Not allowed"), N_("Not found"),
                 N_("Someone else changed this first"), N_("Please correct the form"), N_("Too many requests"),
                 N_("The database is not available"), N_("Something went wrong")]
+# Incident kinds and the states of work in progress (migration and modification pages).
+INCIDENT_KINDS = [N_("timer"), N_("handler"), N_("external")]
+LIVE_STATES = [N_("ready"), N_("waiting"), N_("started"), N_("error")]
