@@ -235,19 +235,19 @@ async def instance_modify(instance_id: int, request: Request, page: Page = Depen
     action = values["action"]
     error = None
     if action not in MODIFY_ACTIONS:
-        error = _problem(page, "Choose what to change.")
+        error = _problem(page, N_("Choose what to change."))
     elif not values["reason"]:
-        error = _problem(page, "Give a reason; it goes into the history.")
+        error = _problem(page, N_("Give a reason; it goes into the history."))
     elif action in ("cancel", "start_before") and not values["element"]:
-        error = _problem(page, "Choose an element.")
+        error = _problem(page, N_("Choose an element."))
     elif action == "set" and not values["name"]:
-        error = _problem(page, "Give the variable's name.")
+        error = _problem(page, N_("Give the variable's name."))
     value: Any = None
     if error is None and action == "set":
         try:
             value = json.loads(values["value"])
         except (ValueError, RecursionError):
-            error = _problem(page, "The value is not JSON: write 250, true, \"text\" (with the quotes) or {\"a\": 1}.")
+            error = _problem(page, N_("The value is not JSON: write 250, true, \"text\" (with the quotes) or {\"a\": 1}."))
     if error is None:
         try:
             if action == "cancel":
@@ -327,11 +327,11 @@ def _migrate(page: Page, instance_id: int, form: Any, error: dict[str, Any] | No
     plan = None
     status = error["status"] if error else 200
     if inst["status"] != "running":
-        error = error or _problem(page, "Only a running instance can move to another version.")
+        error = error or _problem(page, N_("Only a running instance can move to another version."))
         status = error["status"] = 409
     elif raw:
         if not raw.isdigit() or int(raw) not in versions:
-            error = error or _problem(page, "Choose one of the other versions of this process.")
+            error = error or _problem(page, N_("Choose one of the other versions of this process."))
             status = error["status"]
         else:
             plan = preview(page, instance_id, int(raw), _mapping_from(form))
@@ -349,9 +349,9 @@ async def migrate_post(instance_id: int, request: Request, page: Page = Depends(
     reason = str(form.get("reason") or "").strip()
     mapping = _mapping_from(form)
     if not raw.isdigit():
-        return _migrate(page, instance_id, form, _problem(page, "Choose one of the other versions of this process."))
+        return _migrate(page, instance_id, form, _problem(page, N_("Choose one of the other versions of this process.")))
     if not reason:
-        return _migrate(page, instance_id, form, _problem(page, "Give a reason; it goes into the history."))
+        return _migrate(page, instance_id, form, _problem(page, N_("Give a reason; it goes into the history.")))
     try:
         r = page.engine.migrate(instance_id, int(raw), mapping, actor=page.me.user, reason=reason)
     except EngineError as exc:
