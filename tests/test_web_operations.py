@@ -286,6 +286,8 @@ def test_migrate__preview_without_counterpart__then_mapped__then_confirmed(site:
                                      if t.state == "open"] == ["Task_check"]
     done = c.get(f"/instances/{iid}", headers=EN).text
     assert "moved from version 1 to 2" in done
+    history = c.get(f"/instances/{iid}/history", headers=ZH).text
+    assert "移至其他版本" in history and "the review is now a check" in history and "外部任務已鎖定" in history
     assert Auditor(e).replay(iid).ok
 
 

@@ -264,7 +264,8 @@ async def instance_modify(instance_id: int, request: Request, page: Page = Depen
             error = refusal(page, exc)
     if error is not None:
         return render_instance(page, instance_id, status=error["status"], modify_error=error, modify_form=values)
-    return page.redirect(f"/instances/{instance_id}", ("ok", done))
+    # The form's URL ends in #modify (a refusal is shown there); "#top" brings the flash into view.
+    return page.redirect(f"/instances/{instance_id}#top", ("ok", done))
 
 
 # ----------------------------------------------------------------------------- migration
