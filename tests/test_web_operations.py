@@ -335,3 +335,21 @@ def test_new_pages__render_in_both_languages__diagram_tooltips_translated(site: 
     assert not any("User task" in t or "Service task" in t or "Sequence flow" in t for t in titles), titles
     en = c.get(f"/instances/{review}", headers=EN).text
     assert any("User task · active" in t for t in re.findall(r"<title>([^<]*)</title>", en))
+
+
+def test_incidents__retry_of_a_step_that_fails_again__stays_open(site: tuple[Engine, TestClient]) -> None:
+    from datetime import timedelta
+
+    from engine.deadlines import Worker
+
+    e, c = site
+    e.deploy([BPMN / "external" / "timer_script.bpmn"], actor="ada")
+    iid = e.start("timer_script", {"total": 10, "parts": 0}, actor="alice")
+    e.advance_clock(timedelta(hours=2))
+    assert [f.outcome for f in Worker(e).run_once()] == ["failed"]
+    [inc] = e.incidents()
+    login(c, "ada")
+    r = c.post(f"/incidents/{inc['id']}/retry", data={"csrf": _token(c)}, headers=ZH)
+    assert r.status_code == 422 and "該步驟再次失敗;異常仍未解決。" in r.text and "division by zero" in r.text
+    assert [i["id"] for i in e.incidents()] == [inc["id"]]
+    assert e.instance(iid)["status"] == "running"

@@ -26,6 +26,8 @@ ZH_OPERATIONS = {
     "That does not exist (any more); nothing was changed.": "該項目不存在(或已不存在);未做任何變更。",
     "The engine refused the change; nothing was changed.": "引擎拒絕了此變更;未做任何變更。",
     "The step failed again; the incident stays open.": "該步驟再次失敗;異常仍未解決。",
+    "A step that had to run failed; nothing was changed.": "必須執行的步驟失敗;未做任何變更。",
+    "The database is not available; nothing was changed. Try again in a moment.": "資料庫無法使用;未做任何變更。請稍後再試。",
     "Choose what to change.": "請選擇要變更的項目。",
     "Give a reason; it goes into the history.": "請填寫原因;原因會記入歷程。",
     "Choose an element.": "請選擇一個元素。",

@@ -20,7 +20,7 @@ from fastapi.responses import Response
 from sqlalchemy import select
 
 from engine import migration
-from engine.errors import EngineError, NotFound
+from engine.errors import EngineError, NotFound, ScriptError
 from storage.models import Definition, ExternalTask
 
 from .common import Page
@@ -35,15 +35,22 @@ REFUSED = {400: N_("The input was not accepted; nothing was changed."),
            403: N_("You may not do this; nothing was changed."),
            404: N_("That does not exist (any more); nothing was changed."),
            409: N_("The engine refused the change; nothing was changed."),
-           422: N_("The step failed again; the incident stays open.")}
+           422: N_("The input was not accepted; nothing was changed."),
+           503: N_("The database is not available; nothing was changed. Try again in a moment.")}
+SCRIPT_FAILED = N_("A step that had to run failed; nothing was changed.")
+RETRY_FAILED = N_("The step failed again; the incident stays open.")
 TASK_STATES = ("open", "waiting", "locked", "completed", "cancelled", "any")
 MODIFY_ACTIONS = ("cancel", "start_before", "set")
 
 
-def refusal(page: Page, exc: EngineError) -> dict[str, Any]:
+def refusal(page: Page, exc: EngineError, retrying: bool = False) -> dict[str, Any]:
     """An engine refusal as the page shows it: a headline in the user's language and the detail."""
-    status = exc.http_status if exc.http_status in REFUSED else 400
-    return {"status": status, "headline": page._(REFUSED[status]), "detail": exc.message}
+    status = exc.http_status if 400 <= exc.http_status < 600 else 500
+    if isinstance(exc, ScriptError):
+        text = RETRY_FAILED if retrying else SCRIPT_FAILED
+    else:
+        text = REFUSED.get(status, REFUSED[400])
+    return {"status": status, "headline": page._(text), "detail": exc.message}
 
 
 def _problem(page: Page, text: str, **kw: Any) -> dict[str, Any]:
@@ -76,7 +83,7 @@ async def incident_retry(incident_id: int, request: Request, page: Page = Depend
     try:
         page.engine.retry_incident(incident_id, page.me.user)
     except EngineError as exc:
-        return _incidents(page, refusal(page, exc))
+        return _incidents(page, refusal(page, exc, retrying=True))
     return page.redirect("/incidents", ("ok", page._("Incident %(id)s resolved.", id=incident_id)))
 
 
