@@ -56,8 +56,8 @@ def instance_svg(engine: Any, instance_id: int, focus: str | None = None, labels
                  ) -> Markup:
     pic = instance_picture(engine, instance_id)
     xml = pic.files.get(pic.main_file) if pic.main_file else None
-    return _safe_render(xml, process_id=pic.process_key, markers=_markers(pic.states, focus, getattr(labels, "translate", None)),
-                        legend_labels=labels)
+    markers = _markers(pic.states, focus, getattr(labels, "translate", None))
+    return _safe_render(xml, process_id=pic.process_key, markers=markers, legend_labels=labels)
 
 
 def states_svg(files: dict[str, str], main_file: str | None, process_key: str, wf: Any,

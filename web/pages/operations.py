@@ -94,7 +94,8 @@ def _topics(page: Page) -> list[str]:
                               .distinct().order_by(ExternalTask.topic).limit(LIMIT)))
 
 
-def external_rows(page: Page, topic: str | None, state: str, instance_id: int | None = None) -> list[dict[str, Any]]:
+def external_rows(page: Page, topic: str | None, state: str,
+                  instance_id: int | None = None) -> list[dict[str, Any]]:
     """External tasks for a page; `state` is open, waiting (open, not locked), locked, completed,
     cancelled or any."""
     kw: dict[str, Any] = {"topic": topic or None, "instance_id": instance_id, "limit": LIMIT}
@@ -254,14 +255,17 @@ async def instance_modify(instance_id: int, request: Request, page: Page = Depen
         try:
             value = json.loads(values["value"])
         except (ValueError, RecursionError):
-            error = _problem(page, N_("The value is not JSON: write 250, true, \"text\" (with the quotes) or {\"a\": 1}."))
+            error = _problem(page, N_('The value is not JSON: write 250, true, "text" (with the quotes) '
+                                      'or {"a": 1}.'))
     if error is None:
         try:
             if action == "cancel":
-                page.engine.cancel_activity(instance_id, values["element"], actor=page.me.user, reason=values["reason"])
+                page.engine.cancel_activity(instance_id, values["element"], actor=page.me.user,
+                                            reason=values["reason"])
                 done = page._("Activity %(element)s cancelled.", element=values["element"])
             elif action == "start_before":
-                page.engine.start_before(instance_id, values["element"], actor=page.me.user, reason=values["reason"])
+                page.engine.start_before(instance_id, values["element"], actor=page.me.user,
+                                         reason=values["reason"])
                 done = page._("A new token starts before %(element)s.", element=values["element"])
             else:
                 page.engine.set_variable(instance_id, values["name"], value, actor=page.me.user,
@@ -303,9 +307,11 @@ def preview(page: Page, instance_id: int, to_version: int, mapping: dict[str, st
     read only."""
     with page.engine._tx(read=True) as s:
         inst, d, _built, wf = _load(page.engine, s, instance_id)
-        new = s.scalar(select(Definition).where(Definition.key == inst.process_key, Definition.version == to_version))
+        new = s.scalar(select(Definition).where(Definition.key == inst.process_key,
+                                                Definition.version == to_version))
         if new is None:
-            raise NotFound(f"process '{inst.process_key}' has no version {to_version}; 'tigao definitions' lists them")
+            raise NotFound(f"process '{inst.process_key}' has no version {to_version}; "
+                           "'tigao definitions' lists them")
         nb = page.engine._built(new)
         moves = []
         for live in _live(wf):
@@ -357,12 +363,13 @@ async def migrate_post(instance_id: int, request: Request, page: Page = Depends(
     reason = str(form.get("reason") or "").strip()
     mapping = _mapping_from(form)
     if not raw.isdigit():
-        return _migrate(page, instance_id, form, _problem(page, N_("Choose one of the other versions of this process.")))
+        return _migrate(page, instance_id, form,
+                        _problem(page, N_("Choose one of the other versions of this process.")))
     if not reason:
         return _migrate(page, instance_id, form, _problem(page, N_("Give a reason; it goes into the history.")))
     try:
         r = page.engine.migrate(instance_id, int(raw), mapping, actor=page.me.user, reason=reason)
     except EngineError as exc:
         return _migrate(page, instance_id, form, refusal(page, exc), reason)
-    return page.redirect(f"/instances/{instance_id}", ("ok", page._("Instance %(id)s moved from version %(a)s to %(b)s.",
-                                                                    id=instance_id, a=r["from"], b=r["to"])))
+    done = page._("Instance %(id)s moved from version %(a)s to %(b)s.", id=instance_id, a=r["from"], b=r["to"])
+    return page.redirect(f"/instances/{instance_id}", ("ok", done))
