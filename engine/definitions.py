@@ -635,6 +635,11 @@ def _task_meta(name: str, task: etree._Element, lanes: dict[str, etree._Element]
             continue
         if is_expression(value):
             _check_expr(name, task, value, problems)
+        elif "${" in value or "#{" in value:
+            # `${currentUser()` (no closing brace) or `user-${id}` would be taken as a literal name
+            problems.append(Problem(name, f"camunda:{attr} '{value}' is not one expression: write the whole "
+                                          "value as ${...}, with its closing '}', or a plain value",
+                                    element=meta.element_id, line=task.sourceline))
         elif attr in ("dueDate", "followUpDate"):
             try:
                 from datetime import datetime, timezone
