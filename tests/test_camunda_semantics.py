@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from camunda_support import bpmn, chain, write
+from conftest import BPMN
 from cli import main
 from engine import DefinitionError, Engine
 from helpers import assert_roundtrip, complete, open_tasks, status, task_by_element
@@ -176,3 +177,16 @@ def test_receive_task__waits__and_message_delivers_to_it__throws_without_payload
     assert status(engine, iid) == "completed"
     assert engine.instance(iid)["data"]["reply"] == "yes"
     assert [e.type for e in engine.history(iid)][-2:] == ["message_received", "instance_completed"]
+
+
+def test_receive_task__in_a_diagram_without_message_events__can_be_delivered_to(engine: Engine) -> None:
+    """A diagram whose only message waits are receive tasks (one multi-instance) gets subscriptions."""
+    engine.deploy([BPMN / "corpus" / "receive_only.bpmn"])
+    iid = engine.start("receive_only", actor="alice")
+    assert [w["element"] for w in engine.instance(iid)["waiting"]] == ["Receive_paid"]
+    assert engine.message("paid", {"amount": 12}, actor="alice") == {"delivered_to": iid}
+    assert_roundtrip(engine, iid)
+    assert [w["element"] for w in engine.instance(iid)["waiting"]] == ["Receive_signed"] * 3
+    assert engine.message("signed", {}, actor="alice", instance_id=iid) == {"delivered_to": iid}
+    assert status(engine, iid) == "completed"
+    assert engine.instance(iid)["data"]["amount"] == 12
