@@ -235,7 +235,7 @@ def _retrying(fn: Any, data: dict[str, Any]) -> Any:
 def drive(engine: Engine, rounds: int) -> tuple[bool, str]:
     """Work every instance until all end or nothing more can be done. (completed, why not)."""
     worker = Worker(engine, name="corpus")
-    for _ in range(rounds):
+    for round_no in range(rounds):
         running = engine.instances(status="running")
         if not running:
             return True, ""
@@ -253,11 +253,12 @@ def drive(engine: Engine, rounds: int) -> tuple[bool, str]:
             continue
         for inst in running:
             waiting = engine.instance(inst["id"])["waiting"]
-            msgs = [w for w in waiting if "Message" in w["event"]]
+            msgs = [w for w in waiting if "Message" in w["event"] or "Multiple" in w["event"]]
             if msgs:
                 names = _subscriptions(engine, inst["id"])
                 if names:
-                    _retrying(lambda data, n=names[0], i=inst["id"]: engine.message(n, data, actor="demo",
+                    name = names[round_no % len(names)]  # in turn: a parallel catch wants each
+                    _retrying(lambda data, n=name, i=inst["id"]: engine.message(n, data, actor="demo",
                                                                                    instance_id=i), {})
                     progressed = True
                     break
