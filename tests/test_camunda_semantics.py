@@ -145,6 +145,9 @@ def test_several_executable_pools__each_deploys_with_every_form__and_starts(engi
      '<bpmn:sequenceFlow id="F1" sourceRef="StartEvent_1" targetRef="Catch_1" />', "Catch_1", "'Nope', which is not"),
     ('<bpmn:startEvent id="StartEvent_1" /><bpmn:receiveTask id="Receive_1" />'
      '<bpmn:sequenceFlow id="F1" sourceRef="StartEvent_1" targetRef="Receive_1" />', "Receive_1", "no messageRef"),
+    ('<bpmn:startEvent id="StartEvent_1" /><bpmn:receiveTask id="Receive_1" messageRef="Nope" />'
+     '<bpmn:sequenceFlow id="F1" sourceRef="StartEvent_1" targetRef="Receive_1" />', "Receive_1",
+     "receive task names message 'Nope', which is not"),
     ('<bpmn:startEvent id="StartEvent_1" /><bpmn:userTask id="Task_1" camunda:formKey="embedded:app:forms/x.html" />'
      '<bpmn:sequenceFlow id="F1" sourceRef="StartEvent_1" targetRef="Task_1" />', "Task_1", "names an HTML form"),
 ])
