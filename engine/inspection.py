@@ -16,6 +16,8 @@ from sqlalchemy import select
 
 from storage.models import Definition, Event
 
+from . import eventsub
+
 if TYPE_CHECKING:
     from .core import Engine
 
@@ -54,7 +56,10 @@ def _wait_kind(spec: Any) -> str | None:
 
 
 def element_states(wf: Any) -> dict[str, ElementState]:
-    """Element id -> state, from a workflow's task tree (the top workflow and its subprocesses)."""
+    """Element id -> state, from a workflow's task tree (the top workflow and its subprocesses).
+
+    An event subprocess waiting for its event is `waiting` (for a message, a timer, ...), not active;
+    one whose event never came before its scope ended is not marked at all."""
     from SpiffWorkflow.util.task import TaskState
 
     active: Counter[str] = Counter()
@@ -63,10 +68,13 @@ def element_states(wf: Any) -> dict[str, ElementState]:
     cancelled: set[str] = set()
     failed: set[str] = set()
     workflows = [wf, *getattr(wf, "subprocesses", {}).values()]
+    idle = eventsub.idle_tasks(wf)
     for w in workflows:
         for t in w.get_tasks():
             bid = getattr(t.task_spec, "bpmn_id", None)
-            if not bid:
+            if not bid or t.id in idle:
+                if bid and idle.get(t.id):  # an event subprocess waiting for its event
+                    waiting[bid] = idle[t.id]
                 continue
             if t.state in (TaskState.READY, TaskState.STARTED):
                 active[bid] += 1
