@@ -421,6 +421,27 @@ def test_event_subprocess__escalation__interrupting_end_event_cancels_the_other_
     assert_replays(ev, iid)
 
 
+@pytest.mark.parametrize("withdrawn", [True, False])
+def test_event_subprocess__in_a_subprocess__interrupts_only_its_scope(ev: Engine, withdrawn: bool) -> None:
+    iid = start(ev, "event_subprocess_nested", {"case": "c1"})
+    assert subscriptions(ev, "message") == [(iid, "case_withdrawn", "StartEvent_withdraw")]
+    if withdrawn:
+        ev.message("case_withdrawn", {"why": "moved"}, actor="dora")
+        assert_roundtrip(ev, iid)
+        assert open_elements(ev, iid) == ["Task_withdrawn"]
+        assert task_states(ev, iid) == [("Task_review", "cancelled"), ("Task_withdrawn", "open")]
+        complete(ev, iid, "Task_withdrawn")
+    else:
+        complete(ev, iid, "Task_review")
+    # Either way the subprocess ends normally and the process goes on after it.
+    assert open_elements(ev, iid) == ["Task_archive"]
+    assert subscriptions(ev, "message") == []
+    complete(ev, iid, "Task_archive")
+    assert status(ev, iid) == "completed"
+    assert data(ev, iid) == ({"case": "c1", "why": "moved"} if withdrawn else {"case": "c1"})
+    assert_replays(ev, iid)
+
+
 def test_event_subprocess__diagram_states__waiting_then_running_then_cancelled(ev: Engine) -> None:
     from engine.inspection import instance_picture
 
