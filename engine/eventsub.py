@@ -99,6 +99,7 @@ def wire(parser: Any) -> None:
         ts = spec.task_specs.get(node.get("id"))
         if type(ts) is CallActivity:
             ts.__class__ = DefaultEventSubprocess
+        spec.has_event_subprocesses = True
     start = spec.start
     for name in start.trigger_specs:
         ts = spec.task_specs[name]
@@ -124,15 +125,33 @@ def _start_event(sub: Any) -> Any | None:
     return next((t for t in sub.tasks.values() if isinstance(t.task_spec, EventSubprocessStart)), None)
 
 
+def _waiting_only(sub: Any, start: Any) -> bool:
+    """Whether event subprocess `sub` waits at its start event `start` with nothing under way (a
+    cycle timer start waits for its next time, maybe while or after an earlier occurrence ran)."""
+    from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
+
+    if start.state != TaskState.WAITING:
+        return False
+    for t in sub.tasks.values():
+        if t is start or not t.has_state(TaskState.READY | TaskState.STARTED | TaskState.WAITING):
+            continue
+        if t.state == TaskState.WAITING and isinstance(t.task_spec, UnstructuredJoin):
+            continue  # a join waits for a branch, which is under way itself if anything is
+        return False
+    return True
+
+
 def dormant(workflow: Any) -> list[Any]:
     """The event subprocesses of scope `workflow` still waiting for their event."""
-    out = []
+    out: list[Any] = []
+    if not getattr(workflow.spec, "has_event_subprocesses", False):
+        return out
     subs = workflow.top_workflow.subprocesses
     for t in workflow.tasks.values():
         if isinstance(t.task_spec, EventSubprocess) and t.state == TaskState.STARTED:
             sub = subs.get(t.id)
             start = _start_event(sub) if sub is not None else None
-            if start is not None and start.state == TaskState.WAITING:
+            if start is not None and _waiting_only(sub, start):
                 out.append(t)
     return out
 
@@ -144,7 +163,7 @@ def idle_tasks(top: Any) -> dict[Any, str | None]:
     for sub in list(top.subprocesses.values()):
         start = _start_event(sub)
         es_task = event_subprocess_task(sub) if start is not None else None
-        if es_task is None or start.state not in (TaskState.WAITING, TaskState.CANCELLED):
+        if es_task is None or not (_waiting_only(sub, start) or start.state == TaskState.CANCELLED):
             continue
         kind = _kind(start.task_spec.event_definition) if start.state == TaskState.WAITING else None
         out[es_task.id] = kind
@@ -158,6 +177,22 @@ def _kind(definition: Any) -> str:
         if kind in name:
             return kind
     return "timer"
+
+
+def wake_scope_ends(top: Any) -> bool:
+    """Look again at the ends of the scopes whose event subprocesses are all back to waiting (the
+    end waited for one that was running); True when one of them may now go on."""
+    from SpiffWorkflow.bpmn.specs.control import _EndJoin
+
+    woke = False
+    for w in [top, *top.subprocesses.values()]:
+        if not dormant(w):
+            continue
+        for t in list(w.tasks.values()):
+            if t.state == TaskState.WAITING and isinstance(t.task_spec, _EndJoin):
+                t.task_spec._update(t)
+                woke = woke or t.state == TaskState.READY
+    return woke
 
 
 def interrupt(scope: Any, es_task: Any) -> None:
@@ -245,4 +280,4 @@ def refresh_timers(workflow: Any) -> None:
 
 
 __all__ = ["EventSubprocessStart", "ScopedEventManager", "dormant", "event_subprocess_task", "idle_tasks",
-           "in_event_subprocess", "interrupt", "mark_start", "rearm", "refresh_timers", "wire"]
+           "in_event_subprocess", "interrupt", "mark_start", "rearm", "refresh_timers", "wake_scope_ends", "wire"]

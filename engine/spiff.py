@@ -597,6 +597,8 @@ class TigaoWorkflow(_WholeTree, BpmnWorkflow):
                 did_complete_task(task)
 
         super().do_engine_steps(will_complete_task, counted)
+        while eventsub.wake_scope_ends(self):  # an event subprocess ended but its start waits again
+            super().do_engine_steps(will_complete_task, counted)
 
 
 class TigaoEndJoin(_EndJoin):

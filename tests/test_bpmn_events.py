@@ -261,6 +261,25 @@ def test_event_subprocess__non_interrupting_timer__main_flow_done_first__instanc
     assert_replays(ev, iid)
 
 
+def test_event_subprocess__cycle_timer__repeats_until_the_scope_ends_then_stops(ev: Engine) -> None:
+    iid = start(ev, "event_subprocess_cycle")
+    for _ in range(2):
+        ev.advance_clock(timedelta(minutes=61))
+        Worker(ev).run_once()
+        assert_roundtrip(ev, iid)
+    assert open_elements(ev, iid) == ["Task_remind", "Task_remind", "Task_work"]
+    complete(ev, iid, "Task_work")
+    complete(ev, iid, "Task_remind")
+    assert status(ev, iid) == "running"  # one reminder is still being sent
+    complete(ev, iid, "Task_remind")
+    assert status(ev, iid) == "completed"  # the third hour never comes: the scope has ended
+    assert pending_timers(ev, iid) == []
+    ev.advance_clock(timedelta(hours=2))
+    Worker(ev).run_once()
+    assert open_elements(ev, iid) == []
+    assert_replays(ev, iid)
+
+
 def timer_states(engine: Engine, iid: int) -> list[tuple[str, str, str]]:
     from storage.models import Timer
 
