@@ -16,9 +16,9 @@ end of the scope waits for an event subprocess whose event never came. Here:
   interrupting one cancels everything else in its scope (the main flow with its open tasks and
   timers, the other event subprocesses); a non-interrupting message, signal or escalation start
   is armed again at once, so the next occurrence starts another instance (as in Camunda). A
-  timer start fires once.
+  timer start fires as its timer says: once, or at each time of its cycle.
 * The scope ends when its main flow and every event subprocess that started have ended; event
-  subprocesses still waiting for their event are cancelled then.
+  subprocesses still waiting for their event (a cycle's next time, too) are cancelled then.
 """
 
 from __future__ import annotations
