@@ -38,9 +38,9 @@ def _scope_links(scope: Any, ns: dict[str, str]) -> tuple[list[tuple[Any, str]],
     return throws, catches
 
 
-def flows(scope: Any, nsmap: dict[str, str]) -> list[Any]:
+def flows(scope: Any) -> list[Any]:
     """A sequence flow from every link throw of `scope` to its catch (for the parser; not in the file)."""
-    ns = {"bpmn": BPMN_NS, **{k: v for k, v in nsmap.items() if k}}
+    ns = {"bpmn": BPMN_NS}
     throws, catches = _scope_links(scope, ns)
     out = []
     for event, name in throws:

@@ -678,7 +678,7 @@ class TigaoProcessParser(ProcessParser):
 
     def _index_process_nodes(self) -> None:
         super()._index_process_nodes()  # type: ignore[misc]
-        for flow in links.flows(self.node, self.nsmap):  # a link throw goes on at its catch
+        for flow in links.flows(self.node):  # a link throw goes on at its catch
             self.outgoing_sequence_flows.setdefault(flow.get("sourceRef"), []).append(flow)
 
     def add_tasks(self) -> None:
