@@ -18,6 +18,8 @@ from sqlalchemy import select
 
 from storage.models import Definition, Event
 
+from . import eventsub
+
 if TYPE_CHECKING:
     from .core import Engine
 
@@ -85,7 +87,10 @@ def cancel_open(states: dict[str, ElementState]) -> dict[str, ElementState]:
 
 
 def element_states(wf: Any) -> dict[str, ElementState]:
-    """Element id -> state, from a workflow's task tree (the top workflow and its subprocesses)."""
+    """Element id -> state, from a workflow's task tree (the top workflow and its subprocesses).
+
+    An event subprocess waiting for its event is `waiting` (for a message, a timer, ...), not active;
+    one whose event never came before its scope ended is not marked at all."""
     from SpiffWorkflow.util.task import TaskState
 
     active: Counter[str] = Counter()
@@ -94,6 +99,7 @@ def element_states(wf: Any) -> dict[str, ElementState]:
     cancelled: set[str] = set()
     failed: set[str] = set()
     workflows = [wf, *getattr(wf, "subprocesses", {}).values()]
+    idle = eventsub.idle_tasks(wf)
     for w in workflows:
         tasks = w.get_tasks()
         # A multi-instance or loop task is a started parent of its instances (same element): the
@@ -102,7 +108,9 @@ def element_states(wf: Any) -> dict[str, ElementState]:
                       and getattr(t.parent.task_spec, "bpmn_id", None) == getattr(t.task_spec, "bpmn_id", None)}
         for t in tasks:
             bid = getattr(t.task_spec, "bpmn_id", None)
-            if not bid:
+            if not bid or t.id in idle:
+                if bid and idle.get(t.id):  # an event subprocess waiting for its event
+                    waiting[bid] = idle[t.id]
                 continue
             if t.state in (TaskState.READY, TaskState.STARTED):
                 if t.id not in containers:
