@@ -70,7 +70,7 @@ class Run:
             task = getattr(exc, "task", None)
             if task is not None:
                 element = getattr(task.task_spec, "bpmn_id", None)
-            msg = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+            msg = str(exc).splitlines()[0].rstrip(" .") if str(exc) else exc.__class__.__name__
             err = ScriptError(f"process step failed{f' at {element}' if element else ''}: {msg}; "
                               "nothing was changed")
             err.element = element  # type: ignore[attr-defined]

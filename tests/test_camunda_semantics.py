@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from camunda_support import bpmn, chain, write
 from conftest import BPMN
 from cli import main
-from engine import DefinitionError, Engine
+from engine import DefinitionError, Engine, ScriptError
 from helpers import assert_roundtrip, complete, open_tasks, status, task_by_element
 
 UNNAMED = """
@@ -203,3 +203,15 @@ def test_exclusive_gateway__flow_without_condition__is_taken_when_no_earlier_flo
     iid = engine.start("exclusive_unconditioned", {"amount": amount}, actor="alice")
     assert status(engine, iid) == "completed"
     assert engine.instance(iid)["data"]["size"] == size
+
+
+@pytest.mark.parametrize(("data", "says"), [({}, "is not set"), ({"names": 5}, "holds a value of type int"),
+                                            ({"names": None}, "is not set")])
+def test_multi_instance__collection_not_a_list__is_refused_naming_it(engine: Engine, data: dict, says: str) -> None:
+    engine.deploy([BPMN / "corpus" / "mi_collection.bpmn"])
+    with pytest.raises(ScriptError) as err:
+        engine.start("mi_collection", data, actor="alice")
+    assert f"the collection 'names' of multi-instance Script_greet {says}" in str(err.value)
+    assert engine.instances() == []  # nothing stored
+    iid = engine.start("mi_collection", {"names": ["alice", "bob"]}, actor="alice")
+    assert sorted(t.assignee for t in open_tasks(engine, iid)) == ["alice", "bob"]
