@@ -45,7 +45,9 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from . import problems
-from .deps import EnginePool
+from engine.groupcommit import GroupCommit
+
+from .deps import EnginePool, group_commit_enabled
 from .worker import BackgroundWorker
 
 API = "/api/v1"
@@ -68,7 +70,8 @@ def _routers() -> list[tuple[Any, str]]:
             (external_tasks.router, problems.CAMUNDA_PREFIX)]
 
 
-def create_app(db_url: str | None = None, *, worker: bool = True, worker_interval: float = 2.0) -> FastAPI:
+def create_app(db_url: str | None = None, *, worker: bool = True, worker_interval: float = 2.0,
+               group_commit: bool | None = None) -> FastAPI:
     """The server app over the database at `db_url` (default: TIGAO_DB or ./tigao.db).
 
     Args:
@@ -76,6 +79,8 @@ def create_app(db_url: str | None = None, *, worker: bool = True, worker_interva
         worker: also run the deadline worker in a background thread (`tigao serve` without
             `--no-worker`).
         worker_interval: seconds between the worker's passes.
+        group_commit: let concurrent completions, claims, starts and messages share one durable
+            commit (engine/groupcommit.py); None: TIGAO_GROUP_COMMIT decides (default on).
     """
     background = BackgroundWorker(db_url, worker_interval) if worker else None
 
@@ -88,6 +93,8 @@ def create_app(db_url: str | None = None, *, worker: bool = True, worker_interva
         finally:
             if background is not None:
                 background.stop()
+            if app.state.group is not None:
+                app.state.group.close()
             app.state.pool.close()
 
     app = FastAPI(title="Tigao", version="1", lifespan=lifespan, openapi_url=f"{API}/openapi.json",
@@ -95,6 +102,7 @@ def create_app(db_url: str | None = None, *, worker: bool = True, worker_interva
                   description="A durable BPMN 2.0 workflow engine: processes, tasks, deadlines, audit. "
                               "Errors are application/problem+json (RFC 9457).")
     app.state.pool = EnginePool(db_url)
+    app.state.group = GroupCommit(db_url) if group_commit_enabled(group_commit) else None
     app.state.db_url = db_url
     problems.install(app)
     for router, prefix in _routers():
