@@ -23,6 +23,9 @@ caller. So:
 
 Batches form by themselves: while the committer runs one batch (and waits for its fsync), the
 next callers queue up and become the next batch. A lone caller's batch holds only its command.
+On PostgreSQL two committers take turns (`committers`): while one waits for the server, the other
+runs the next batch; their transactions are ordinary concurrent ones, so row locks order two
+commands on one instance, and what happens within one batch is as above.
 
 The library does not use this: the CLI, the worker and scripts commit each command alone. The
 server (web/deps.py) sends its task completions, claims, starts and messages through it unless
@@ -46,6 +49,7 @@ from .core import Engine
 
 T = TypeVar("T")
 MAX_BATCH = 64  # commands in one shared transaction at most
+PG_COMMITTERS = 2  # batches running at once on PostgreSQL (SQLite: one)
 log = logging.getLogger("tigao.groupcommit")
 
 
@@ -88,28 +92,43 @@ class _Batch:
 
 
 class GroupCommit:
-    """One committer thread with its own Engine; `run` hands it a command and waits for the commit."""
+    """Committer threads, each with its own Engine; `run` hands one a command and waits for the commit.
 
-    def __init__(self, url: str | None, max_batch: int = MAX_BATCH):
-        self.engine = Engine(url)
+    `committers`: how many batches may run at once. SQLite has one writer, so one (the default
+    there); on PostgreSQL (default 2) a second committer computes while the first waits for the
+    server, and row locks order the commands of two batches that touch the same instance.
+    """
+
+    def __init__(self, url: str | None, max_batch: int = MAX_BATCH, committers: int | None = None):
+        from storage.db import normalise_url, sqlite_path
+
+        if committers is None:
+            committers = 1 if sqlite_path(normalise_url(url)) is not None else PG_COMMITTERS
+        self.engines = [Engine(url) for _ in range(max(1, committers))]
+        self.engine = self.engines[0]
         self.max_batch = max(1, max_batch)
         self.batches = 0  # shared transactions run (committed or not)
         self.commands = 0  # commands run in them
-        self.running = 0  # commands in the batch running now
+        self._running = [0] * len(self.engines)  # commands in the batch each committer runs now
         self._jobs: queue.SimpleQueue[_Job[Any] | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._closed = False
 
+    @property
+    def running(self) -> int:
+        """Commands in the batches running now."""
+        return sum(self._running)
+
     def pending(self) -> int:
-        """Commands waiting for the next batch (not counting the batch running now)."""
+        """Commands waiting for the next batch (not counting the batches running now)."""
         return self._jobs.qsize()
 
     def run(self, command: Callable[[Engine], T]) -> T:
         """Run `command(engine)` in the next shared transaction; return its result once committed.
 
         `command` calls the Engine's public commands (e.g. `lambda e: e.complete(7, "alice", {})`).
-        It runs on the committer's thread: it must not read anything of the caller's thread.
+        It runs on a committer's thread: it must not read anything of the caller's thread.
         Raises the command's own error, or the shared commit's.
         """
         job: _Job[T] = _Job(command)
@@ -118,9 +137,11 @@ class GroupCommit:
                 from .errors import StorageError
 
                 raise StorageError("the server is shutting down; try again")
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._loop, name="tigao-group-commit", daemon=True)
-                self._thread.start()
+            if not self._threads:
+                for i in range(len(self.engines)):
+                    th = threading.Thread(target=self._loop, args=(i,), name=f"tigao-group-commit-{i}", daemon=True)
+                    th.start()
+                    self._threads.append(th)
             self._jobs.put(job)
         job.done.wait()
         if job.error is not None:
@@ -128,18 +149,19 @@ class GroupCommit:
         return job.result  # type: ignore[no-any-return]
 
     def close(self) -> None:
-        """Finish the commands already handed over, stop the thread, close the Engine."""
+        """Finish the commands already handed over, stop the threads, close the Engines."""
         with self._lock:
             self._closed = True
-            thread = self._thread
-            if thread is not None:
-                self._jobs.put(None)
-        if thread is not None:
-            thread.join()
-        self.engine.close()
+            threads = list(self._threads)
+            for _ in threads:
+                self._jobs.put(None)  # one stop for each committer
+        for th in threads:
+            th.join()
+        for eng in self.engines:
+            eng.close()
 
     # ------------------------------------------------------------------ the committer thread
-    def _loop(self) -> None:
+    def _loop(self, i: int) -> None:
         stop = False
         while not stop:
             first = self._jobs.get()
@@ -156,7 +178,7 @@ class GroupCommit:
                     break
                 jobs.append(more)
             try:
-                self._run_batch(jobs)
+                self._run_batch(i, jobs)
             except BaseException as exc:  # noqa: BLE001 - a bug here must not leave callers waiting
                 log.exception("group commit failed")
                 for job in jobs:
@@ -164,9 +186,9 @@ class GroupCommit:
                         job.error = exc
                         job.done.set()
 
-    def _run_batch(self, jobs: list[_Job[Any]]) -> None:
-        eng = self.engine
-        self.running = len(jobs)
+    def _run_batch(self, i: int, jobs: list[_Job[Any]]) -> None:
+        eng = self.engines[i]
+        self._running[i] = len(jobs)
         try:
             with eng._tx() as session:  # the shared transaction; commits once, then caches and signals
                 eng._batch = _Batch(session)
@@ -184,9 +206,10 @@ class GroupCommit:
                     job.result = None
                     job.error = _copy(exc)
         finally:
-            self.batches += 1
-            self.commands += len(jobs)
-            self.running = 0
+            with self._lock:
+                self.batches += 1
+                self.commands += len(jobs)
+            self._running[i] = 0
             for job in jobs:
                 job.done.set()
 

@@ -106,8 +106,11 @@ class Served:
             sa.dispose()
 
 
-def _serve(url: str, tokens: dict[str, str], group_commit: bool) -> Iterator[Served]:
+def _serve(url: str, tokens: dict[str, str], group_commit: bool, committers: int | None = None) -> Iterator[Served]:
     app = create_app(url, worker=False, group_commit=group_commit)
+    if committers is not None:  # one committer: the tests that hold a lock count its batches
+        app.state.group.close()
+        app.state.group = GroupCommit(url, committers=committers)
     app.state.pool.size = 16  # room for every request of a test at once (each holds an Engine while it waits)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
@@ -121,8 +124,8 @@ def _serve(url: str, tokens: dict[str, str], group_commit: bool) -> Iterator[Ser
     eng = Engine(url)
     served = Served(url, tokens, f"http://127.0.0.1:{port}", app, eng)
     if group_commit:
-        sa = served.group.engine._connect()
-        event.listen(sa, "commit", lambda _conn: served.commits.append(time.monotonic()))
+        for committer in served.group.engines:
+            event.listen(committer._connect(), "commit", lambda _conn: served.commits.append(time.monotonic()))
     try:
         for user in tokens:  # each token's first use records it (a write): done before any test holds a lock
             with served.client(user) as c:
@@ -134,15 +137,25 @@ def _serve(url: str, tokens: dict[str, str], group_commit: bool) -> Iterator[Ser
         eng.close()
 
 
-@pytest.fixture
-def served(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Served]:
-    monkeypatch.setenv("TIGAO_LOGIN_SLOWDOWN", "0.001")
+def _prepared(db_url: str, tmp_path: Path) -> dict[str, str]:
     tokens, _org = prepare(db_url, tmp_path)
     (tmp_path / "gc_divide.bpmn").write_text(DIVIDE, encoding="utf-8")
     setup = Engine(db_url)
     setup.deploy([tmp_path / "gc_divide.bpmn"], actor="ada")
     setup.close()
-    yield from _serve(db_url, tokens, group_commit=True)
+    return tokens
+
+
+@pytest.fixture
+def served(db_url: str, tmp_path: Path) -> Iterator[Served]:
+    """The server with one committer thread."""
+    yield from _serve(db_url, _prepared(db_url, tmp_path), group_commit=True, committers=1)
+
+
+@pytest.fixture
+def served_default(db_url: str, tmp_path: Path) -> Iterator[Served]:
+    """The server as `tigao serve` makes it (on PostgreSQL: two committers)."""
+    yield from _serve(db_url, _prepared(db_url, tmp_path), group_commit=True)
 
 
 @contextmanager
@@ -244,9 +257,10 @@ def test_concurrent_completions__share_commits__every_chain_verifies(served: Ser
     _verified(served, [iid for iid, _ in opened])
 
 
-def test_many_clients__complete_start_claim_message__all_succeed_and_verify(served: Served) -> None:
+def test_many_clients__complete_start_claim_message__all_succeed_and_verify(served_default: Served) -> None:
     """Clients on threads, each with its own instances, without any lock held: whatever batches
-    form, every command succeeds and every chain verifies."""
+    form (two committers at once on PostgreSQL), every command succeeds and every chain verifies."""
+    served = served_default
     users = ["alice", "bob", "carol", "dora"]
     errors: list[str] = []
     started: list[int] = []
@@ -291,7 +305,7 @@ def test_many_clients__complete_start_claim_message__all_succeed_and_verify(serv
     assert served.group.commands >= 6 * 3 * len(threads)
     _verified(served, started)
     for iid in started:
-        events = [e.type for e in served.eng.history(iid)]
+        events = [e.type for e in served_default.eng.history(iid)]
         assert events.count("instance_started") == 1
         assert "task_completed" in events
 
@@ -358,9 +372,33 @@ def test_commands_on_one_instance_in_a_batch__run_in_order(served: Served) -> No
     _verified(served, [iid])
 
 
-def test_an_answer_comes_after_its_commit(served: Served) -> None:
-    """As soon as each answer arrives, a connection of the test's own sees the completion, and the
+def test_two_tasks_of_one_instance_completed_at_once__both_count(served_default: Served) -> None:
+    """Branches A and B of parallel_gateway instances completed at the same moment: in one batch
+    they run in order; in two (two committers on PostgreSQL) the instance's row lock orders them."""
+    served = served_default
+    calls: list[Call] = []
+    instances = []
+    for _ in range(4):
+        iid = served.eng.start("parallel_gateway", {}, actor="alice")
+        instances.append(iid)
+        tasks = {t.element_id: t.id for t in served.eng.tasks(scope="all", instance_id=iid)}
+        calls += [_complete(tasks["Task_a"], "alice", {"a_value": f"a{iid}"}),
+                  _complete(tasks["Task_b"], "bob", {"b_value": f"b{iid}"})]
+    threads = [_send(served, c) for c in calls]
+    for th in threads:
+        th.join(WAIT)
+    assert [c.status for c in calls] == [200] * len(calls), [c.answer for c in calls if c.status != 200]
+    for iid in instances:
+        [done] = [t for t in served.eng.tasks(scope="all", instance_id=iid) if t.state == "open"]
+        assert done.element_id == "Task_done"
+        assert served.eng.instance(iid)["data"]["joined"] == f"a{iid}+b{iid}"
+    _verified(served, instances)
+
+
+def test_an_answer_comes_after_its_commit(served_default: Served) -> None:
+    """As soon as each answer arrives, a connection of the test's own sees the completion, and a
     committer's COMMIT came before the answer."""
+    served = served_default
     opened = [served.open_task("user_task") for _ in range(8)]
     seen: dict[int, tuple[str, str | None]] = {}
 

@@ -56,6 +56,8 @@ MAX_JSON_BYTES = 1024 * 1024
 MAX_UPLOAD_BYTES = int(os.environ.get("TIGAO_MAX_UPLOAD_BYTES", str(10 * 1024 * 1024)))
 # Paths whose POST bodies are multipart uploads; every other body must be JSON.
 UPLOAD_PATHS = {f"{API}/deployments", f"{API}/directory"}
+# `tigao serve` sets sys.setswitchinterval to this (Python's default is 0.005 s): see cli.serve.
+SWITCH_INTERVAL = 0.0005
 SWAGGER_STATIC = Path(fastapi_offline.__file__).parent / "static"
 
 
