@@ -10,6 +10,8 @@ A "completion" is one user task completed; the instances are started beforehand 
            each) take task ids from one queue and `POST /api/v1/tasks/{id}/complete`.
   (single) the same against a second server started with `--no-group-commit` (each request
            commits alone), on the same database.
+  (no http) diagnostic: C threads of this process hand `engine.complete` to a GroupCommit of
+           their own (engine/groupcommit.py): group commit without HTTP, auth or the reply.
 
 C runs over --clients (default 1, 2, 4, 8). Every round runs every variant once, in turn; min,
 median and max over the rounds are printed, with each variant's median against the library's and
@@ -37,6 +39,7 @@ from common import HERE, ORG, ROOT, database, describe_db, say, table
 
 sys.path.insert(0, str(ROOT))
 from engine import Engine
+from engine.groupcommit import GroupCommit
 from engine.identity import Identity
 
 BPMN = HERE / "two_tasks.bpmn"
@@ -97,6 +100,30 @@ def run_http(base: str, tokens: dict[str, str], tasks: list[int], clients: int) 
     return len(tasks) / elapsed
 
 
+def run_group(group: GroupCommit, tasks: list[int], clients: int) -> float:
+    """Diagnostic: the server's group commit without HTTP: C threads of this process hand
+    `complete` to one GroupCommit (what a request handler does, without auth, JSON or the reply)."""
+    work: queue.Queue[int] = queue.Queue()
+    for t in tasks:
+        work.put(t)
+
+    def client(user: str) -> None:
+        while True:
+            try:
+                t = work.get_nowait()
+            except queue.Empty:
+                return
+            group.run(lambda e: e.complete(t, user, FORM))
+
+    threads = [threading.Thread(target=client, args=(USERS[i % len(USERS)],)) for i in range(clients)]
+    start = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return len(tasks) / (time.perf_counter() - start)
+
+
 def start_server(url: str, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     base = f"http://127.0.0.1:{port}"
@@ -139,6 +166,7 @@ def main() -> None:
         ident = Identity(eng)
         tokens = {u: ident.create_token(u, "bench")[1] for u in USERS}
         servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
+        group: GroupCommit | None = None
         try:
             for mode, extra in modes.items():
                 servers[mode] = start_server(url, *extra)
@@ -152,14 +180,22 @@ def main() -> None:
             for c in clients:
                 for mode in modes:
                     results[f"http {mode} x{c}"] = []
+            for c in clients:
+                results[f"no http, group x{c}"] = []
+            group = GroupCommit(url)
+            run_group(group, open_tasks(eng, 5), 2)
             for r in range(1, args.rounds + 1):
                 results["spiff (memory)"].append(spiff_rate(args.tasks))
                 results["library"].append(run_lib(eng, open_tasks(eng, args.tasks)))
                 for c in clients:
                     for mode, (_p, base) in servers.items():
                         results[f"http {mode} x{c}"].append(run_http(base, tokens, open_tasks(eng, args.tasks), c))
+                for c in clients:
+                    results[f"no http, group x{c}"].append(run_group(group, open_tasks(eng, args.tasks), c))
                 say(f"  round {r}: " + ", ".join(f"{k} {v[-1]:.1f}/s" for k, v in results.items()))
         finally:
+            if group is not None:
+                group.close()
             for server, _base in servers.values():
                 server.terminate()
                 server.wait(30)
