@@ -8,6 +8,10 @@ How the pieces plug in
   to `ROUTERS` below (or to `create_app` if it needs a different prefix).
 - A handler gets an Engine with `engine: EngineDep` (from `web.deps`): one Engine from a small pool,
   lent to this request only (an Engine is not thread-safe). Never create Engines in handlers.
+  A handler that completes, claims, starts or messages runs the command through
+  `commands: CommandsDep` (`commands.run(lambda e: e.complete(...))`): with group commit on it
+  shares the next durable commit with concurrent requests (engine/groupcommit.py); the handler
+  reads what it answers with afterwards, on its own Engine.
 - A handler gets the caller with one of the dependencies of `web.auth`: `who: Reader` (any
   logged-in user), `Staff` (may act), `Admin`, `AuditorOrAdmin`, or `MaybePrincipal` (None when
   not logged in; for pages that redirect to a login form). `who.user` is the actor to give the
