@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from copy import deepcopy
-from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -18,40 +17,11 @@ from . import history
 from .assignment import Directory
 from .errors import Conflict, InputError, NotAllowed, NotFound, ScriptError
 from .retry import retrying
-from .tasklist import task_list_query
+from .tasklist import TaskView, task_list_query
 from .values import check_data
 
 if TYPE_CHECKING:
     from .core import Engine
-
-
-@dataclass
-class TaskView:
-    id: int
-    instance_id: int
-    element_id: str
-    name: str | None
-    role: str | None
-    assignee: str | None
-    candidate_users: list[str]
-    candidate_groups: list[str]
-    state: str
-    priority: int
-    form_key: str | None
-    created_at: datetime
-    due_at: datetime | None
-    follow_up_at: datetime | None
-    completed_at: datetime | None
-    completed_by: str | None
-    overdue: bool
-    process_key: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        for k, v in d.items():
-            if isinstance(v, datetime):
-                d[k] = v.isoformat()
-        return d
 
 
 class TaskApi:
