@@ -732,6 +732,8 @@ class TigaoParser(CamundaParser):
         full_tag("parallelGateway"): (BpmnParser.PARSER_CLASSES[full_tag("parallelGateway")][0],
                                       TigaoParallelGateway),
         full_tag("inclusiveGateway"): (InclusiveGatewayParser, TigaoInclusiveGateway),
+        full_tag("exclusiveGateway"): (InclusiveGatewayParser,
+                                       BpmnParser.PARSER_CLASSES[full_tag("exclusiveGateway")][1]),
     })
 
 

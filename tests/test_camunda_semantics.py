@@ -193,3 +193,13 @@ def test_receive_task__in_a_diagram_without_message_events__can_be_delivered_to(
     assert engine.message("signed", {}, actor="alice", instance_id=iid) == {"delivered_to": iid}
     assert status(engine, iid) == "completed"
     assert engine.instance(iid)["data"]["amount"] == 12
+
+
+@pytest.mark.parametrize(("amount", "size"), [(20, "big"), (5, "small")])
+def test_exclusive_gateway__flow_without_condition__is_taken_when_no_earlier_flow_is(engine: Engine, amount: int,
+                                                                                     size: str) -> None:
+    """Camunda reads a missing condition as true: the first true flow in the file's order wins."""
+    engine.deploy([BPMN / "corpus" / "exclusive_unconditioned.bpmn"])
+    iid = engine.start("exclusive_unconditioned", {"amount": amount}, actor="alice")
+    assert status(engine, iid) == "completed"
+    assert engine.instance(iid)["data"]["size"] == size
