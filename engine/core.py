@@ -1094,6 +1094,7 @@ class Run:
                 inst.status = "completed"
                 inst.ended_at = now
                 self.event("instance_completed", actor, {"data": process_data(self.wf)})
+        self.engine.serializer.prune(self.wf)  # completed work leaves the tree (engine/prune.py)
         try:
             inst.state = self.engine.serializer.dumps(self.wf)
         except (TypeError, ValueError) as exc:

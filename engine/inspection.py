@@ -78,6 +78,10 @@ def element_states(wf: Any) -> dict[str, ElementState]:
                 cancelled.add(bid)
             elif t.state == TaskState.ERROR:
                 failed.add(bid)
+    from .prune import pruned_elements
+
+    for bid, state in pruned_elements(wf).items():  # what pruning cut from the tree
+        (done if state == "completed" else cancelled).add(bid)
     out: dict[str, ElementState] = {}
     for bid in done:
         out[bid] = ElementState("completed")

@@ -108,6 +108,7 @@ class _Replayer:
                 self._steps()
                 self.wf.refresh_timers()
             self._steps()
+            self.serializer.prune(self.wf)  # as the live command does when it saves
             self.unclaimed = self._new_ready()
             return None
         if self.wf is None:
@@ -163,6 +164,7 @@ class _Replayer:
             return None
         else:
             return None
+        self.serializer.prune(self.wf)  # as the live command does when it saves
         self.unclaimed = self._new_ready()
         return None
 
@@ -219,6 +221,7 @@ def replay_events(instance_id: int, built: Built, events: list[EventRecord], dir
     result.workflow = r.wf
     if result.divergence is None and stored_state is not None and upto is None and r.wf is not None:
         stored = serializer.loads(stored_state, r.built.spec, r.built.subprocess_specs, r.se)
+        serializer.prune(stored)  # a state saved before pruning existed compares as it is saved now
         a, b = fingerprint(r.wf), fingerprint(stored)
         result.matches_stored = a == b
         if a != b:

@@ -809,6 +809,13 @@ class StateSerializer:
     def __init__(self) -> None:
         self._inner = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(_config()))
 
+    @staticmethod
+    def prune(workflow: BpmnWorkflow) -> int:
+        """Cut completed work no future step needs from the tree (engine/prune.py)."""
+        from .prune import prune
+
+        return prune(workflow)
+
     def dumps(self, workflow: BpmnWorkflow) -> str:
         return self._inner.serialize_json(workflow)
 
