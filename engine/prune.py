@@ -113,11 +113,11 @@ def _record(target: Any, tasks: list[Any], marks: dict[str, Any] | None = None) 
 def _reroot(w: Any) -> int:
     root = w.task_tree
     keep = [t for t in w.tasks.values() if t.has_state(TaskState.NOT_FINISHED_MASK)]
-    if not keep:
-        return 0  # a completed workflow keeps its tree (its subprocess is dropped when finished)
     last = w.last_task
     if last is not None and last.id in w.tasks:
-        keep.append(last)
+        keep.append(last)  # a finished workflow keeps only its last task, with the data it ended with
+    if not keep:
+        return 0
     wanted = {t.id for t in keep}
     # The tasks on a path from the root to a kept task.
     on_path: set[Any] = set()
