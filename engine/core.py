@@ -677,14 +677,14 @@ class Engine(ExternalTaskApi, IncidentApi):
         """The data a task sees (its process variables), for filling its form."""
         with self._tx(read=True) as s:
             row = self._task_row(s, task_id)
-            version, state = s.execute(select(Instance.version, Instance.state)
-                                       .where(Instance.id == row.instance_id)).one()
+            inst = s.get(Instance, row.instance_id)
+            version = inst.version
             cached = self._wf_cache.get(row.instance_id)
             if cached is not None and cached[0] == version:
                 t = cached[1].get_task_from_id(UUID(row.spiff_id))
                 return deepcopy(t.data) if t is not None else {}
             # Only the task's own branch of the stored state is read, not the whole workflow.
-            return self.serializer.task_data(state, row.spiff_id) or {}
+            return self.serializer.task_data(inst.state, row.spiff_id) or {}
 
     def task_form(self, task_id: int) -> dict[str, Any] | None:
         with self._tx(read=True) as s:
@@ -1096,7 +1096,7 @@ class Run:
                 self.event("instance_completed", actor, {"data": process_data(self.wf)})
         self.engine.serializer.prune(self.wf)  # completed work leaves the tree (engine/prune.py)
         try:
-            inst.state = self.engine.serializer.dumps(self.wf)
+            self.engine.serializer.store(inst, self.wf)  # the parts that changed (storage/state_parts.py)
         except (TypeError, ValueError) as exc:
             raise ScriptError(f"process data is not JSON-serialisable ({exc}); scripts must produce JSON values") \
                 from exc

@@ -8,6 +8,7 @@ in the same transaction, so no query ever has to load serialized state.
 from __future__ import annotations
 
 from datetime import datetime, timezone
+import json
 from typing import Any
 
 from sqlalchemy import (
@@ -22,8 +23,12 @@ from sqlalchemy import (
     UniqueConstraint,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy import select
+from sqlalchemy.ext.hybrid import hybrid_property
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, object_session
 from sqlalchemy.types import TypeDecorator
+
+from .state_parts import FORMAT_PARTS, compose
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -95,8 +100,12 @@ class Instance(Base):
     process_key: Mapped[str] = mapped_column(String(200))
     business_key: Mapped[str | None] = mapped_column(String(200), index=True)
     status: Mapped[str] = mapped_column(String(20), index=True)
-    state: Mapped[str] = mapped_column(Text)
+    # Format 1: the whole SpiffWorkflow state. Format 2: its head, the tasks being rows of
+    # `state_parts` (storage/state_parts.py); `state` reads either as the whole state.
+    state_head: Mapped[str] = mapped_column("state", Text)
     state_format: Mapped[int] = mapped_column(Integer, default=1)
+    # Parts to write, applied to `state_parts` by a trigger in the same UPDATE (then NULL again).
+    state_changes: Mapped[str | None] = mapped_column(Text, nullable=True)
     started_at: Mapped[datetime] = mapped_column(UTCDateTime)
     started_by: Mapped[str | None] = mapped_column(String(200))
     ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -108,6 +117,42 @@ class Instance(Base):
     version: Mapped[int] = mapped_column(Integer, nullable=False, default=1)
 
     __mapper_args__ = {"version_id_col": version, "version_id_generator": False}
+
+    @hybrid_property
+    def state(self) -> str:
+        """The whole stored state as one JSON text, whichever format holds it."""
+        if self.state_format != FORMAT_PARTS:
+            return self.state_head
+        session = object_session(self)
+        assert session is not None, "a state in parts is read through the instance's session"
+        rows = session.execute(select(StatePart.part, StatePart.body)
+                               .where(StatePart.instance_id == self.id)).all()
+        return compose(self.state_head, {part: body for part, body in rows})
+
+    @state.inplace.setter
+    def _state_setter(self, text: str) -> None:
+        """Store a whole state (format 1); parts the instance had are dropped."""
+        had_parts = self.state_format == FORMAT_PARTS
+        self.state_head = text
+        self.state_format = 1
+        if had_parts:
+            self.state_changes = json.dumps({"all": True})
+
+    @state.inplace.expression
+    @classmethod
+    def _state_expression(cls) -> Any:
+        return cls.state_head
+
+
+class StatePart(Base):
+    """One part (a task) of an instance's state stored in parts; written by the trigger of
+    migration 0013 from `instances.state_changes`."""
+
+    __tablename__ = "state_parts"
+
+    instance_id: Mapped[int] = mapped_column(ForeignKey("instances.id"), primary_key=True)
+    part: Mapped[str] = mapped_column(String(64), primary_key=True)
+    body: Mapped[str] = mapped_column(Text)
 
 
 # The order task lists are shown in: due tasks first (earliest first), then priority, then id.
