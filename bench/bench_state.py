@@ -42,8 +42,8 @@ _SET = re.compile(r"UPDATE (\w+) SET (.*?) WHERE", re.S)
 
 
 class WriteMeter:
-    """Bytes in the parameters of INSERT and UPDATE statements, in total and, for the
-    `instances.state` column, per instance."""
+    """Bytes in the parameters of INSERT and UPDATE statements, in total and, for the state
+    columns of `instances` (`state` and `state_changes`), per instance."""
 
     def __init__(self, engine: Any) -> None:
         engine._connect()
@@ -73,11 +73,12 @@ class WriteMeter:
         m = _SET.match(statement.strip())
         if m and m.group(1) == "instances" and not isinstance(rows[0], dict):
             columns = [c.strip().split("=")[0] for c in m.group(2).split(",")]
-            if "state" in columns:
+            held = [columns.index(c) for c in ("state", "state_changes") if c in columns]
+            if held:  # the state's head and the parts it changed (storage/state_parts.py)
                 where = statement[m.end():]
-                at_id = columns.__len__() + (where.split("instances.id")[0].count("?"))
+                at_id = len(columns) + where.split("instances.id")[0].count("?")
                 for row in rows:
-                    self.state_by_instance[int(row[at_id])] += self._size(row[columns.index("state")])
+                    self.state_by_instance[int(row[at_id])] += sum(self._size(row[i]) for i in held)
 
     def close(self) -> None:
         event.remove(self._sa, "before_cursor_execute", self._on)

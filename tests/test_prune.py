@@ -81,3 +81,59 @@ def test_parallel_loop__join_in_progress_keeps_its_branches(engine: Engine) -> N
         engine.complete(t.id, t.assignee or "alice", {k: sample.get(v.get("type"), "x") for k, v in props.items()})
     assert Auditor(engine).replay(iid).ok
     assert Auditor(engine).verify([iid])[1] == []
+
+
+def test_state_in_parts__a_completion_writes_only_the_tasks_that_changed(engine: Engine) -> None:
+    import json
+
+    from sqlalchemy import event
+
+    from storage.models import StatePart
+
+    iid = engine.start("loop_back", actor="alice")
+    _loop(engine, iid, 3)
+    written: list[dict[str, Any]] = []
+
+    def on_set(_target: Any, value: Any, *_args: Any) -> None:
+        if value is not None:
+            written.append(json.loads(value))
+
+    event.listen(Instance.state_changes, "set", on_set)
+    try:
+        _complete(engine, iid, "Task_draft", {"text": "once more"})
+    finally:
+        event.remove(Instance.state_changes, "set", on_set)
+    with engine._tx(read=True) as s:
+        inst = s.get(Instance, iid)
+        assert inst.state_format == 2 and inst.state_changes is None  # applied and cleared
+        head = json.loads(inst.state_head)
+        listed = {i for ids in head["tigao_parts"].values() for i in ids}
+        stored = dict(s.execute(select(StatePart.part, StatePart.body).where(StatePart.instance_id == iid)).all())
+        assert set(stored) == listed  # dropped parts are gone, new ones are there
+        [change] = written
+        assert not change.get("all")
+        assert 0 < len(change["put"]) < len(listed)  # the draft's task and what followed, not the rest
+        assert all(stored[k] == v for k, v in change["put"].items())
+        assert not set(change["drop"]) & set(stored)
+    wf, state = _stored_workflow(engine, iid)
+    assert engine.task_data(engine.tasks(scope="all", instance_id=iid)[0].id)["text"] == "once more"
+
+
+def test_state_stored_whole__replaces_the_parts(engine: Engine) -> None:
+    """Writing a whole state (format 1) drops the instance's parts; it loads as before."""
+    from storage.models import StatePart
+
+    iid = engine.start("loop_back", actor="alice")
+    _loop(engine, iid, 1)
+    with engine._tx() as s:
+        inst = s.get(Instance, iid)
+        whole = inst.state
+        inst.state = whole
+    with engine._tx(read=True) as s:
+        inst = s.get(Instance, iid)
+        assert inst.state_format == 1 and inst.state_head == whole
+        assert s.scalars(select(StatePart.part).where(StatePart.instance_id == iid)).all() == []
+    _complete(engine, iid, "Task_draft", {"text": "after"})
+    _complete(engine, iid, "Task_review", {"approve": True})
+    assert engine.instance(iid)["status"] == "completed"
+    assert Auditor(engine).verify([iid])[1] == []
