@@ -67,6 +67,8 @@ class WriteMeter:
         if head not in ("INSERT", "UPDATE"):
             return
         rows = parameters if executemany else [parameters]
+        if rows and not isinstance(rows[0], (dict, list, tuple)):
+            rows = [rows]  # one flat row (as in a batched INSERT of several rows)
         for row in rows:
             values = list(row.values()) if isinstance(row, dict) else list(row or ())
             self.total += sum(self._size(v) for v in values)

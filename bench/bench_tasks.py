@@ -264,10 +264,13 @@ def _check_all_completed(eng: Any, expected: int) -> None:
 def _state_size(eng: Any) -> int:
     from sqlalchemy import func, select
 
-    from storage.models import Instance
+    from storage.models import Instance, StatePart
 
-    with eng._tx() as s:
-        return int(s.scalar(select(func.max(func.length(Instance.state)))) or 0)
+    with eng._tx() as s:  # the head and the parts of the largest state
+        heads = dict(s.execute(select(Instance.id, func.length(Instance.state_head))).all())
+        parts = dict(s.execute(select(StatePart.instance_id, func.sum(func.length(StatePart.body)))
+                               .group_by(StatePart.instance_id)).all())
+        return int(max((heads[i] + int(parts.get(i) or 0) for i in heads), default=0))
 
 
 # ---------------------------------------------------------------------------------------------
