@@ -6,11 +6,12 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import Integer, MetaData, create_engine, select, text
 
 from campaign_support import drive
 from campaign.demo import ORG as CAMPAIGN_ORG
-from conftest import ORG
+from conftest import ORG, scratch_pg_database
 from engine import Engine, Worker
 from engine.audit import Auditor
 from engine.prune import task_count
@@ -69,8 +70,56 @@ def _stored_tasks(engine: Engine) -> dict[int, int]:
         return out
 
 
-def test_previous_release_database__upgrades_verifies_and_runs_to_completion(tmp_path: Path) -> None:
-    url = _copy(tmp_path)
+PREVIOUS_HEAD = "0012"  # the schema revision of the previous release
+
+
+def _copy_to_postgres(url: str) -> None:
+    """The previous release's rows, as they are, in a PostgreSQL database at its schema."""
+    from alembic import command
+    from alembic.config import Config
+
+    from storage.db import MIGRATIONS
+
+    pg = create_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with pg.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, PREVIOUS_HEAD)
+    old = create_engine(f"sqlite:///{PREVIOUS}")
+    meta = MetaData()
+    meta.reflect(old)
+    target = MetaData()
+    target.reflect(pg)
+    with old.connect() as src, pg.begin() as dst:
+        for table in meta.sorted_tables:
+            if table.name == "alembic_version":
+                continue
+            rows = [dict(r._mapping) for r in src.execute(table.select())]
+            if rows:
+                dst.execute(target.tables[table.name].insert(), rows)
+            if "id" in table.c and rows and isinstance(table.c.id.type, Integer):
+                # ids given explicitly: move the sequence past them
+                dst.execute(text(f"SELECT setval(seq, top) FROM (SELECT pg_get_serial_sequence('{table.name}', "
+                                 f"'id') AS seq, (SELECT max(id) FROM {table.name}) AS top) AS x "
+                                 "WHERE seq IS NOT NULL"))
+    old.dispose()
+    pg.dispose()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def previous_url(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    if request.param == "sqlite":
+        yield _copy(tmp_path)
+        return
+    request.getfixturevalue("pg_template")  # skips (or fails under TIGAO_REQUIRE_PG=1) without a server
+    with scratch_pg_database("tigao_prev") as url:
+        _copy_to_postgres(url)
+        yield url
+
+
+def test_previous_release_database__upgrades_verifies_and_runs_to_completion(previous_url: str) -> None:
+    url = previous_url
     engine = Engine(url)
     assert engine.init() == "upgraded"
     checked, failures = Auditor(engine).verify()
