@@ -222,13 +222,13 @@ def run_reference(n: int, fixed: bool, with_json: bool, chunk: int = 1000) -> di
 
 PROFILE_POINTS = [
     ("Worker._fire_next (per timer, whole tx)", "engine/deadlines.py", "_fire_next"),
-    ("  Engine._sync_clock", "engine/core.py", "_sync_clock"),
-    ("  Engine._load_run (lock + load state)", "engine/core.py", "_load_run"),
-    ("    StateSerializer.loads", "engine/spiff.py", "loads"),
-    ("  Run.finish (projection + save)", "engine/core.py", "finish"),
+    ("  Engine._sync_clock", "engine/base.py", "_sync_clock"),
+    ("  Engine._load_run (lock + load state)", "engine/instances.py", "_load_run"),
+    ("    StateSerializer.loads", "engine/state.py", "loads"),
+    ("  Run.finish (projection + save)", "engine/run.py", "finish"),
     ("    record_fired_timers", "engine/deadlines.py", "record_fired_timers"),
     ("    sync_timers", "engine/deadlines.py", "sync_timers"),
-    ("    StateSerializer.dumps", "engine/spiff.py", "dumps"),
+    ("    StateSerializer.dumps", "engine/state.py", "dumps"),
     ("  history.append", "engine/history.py", "append"),
     ("  Session.flush", "sqlalchemy/orm/session.py", "flush"),
     ("  sqlite3 Connection.commit (fsync)", "~", "<method 'commit' of 'sqlite3.Connection' objects>"),

@@ -24,11 +24,11 @@ from .external import REPLAYED, replay_external
 from .modify import replay_input
 from .scripting import TigaoScriptEngine
 from .spiff import (
-    StateSerializer,
     TigaoWorkflow,
     fingerprint,
     force_start_timers,
 )
+from .state import StateSerializer
 
 
 # Inputs an administrator gives to a running instance (engine/modify.py).

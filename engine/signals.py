@@ -25,7 +25,8 @@ from storage.models import MessageSubscription
 from .errors import EngineError, NotFound
 
 if TYPE_CHECKING:
-    from .core import Engine, Run
+    from .core import Engine
+    from .run import Run
 
 MAX_DELIVERIES = 1000  # deliveries and starts in one chain of broadcasts
 

@@ -2,7 +2,7 @@
 `state_parts`, changes applied by a trigger from `instances.state_changes` (migration 0013).
 
 This module only moves JSON text around; what a part holds is the engine's business
-(engine/spiff.py `StateSerializer.dumps_parts`).
+(engine/state.py `StateSerializer.dumps_parts`).
 """
 
 from __future__ import annotations

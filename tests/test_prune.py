@@ -14,7 +14,7 @@ from engine import Engine
 from engine.audit import Auditor
 from engine.inspection import element_states
 from engine.prune import prune, task_count, taken_flows
-from engine.spiff import StateSerializer
+from engine.state import StateSerializer
 from storage.models import Definition, Instance
 
 
