@@ -5,9 +5,9 @@ pass deeper each time round: the stored state, and the cost of every command on 
 instance's age. After each command (and after each input in a replay, which must end in the same
 tree) `prune` cuts, in the top workflow and in every subprocess:
 
-* the completed ancestors of the live frontier: the tree is re-rooted at the deepest completed
-  task above every unfinished task (and the workflow's last completed task), so finished loop
-  passes, branches past their join and everything before them go;
+* the completed ancestors of the live frontier: the tree is re-rooted at the completed task just
+  above the point where the paths to every unfinished task (and to the workflow's last completed
+  task) part, so finished loop passes, branches past their join and everything before them go;
 * completed subprocesses and call activities whose activity has finished.
 
 What stays is what SpiffWorkflow still reads: every unfinished task (ready, waiting, started and
@@ -133,8 +133,10 @@ def _reroot(w: Any) -> int:
         if len(ways) != 1:
             break
         node = w.tasks[ways[0]]
-    if node.id in wanted and node.has_state(TaskState.NOT_FINISHED_MASK):
-        node = node.parent  # a live task keeps the finished task it inherited its data from
+    # One up: a live task keeps the finished task it inherited its data from, and a branch point
+    # (a boundary event's split, a gateway) stays below the root with its branches, so a token
+    # hung from the root (engine/migration.py start_before) is not one of its branches.
+    node = node.parent
     if node is None or node is root or not node.has_state(TaskState.FINISHED_MASK):
         return 0
     subtree = {t.id for t in node}
