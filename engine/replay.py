@@ -7,6 +7,7 @@ checks the history against the engine itself, not against a second implementatio
 
 from __future__ import annotations
 
+from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Callable
@@ -23,11 +24,11 @@ from .external import REPLAYED, replay_external
 from .modify import replay_input
 from .scripting import TigaoScriptEngine
 from .spiff import (
-    StateSerializer,
     TigaoWorkflow,
     fingerprint,
     force_start_timers,
 )
+from .state import StateSerializer
 
 
 # Inputs an administrator gives to a running instance (engine/modify.py).
@@ -58,6 +59,9 @@ class ReplayResult:
     divergence: Failure | None = None
     matches_stored: bool | None = None
     workflow: BpmnWorkflow | None = None
+    # Recorded spiff id -> the human task's data when it was completed (or created, if still
+    # open): what a report reads of tasks that pruning has cut from the stored tree.
+    task_data: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -78,6 +82,7 @@ class _Replayer:
         self.serializer = serializer
         self.wf: BpmnWorkflow | None = None
         self.mapping: dict[str, str] = {}  # recorded spiff id -> replayed spiff id
+        self.task_data: dict[str, dict[str, Any]] = {}  # recorded spiff id -> the task's data
         self.unclaimed: list[Any] = []
 
     def _steps(self) -> None:
@@ -108,6 +113,7 @@ class _Replayer:
                 self._steps()
                 self.wf.refresh_timers()
             self._steps()
+            self.serializer.prune(self.wf)  # as the live command does when it saves
             self.unclaimed = self._new_ready()
             return None
         if self.wf is None:
@@ -118,6 +124,7 @@ class _Replayer:
             if t is None or t.state != TaskState.READY:
                 return f"task {e.task_id} ({e.element_id}) was not open in the replay"
             t.data.update(p.get("data") or {})
+            self.task_data[p.get("spiff_id", "")] = deepcopy(t.data)
             t.run()
             self._steps()
         elif e.type == "message_received":
@@ -152,6 +159,7 @@ class _Replayer:
                 return f"task {e.task_id} ({e.element_id}) was created, but the replay has no such new task"
             self.unclaimed.remove(match)
             self.mapping[p["spiff_id"]] = str(match.id)
+            self.task_data[p["spiff_id"]] = deepcopy(match.data)
             return None
         elif e.type in REPLAYED:  # external tasks and handlers (engine/external.py)
             problem = replay_external(self, e)
@@ -163,6 +171,7 @@ class _Replayer:
             return None
         else:
             return None
+        self.serializer.prune(self.wf)  # as the live command does when it saves
         self.unclaimed = self._new_ready()
         return None
 
@@ -217,8 +226,10 @@ def replay_events(instance_id: int, built: Built, events: list[EventRecord], dir
         if upto is not None and e.seq >= upto:
             break
     result.workflow = r.wf
+    result.task_data = r.task_data
     if result.divergence is None and stored_state is not None and upto is None and r.wf is not None:
         stored = serializer.loads(stored_state, r.built.spec, r.built.subprocess_specs, r.se)
+        serializer.prune(stored)  # a state saved before pruning existed compares as it is saved now
         a, b = fingerprint(r.wf), fingerprint(stored)
         result.matches_stored = a == b
         if a != b:

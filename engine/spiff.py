@@ -20,7 +20,6 @@ from typing import Any
 
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser, full_tag
 from SpiffWorkflow.bpmn.parser.ProcessParser import ProcessParser
-from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.event_definition import TimerConditionalEventDefinitionConverter
 from SpiffWorkflow.bpmn.serializer.default.workflow import (
     BpmnSubWorkflowConverter,
@@ -853,58 +852,6 @@ def _config() -> dict[Any, Any]:
     return config
 
 
-class StateSerializer:
-    """JSON state of a workflow, without its specs. FORMAT is stamped on every stored state."""
-
-    FORMAT = 1
-
-    def __init__(self) -> None:
-        self._inner = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(_config()))
-
-    def dumps(self, workflow: BpmnWorkflow) -> str:
-        return self._inner.serialize_json(workflow)
-
-    def loads(self, text: str, spec: Any, subprocess_specs: dict[str, Any], script_engine: Any) -> BpmnWorkflow:
-        token = _SPECS.set((spec, subprocess_specs))
-        try:
-            workflow = self._inner.deserialize_json(text)
-        finally:
-            _SPECS.reset(token)
-        workflow.script_engine = script_engine
-        return workflow
-
-    def task_data(self, text: str, task_id: str) -> dict[str, Any] | None:
-        """The data of one task of a stored state, without restoring the workflow: its branch of
-        the tree is read from the JSON and the data deltas applied from the root down, as the
-        full restore does. None if the state has no such task."""
-        import json
-
-        dct = json.loads(text, cls=self._inner.json_decoder_cls)
-        self._inner.migrate(dct)
-        registry = self._inner.registry
-        for tasks in [dct["tasks"], *(sp["tasks"] for sp in dct.get("subprocesses", {}).values())]:
-            if task_id not in tasks:
-                continue
-            chain = []
-            node = tasks.get(task_id)
-            while node is not None:
-                chain.append(node)
-                node = tasks.get(node["parent"]) if node.get("parent") else None
-            data: dict[str, Any] = {}
-            for node in reversed(chain):
-                delta = node.get("delta")
-                if delta and node.get("parent") is not None:
-                    data = dict(data)
-                    data.update(registry.restore(delta.get("updates", {})))
-                    for key in delta.get("deletions", []):
-                        data.pop(key, None)
-                else:
-                    data = registry.restore(node["data"])
-            return data
-        return None
-
-
-
 def force_start_timers(workflow: BpmnWorkflow, now: datetime) -> None:
     """An instance started by a start timer: its timer start event fires once, now.
 
@@ -939,7 +886,9 @@ def comparable_state(state_json: str) -> dict[str, Any]:
             return [norm(v) for v in value]
         return value
 
-    return norm(json.loads(state_json))
+    dct = json.loads(state_json)
+    dct.pop("tigao_parts", None)  # the list of parts a state read from parts carries
+    return norm(dct)
 
 
 def fingerprint(workflow: BpmnWorkflow) -> list[dict[str, Any]]:
