@@ -32,7 +32,7 @@ from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
-from . import camunda, camunda_forms, camunda_io, cron, feel, handlers, services, unsupported
+from . import camunda, camunda_forms, camunda_io, camunda_start, cron, feel, handlers, services, unsupported
 from .assignment import Directory
 from .errors import DefinitionError, InputError, Problem
 from .juel import JuelError, expression_source
@@ -243,6 +243,7 @@ class ProcessInfo:
     # Where each called process / decision is referenced: (element id, line).
     references: dict[str, tuple[str | None, int | None]] = field(default_factory=dict)
     dynamic_call: bool = False  # a calledElement="${...}": every process of the bundle may be called
+    start: Any = None  # camunda_start.StartInfo: the initiator variable and the start form
 
 
 @dataclass
@@ -547,6 +548,9 @@ def _analyse_bpmn(name: str, root: etree._Element, bundle: Bundle, forms: dict[s
                 info.references.setdefault(f"decision:{ref}", (brt.get("id"), brt.sourceline))
         for tdef in proc.iterfind(".//bpmn:timerEventDefinition", NS):
             _check_timer(name, tdef, problems, info)
+        info.start = camunda_start.analyse(name, root, proc, bundle.files, forms, problems)
+        if info.start.form_key:
+            info.form_keys.add(info.start.form_key)
         for start in proc.iterfind("bpmn:startEvent", NS):
             public_form = start.find("bpmn:extensionElements/camunda:properties/camunda:property"
                                      "[@name='tigao.publicForm']", NS)
