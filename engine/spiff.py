@@ -234,8 +234,13 @@ class TigaoMessageEventDefinition(CamundaMessageEventDefinition):
     def throw(self, my_task: Any) -> None:
         # Camunda: a message thrown without a payload expression carries no payload.
         payload = my_task.workflow.script_engine.evaluate(my_task, self.expression) if self.expression else None
-        my_task.workflow.top_workflow.catch(BpmnEvent(self, payload={"payload": payload,
-                                                                     "result_var": self.result_var}))
+        top = my_task.workflow.top_workflow
+        event = BpmnEvent(self, payload={"payload": payload, "result_var": self.result_var})
+        top.catch(event)
+        # Caught by nobody in the instance: SpiffWorkflow keeps it in bpmn_events for a caller that
+        # delivers events elsewhere, which nothing here does (as in Camunda, a message throw without
+        # an implementation is a no-op), so it would pile up in the stored state with every throw.
+        top.bpmn_events = [e for e in top.bpmn_events if e is not event]
 
     def update_internal_data(self, my_task: Any, event: Any) -> None:
         my_task.internal_data[self.name] = event.payload
