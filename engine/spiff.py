@@ -76,6 +76,8 @@ from SpiffWorkflow.specs.base import TaskSpec
 
 from . import cron
 from .camunda import InclusiveGatewayParser
+from .services import BUSINESS_RULE_PARSER
+from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
 from . import limits
 from .scripting import is_expression
 from .timeutil import add_iso_duration, parse_cycle, parse_datetime, skip_past
@@ -702,6 +704,8 @@ class TigaoParser(CamundaParser):
         full_tag("parallelGateway"): (BpmnParser.PARSER_CLASSES[full_tag("parallelGateway")][0],
                                       TigaoParallelGateway),
         full_tag("inclusiveGateway"): (InclusiveGatewayParser, TigaoInclusiveGateway),
+        # camunda:type="external" (or a handler) on a business rule task: a service task (engine/services.py)
+        full_tag("businessRuleTask"): (BUSINESS_RULE_PARSER, BusinessRuleTask),
     })
 
 

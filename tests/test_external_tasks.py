@@ -159,12 +159,16 @@ def test_failure__retries_and_timeout__then_incident__retry_resolves(fresh: Call
     _replays(fresh(), iid)
 
 
-def test_bpmn_error__caught_by_boundary__unknown_code_changes_nothing(fresh: Callable[[], Engine]) -> None:
+def test_bpmn_error__caught_by_boundary__unknown_code_opens_an_incident(fresh: Callable[[], Engine]) -> None:
     iid = _charge(fresh)
     [got] = _lock(fresh)
-    with pytest.raises(Conflict, match="no error boundary"):
-        fresh().bpmn_error(got["id"], "w1", "other_code", "?")
+    fresh().bpmn_error(got["id"], "w1", "other_code", "?")
     assert fresh().instance(iid)["status"] == "running"
+    [inc] = fresh().incidents()
+    assert "BPMN error 'other_code' from Task_charge is caught by no error boundary event" in inc["message"]
+    assert _lock(fresh) == []  # it waits for an operator
+    fresh().retry_incident(inc["id"], "alice")
+    [got] = _lock(fresh)
     fresh().bpmn_error(got["id"], "w1", "card_declined", "insufficient funds", {"reason": "funds"})
     inst = fresh().instance(iid)
     assert inst["status"] == "completed" and inst["data"]["reason"] == "funds"
