@@ -29,15 +29,15 @@ if TYPE_CHECKING:
 
 
 def parse_json_arg(text: str | None) -> dict[str, Any] | None:
-    """`JSON` or `@file` from the command line (see engine.core.parse_json_arg)."""
-    from engine.core import parse_json_arg as parse
+    """`JSON` or `@file` from the command line (see engine.values.parse_json_arg)."""
+    from engine.values import parse_json_arg as parse
 
     return parse(text)
 
 
 def parse_when(text: str) -> datetime:
-    """An ISO 8601 date-time or date from the command line (see engine.core.parse_when)."""
-    from engine.core import parse_when as parse
+    """An ISO 8601 date-time or date from the command line (see engine.values.parse_when)."""
+    from engine.values import parse_when as parse
 
     return parse(text)
 

@@ -222,10 +222,10 @@ def run_reference(n: int, fixed: bool, with_json: bool, chunk: int = 1000) -> di
 
 PROFILE_POINTS = [
     ("Worker._fire_next (per timer, whole tx)", "engine/deadlines.py", "_fire_next"),
-    ("  Engine._sync_clock", "engine/core.py", "_sync_clock"),
-    ("  Engine._load_run (lock + load state)", "engine/core.py", "_load_run"),
+    ("  Engine._sync_clock", "engine/base.py", "_sync_clock"),
+    ("  Engine._load_run (lock + load state)", "engine/instances.py", "_load_run"),
     ("    StateSerializer.loads", "engine/spiff.py", "loads"),
-    ("  Run.finish (projection + save)", "engine/core.py", "finish"),
+    ("  Run.finish (projection + save)", "engine/run.py", "finish"),
     ("    record_fired_timers", "engine/deadlines.py", "record_fired_timers"),
     ("    sync_timers", "engine/deadlines.py", "sync_timers"),
     ("    StateSerializer.dumps", "engine/spiff.py", "dumps"),

@@ -60,12 +60,23 @@ def trigger_of(start: etree._Element, root: etree._Element) -> str:
 
 
 def analyse(file: str, root: etree._Element, proc: etree._Element, files: dict[str, str], forms: dict[str, Any],
-            problems: list[Problem]) -> StartInfo:
-    """Read the top-level start events of one executable process (see the module docstring)."""
+            problems: list[Problem], process: Any) -> StartInfo:
+    """Read the top-level start events of one executable process (see the module docstring); also
+    record in `process` (its definitions.ProcessInfo) the messages that start it and the forms its
+    start events need (the start form, the public form of engine/public.py)."""
     info = StartInfo()
     key = str(proc.get("id"))
     for start in proc.iterfind("bpmn:startEvent", NS):
         trigger = trigger_of(start, root)
+        if trigger.startswith("message:"):
+            process.message_starts.append(trigger[len("message:"):])
+        public_form = start.find(f"bpmn:extensionElements/{{{CAMUNDA_NS}}}properties/{{{CAMUNDA_NS}}}property"
+                                 "[@name='tigao.publicForm']", NS)
+        if public_form is not None and public_form.get("value"):
+            process.form_keys.add(str(public_form.get("value")))
+            if str(public_form.get("value")) not in forms:
+                problems.append(Problem(file, f"public form '{public_form.get('value')}' has no schema",
+                                        element=start.get("id"), line=public_form.sourceline))
         var = (start.get(f"{{{CAMUNDA_NS}}}initiator") or "").strip()
         if var:
             if not var.isidentifier():
@@ -96,6 +107,7 @@ def analyse(file: str, root: etree._Element, proc: etree._Element, files: dict[s
                                     line=start.sourceline))
             continue
         info.form_key, info.declared_key, info.form_ref = form_key, declared or None, ref or None
+        process.form_keys.add(form_key)
     return info
 
 

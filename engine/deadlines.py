@@ -41,22 +41,23 @@ from sqlalchemy import case, select, update
 from sqlalchemy.orm import Session
 from SpiffWorkflow.util.task import TaskState
 
-from storage.models import Definition, HumanTask, Instance, Notification, TaskCandidate, Timer
+from storage.models import Definition, HumanTask, Instance, Timer
 
 from . import cron, history, limits
 from .errors import Conflict, EngineError, ScriptError
+from .escalation import escalate, mark_overdue, notify, responsible
+from .incident_record import open_incident
 from .lease import Lease
 from .retry import Busy, Contention, pause
 from .spiff import force_start_timers, next_timer_due, pop_fired, pop_skipped
 from .timeutil import add_iso_duration, fmt, parse_cycle, parse_datetime, skip_past
 
 if TYPE_CHECKING:
-    from .core import Engine, Run
+    from .core import Engine
+    from .run import Run
     from .definitions import ProcessInfo
 
 log = logging.getLogger("tigao.worker")
-DEFAULT_GRACE = "P1D"
-DEFAULT_OFFICE = "efficiency_office"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -91,7 +92,7 @@ def _start_occurrence(kind: str, text: str, anchor: datetime, n: int) -> datetim
 def on_task_created(run: Run, row: HumanTask) -> None:
     if row.due_at is not None:
         if row.due_at <= run.now:
-            _mark_overdue(run.engine, run.s, run.inst, row, run.now)
+            mark_overdue(run.engine, run.s, run.inst, row, run.now)
         else:
             run.s.add(Timer(instance_id=row.instance_id, kind="due", task_id=row.id, element_id=row.element_id,
                             due_at=row.due_at, state="pending"))
@@ -144,101 +145,6 @@ def sync_timers(run: Run, waiting: list[Any]) -> None:
         if (sid, due) not in have:
             s.add(Timer(instance_id=inst.id, kind="timer", spiff_id=sid, element_id=element, due_at=due,
                         state="pending"))
-
-
-# ---------------------------------------------------------------------------------------------
-# Overdue and escalation
-
-
-def _policy(engine: Engine, s: Session, inst: Instance, row: HumanTask) -> dict[str, str]:
-    d = s.get(Definition, inst.definition_id)
-    assert d is not None
-    built = engine._built(d)
-    props: dict[str, str] = {}
-    info = built.analysis.processes.get(inst.process_key)
-    if info is not None:
-        props.update(info.properties)
-    for (_owner, eid), meta in built.task_meta.items():
-        if eid == row.element_id:
-            props.update(meta.properties)
-            break
-    return {
-        "enabled": props.get("escalation", "on").strip().lower(),
-        "grace": props.get("escalation.grace", DEFAULT_GRACE).strip(),
-        "office": props.get("escalation.office", DEFAULT_OFFICE).strip(),
-    }
-
-
-def _responsible(engine: Engine, s: Session, row: HumanTask) -> tuple[list[str], str | None]:
-    """Who answers for the task, and their leader."""
-    directory = engine._dir(s)
-    if row.assignee:
-        return [row.assignee], directory.superior_of(row.assignee)
-    users, groups = engine._candidates(s, row.id)
-    people = list(users)
-    for g in groups:
-        people.extend(directory.group_members(g))
-    people = list(dict.fromkeys(people))
-    leader = None
-    for g in groups:
-        if g in directory.departments:
-            leader = directory.head_of(g)
-            break
-    if leader is None and people:
-        leader = directory.superior_of(people[0])
-    return people, leader
-
-
-def _notify(s: Session, recipients: list[str], at: datetime, kind: str, row: HumanTask, message: str) -> None:
-    for r in dict.fromkeys(x for x in recipients if x):
-        s.add(Notification(recipient=r, at=at, kind=kind, task_id=row.id, instance_id=row.instance_id,
-                           message=message))
-
-
-def _mark_overdue(engine: Engine, s: Session, inst: Instance, row: HumanTask, now: datetime) -> None:
-    row.overdue_since = now
-    people, leader = _responsible(engine, s, row)
-    policy = _policy(engine, s, inst, row)
-    msg = f"task {row.id} '{row.name}' was due {fmt(row.due_at, zone=True)} and is overdue"
-    _notify(s, people[:50], now, "overdue", row, msg)
-    if leader:
-        _notify(s, [leader], now, "overdue_leader",
-                row, f"{msg}; responsible: {', '.join(people[:5]) or 'nobody'} (you are their leader)")
-    history.append(s, inst, "task_overdue", now, "system",
-                   {"spiff_id": row.spiff_id, "due_at": row.due_at.isoformat() if row.due_at else None,
-                    "responsible": people[:50], "leader": leader},
-                   element_id=row.element_id, task_id=row.id)
-    if policy["enabled"] not in ("off", "false", "no", "0"):
-        s.add(Timer(instance_id=inst.id, kind="escalate", task_id=row.id, element_id=row.element_id,
-                    due_at=add_iso_duration(now, policy["grace"]), state="pending", payload={"level": 1}))
-
-
-def _escalate(engine: Engine, s: Session, inst: Instance, row: HumanTask, level: int, now: datetime) -> None:
-    directory = engine._dir(s)
-    people, leader = _responsible(engine, s, row)
-    policy = _policy(engine, s, inst, row)
-    if level == 1 and leader:
-        target_user, target_group = leader, None
-    else:
-        level = max(level, 2)
-        target_user, target_group = None, policy["office"]
-    if target_user and not s.get(TaskCandidate, (row.id, "user", target_user)):
-        s.add(TaskCandidate(task_id=row.id, kind="user", value=target_user))
-    if target_group and not s.get(TaskCandidate, (row.id, "group", target_group)):
-        s.add(TaskCandidate(task_id=row.id, kind="group", value=target_group))
-    row.escalation_level = level
-    to = target_user or f"role {target_group}"
-    msg = (f"task {row.id} '{row.name}' (due {fmt(row.due_at, zone=True)}) escalated to {to}; responsible: "
-           f"{', '.join(people[:5]) or 'nobody'}; their leader: {leader or 'none'}")
-    recipients = [target_user] if target_user else directory.role_members(target_group or "")
-    _notify(s, recipients + people[:50] + ([leader] if leader else []), now, "escalated", row, msg)
-    history.append(s, inst, "task_escalated", now, "system",
-                   {"spiff_id": row.spiff_id, "level": level, "to_user": target_user, "to_group": target_group,
-                    "responsible": people[:50], "leader": leader},
-                   element_id=row.element_id, task_id=row.id)
-    if level < 2:
-        s.add(Timer(instance_id=inst.id, kind="escalate", task_id=row.id, element_id=row.element_id,
-                    due_at=add_iso_duration(now, policy["grace"]), state="pending", payload={"level": level + 1}))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -423,8 +329,6 @@ class Worker:
                 if inst is not None:
                     history.append(s, inst, "script_failed", now, "system",
                                    {"error": message, "timer": timer.id}, element_id=timer.element_id)
-            from .incidents import open_incident
-
             open_incident(s, s.get(Instance, timer.instance_id) if timer.instance_id is not None else None,
                           "handler" if timer.kind == "handler" else "timer", timer.element_id, message,
                           f"timer:{timer.id}", now)
@@ -465,15 +369,15 @@ class Worker:
             timer.state = "cancelled"
             return
         if timer.kind == "due":
-            _mark_overdue(engine, s, inst, row, now)
+            mark_overdue(engine, s, inst, row, now)
         elif timer.kind == "followup":
-            people, _ = _responsible(engine, s, row)
-            _notify(s, people[:50], now, "follow_up", row, f"reminder: task {row.id} '{row.name}' "
+            people, _ = responsible(engine, s, row)
+            notify(s, people[:50], now, "follow_up", row, f"reminder: task {row.id} '{row.name}' "
                     f"needs attention (follow-up date {fmt(row.follow_up_at, zone=True)})")
             history.append(s, inst, "task_follow_up", now, "system", {"spiff_id": row.spiff_id},
                            element_id=row.element_id, task_id=row.id)
         elif timer.kind == "escalate":
-            _escalate(engine, s, inst, row, int((timer.payload or {}).get("level", 1)), now)
+            escalate(engine, s, inst, row, int((timer.payload or {}).get("level", 1)), now)
 
     def _fire_start(self, s: Session, timer: Timer, now: datetime) -> None:
         engine = self.engine

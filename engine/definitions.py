@@ -548,22 +548,7 @@ def _analyse_bpmn(name: str, root: etree._Element, bundle: Bundle, forms: dict[s
                 info.references.setdefault(f"decision:{ref}", (brt.get("id"), brt.sourceline))
         for tdef in proc.iterfind(".//bpmn:timerEventDefinition", NS):
             _check_timer(name, tdef, problems, info)
-        info.start = camunda_start.analyse(name, root, proc, bundle.files, forms, problems)
-        if info.start.form_key:
-            info.form_keys.add(info.start.form_key)
-        for start in proc.iterfind("bpmn:startEvent", NS):
-            public_form = start.find("bpmn:extensionElements/camunda:properties/camunda:property"
-                                     "[@name='tigao.publicForm']", NS)
-            if public_form is not None and public_form.get("value"):  # the public start form (engine/public.py)
-                info.form_keys.add(str(public_form.get("value")))
-                if str(public_form.get("value")) not in forms:
-                    problems.append(Problem(name, f"public form '{public_form.get('value')}' has no schema",
-                                            element=start.get("id"), line=public_form.sourceline))
-            msg = start.find("bpmn:messageEventDefinition", NS)
-            if msg is not None:
-                ref = msg.get("messageRef")
-                message = root.find(f"bpmn:message[@id='{ref}']", NS) if ref else None
-                info.message_starts.append(str(message.get("name") if message is not None else start.get("name")))
+        info.start = camunda_start.analyse(name, root, proc, bundle.files, forms, problems, info)
         for tag in ("userTask", "manualTask"):
             for task in proc.iterfind(f".//bpmn:{tag}", NS):
                 meta = _task_meta(name, task, lanes, problems)

@@ -29,10 +29,13 @@ from storage.models import ExternalTask, Instance, Timer
 
 from . import history
 from .errors import Conflict, InputError, NotFound
+from .incident_record import open_incident
 from .services import service_of
+from .values import check_data
 
 if TYPE_CHECKING:
-    from .core import Engine, Run
+    from .core import Engine
+    from .run import Run
 
 MAX_LOCK_MS = 7 * 24 * 3600 * 1000  # a week: a longer lock is a mistake, not a plan
 MAX_TASKS = 1000
@@ -260,9 +263,7 @@ class ExternalTaskApi:
     def complete_external(self: Engine, task_id: int, worker_id: str, variables: dict[str, Any] | None = None,
                           actor: str | None = None) -> None:
         """The lock holder completes the task; its variables become process variables."""
-        from .core import _check_data
-
-        data = _check_data(variables)
+        data = check_data(variables)
 
         def body(run: Run) -> None:
             row = self._locked_row(run.s, task_id, worker_id)
@@ -280,9 +281,7 @@ class ExternalTaskApi:
         """The lock holder reports a business error: an error boundary event of the task, or of a
         subprocess around it, or an error event subprocess catches it; when nothing does, an
         incident opens and the task waits (`tigao retry` lets a worker fetch it again)."""
-        from .core import _check_data
-
-        data = _check_data(variables)
+        data = check_data(variables)
         if not code or not str(code).strip():
             raise InputError("give an errorCode: the boundary event that catches it names the same code")
 
@@ -291,8 +290,6 @@ class ExternalTaskApi:
             t = self._started_task(run, row)
             if catching_boundary(t, code) is None:
                 # Nothing around the task catches it: the task waits for an operator (an incident).
-                from .incidents import open_incident
-
                 run.event("external_task_bpmn_error_uncaught", actor or worker_id,
                           {"external_task": row.id, "spiff_id": row.spiff_id, "worker": worker_id, "code": code,
                            "message": message}, element_id=row.element_id)
@@ -327,8 +324,6 @@ class ExternalTaskApi:
             raise InputError("retries must be a whole number, 0 or more")
         if not isinstance(retry_timeout, int) or isinstance(retry_timeout, bool) or not 0 <= retry_timeout <= MAX_LOCK_MS:
             raise InputError(f"retryTimeout must be milliseconds from 0 to {MAX_LOCK_MS}")
-        from .incidents import open_incident
-
         with self._tx() as s:
             row = self._locked_row(s, task_id, worker_id)
             inst = s.get(Instance, row.instance_id)

@@ -16,40 +16,17 @@ external task or handler step, and no open incident) is reported as stuck: nothi
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import exists, select
-from sqlalchemy.orm import Session
 
 from storage.models import ExternalTask, HumanTask, Incident, Instance, MessageSubscription, Timer
 
-from . import history
 from .errors import Conflict, InputError, NotFound, ScriptError
+from .incident_record import resolve_incident
 
 if TYPE_CHECKING:
     from .core import Engine
-
-
-def open_incident(s: Session, inst: Instance | None, kind: str, element_id: str | None, message: str,
-                  ref: str | None, now: datetime, actor: str | None = None) -> Incident:
-    """Open an incident (in the caller's transaction) and record it in the instance's history."""
-    inc = Incident(instance_id=inst.id if inst is not None else None, element_id=element_id, kind=kind, ref=ref,
-                   message=message[:4000], created_at=now)
-    s.add(inc)
-    s.flush()
-    if inst is not None:
-        history.append(s, inst, "incident_opened", now, actor or "system",
-                       {"incident": inc.id, "kind": kind, "message": inc.message, "ref": ref}, element_id=element_id)
-    return inc
-
-
-def _resolve(s: Session, inc: Incident, now: datetime, actor: str | None, how: str) -> None:
-    inc.resolved_at, inc.resolved_by = now, actor
-    inst = s.get(Instance, inc.instance_id) if inc.instance_id is not None else None
-    if inst is not None:
-        history.append(s, inst, "incident_resolved", now, actor, {"incident": inc.id, "how": how},
-                       element_id=inc.element_id)
 
 
 def view(inc: Incident) -> dict[str, Any]:
@@ -118,11 +95,11 @@ class IncidentApi:
                     row = s.get(ExternalTask, int(ref_id))
                     if row is None or row.state != "open":
                         how = "the external task no longer waits"
-                        _resolve(s, inc, now, actor, how)
+                        resolve_incident(s, inc, now, actor, how)
                         return {"incident": incident_id, "resolved": True, "how": how}
                     row.retries, row.not_before = max(row.retries or 0, 1), None
                     how = "one more retry: a worker may fetch the task again"
-                    _resolve(s, inc, now, actor, how)
+                    resolve_incident(s, inc, now, actor, how)
                     return {"incident": incident_id, "resolved": True, "how": how}
                 timer = s.get(Timer, int(ref_id))
                 if timer is None or timer.state != "failed":
@@ -135,7 +112,7 @@ class IncidentApi:
                 if timer.state == "pending":
                     timer.state, timer.fired_at = "fired", now
                 how = "the step ran again and succeeded"
-                _resolve(s, inc, now, actor, how)
+                resolve_incident(s, inc, now, actor, how)
                 return {"incident": incident_id, "resolved": True, "how": how}
         except ScriptError as exc:
             if instance_id is not None:

@@ -18,9 +18,11 @@ from storage.models import Definition, HumanTask, Instance
 
 from . import migration
 from .errors import Conflict, EngineError, InputError, NotAllowed, NotFound
+from .values import check_data
 
 if TYPE_CHECKING:
-    from .core import Engine, Run
+    from .core import Engine
+    from .run import Run
 
 ADMIN_ROLE = "admin"
 MAX_REASON = 2000
@@ -181,12 +183,10 @@ def start_before(engine: Engine, instance_id: int, element: str, actor: str | No
 def set_variable(engine: Engine, instance_id: int, name: str, value: Any, actor: str | None,
                  reason: str | None) -> None:
     """Set process variable `name` to the JSON `value`, checked as form data is."""
-    from .core import _check_data
-
     if not isinstance(name, str) or not name.isidentifier() or name.startswith("_"):
         raise InputError(f"'{name}' is not a variable name: use letters, digits and _, not starting with a "
                          "digit or _")
-    _check_data({name: value})
+    check_data({name: value})
     _modify(engine, instance_id, actor, reason, "variable_set", {"name": name, "value": value}, None,
             lambda wf: migration.set_variable(wf, name, value))
 

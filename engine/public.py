@@ -36,7 +36,7 @@ from sqlalchemy import func, select
 from storage.models import Event, Instance, PublicCase
 
 from . import forms as formsmod
-from .core import PUBLIC_ACTOR
+from .values import PUBLIC_ACTOR
 from .errors import InputError, NotFound, TooManyRequests
 
 if TYPE_CHECKING:

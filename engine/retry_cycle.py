@@ -81,9 +81,7 @@ def parse(text: str) -> RetryCycle:
 
 def of_spec(task_spec: Any) -> RetryCycle | None:
     """The retry cycle of a service task's spec (its implementation's, engine/services.py)."""
-    from .services import service_of
-
-    meta = service_of(task_spec)
+    meta = getattr(task_spec, "tigao_service", None)  # engine/services.py attaches it
     text = getattr(meta, "retry_cycle", None) if meta is not None else None
     return parse(text) if text else None
 

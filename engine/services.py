@@ -193,7 +193,13 @@ def _business_rule_parser() -> type:
     return ServiceAwareBusinessRuleTaskParser
 
 
-BUSINESS_RULE_PARSER = _business_rule_parser()
+def _business_rule() -> tuple[type, type]:
+    from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
+
+    return _business_rule_parser(), BusinessRuleTask
+
+
+BUSINESS_RULE = _business_rule()  # (parser, spec class) of bpmn:businessRuleTask, for engine/spiff.py
 
 
 class _Waits:

@@ -25,7 +25,8 @@ from storage.models import MessageSubscription
 from .errors import EngineError, NotFound
 
 if TYPE_CHECKING:
-    from .core import Engine, Run
+    from .core import Engine
+    from .run import Run
 
 MAX_DELIVERIES = 1000  # deliveries and starts in one chain of broadcasts
 
@@ -173,9 +174,9 @@ def deliver_to(engine: Engine, instance_id: int, name: str, data: dict[str, Any]
                actor: str | None) -> None:
     """Deliver signal `name` to one instance only (Camunda's `executionId`); NotFound if it does not
     wait for it. Signals the instance throws in turn are broadcast as usual."""
-    from .core import _check_data
+    from .values import check_data
 
-    payload = _check_data(data)
+    payload = check_data(data)
     if not isinstance(name, str) or not name.strip():
         from .errors import InputError
 

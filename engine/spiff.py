@@ -74,10 +74,8 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.util.task import TaskState
 from SpiffWorkflow.specs.base import TaskSpec
 
-from . import cron
-from .camunda import InclusiveGatewayParser
-from .services import BUSINESS_RULE_PARSER
-from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
+from . import cron, services
+from .camunda import InclusiveGatewayParser, catch_or_drop
 from . import limits
 from .scripting import is_expression
 from .timeutil import add_iso_duration, parse_cycle, parse_datetime, skip_past
@@ -234,15 +232,9 @@ class TigaoMessageEventDefinition(CamundaMessageEventDefinition):
     unless the diagram names a `camunda:resultVariable` to hold it."""
 
     def throw(self, my_task: Any) -> None:
-        # Camunda: a message thrown without a payload expression carries no payload.
         payload = my_task.workflow.script_engine.evaluate(my_task, self.expression) if self.expression else None
-        top = my_task.workflow.top_workflow
-        event = BpmnEvent(self, payload={"payload": payload, "result_var": self.result_var})
-        top.catch(event)
-        # Caught by nobody in the instance: SpiffWorkflow keeps it in bpmn_events for a caller that
-        # delivers events elsewhere, which nothing here does (as in Camunda, a message throw without
-        # an implementation is a no-op), so it would pile up in the stored state with every throw.
-        top.bpmn_events = [e for e in top.bpmn_events if e is not event]
+        catch_or_drop(my_task.workflow.top_workflow, BpmnEvent(self, payload={"payload": payload,
+                                                                             "result_var": self.result_var}))
 
     def update_internal_data(self, my_task: Any, event: Any) -> None:
         my_task.internal_data[self.name] = event.payload
@@ -704,8 +696,7 @@ class TigaoParser(CamundaParser):
         full_tag("parallelGateway"): (BpmnParser.PARSER_CLASSES[full_tag("parallelGateway")][0],
                                       TigaoParallelGateway),
         full_tag("inclusiveGateway"): (InclusiveGatewayParser, TigaoInclusiveGateway),
-        # camunda:type="external" (or a handler) on a business rule task: a service task (engine/services.py)
-        full_tag("businessRuleTask"): (BUSINESS_RULE_PARSER, BusinessRuleTask),
+        full_tag("businessRuleTask"): services.BUSINESS_RULE,  # as a service task too (engine/services.py)
     })
 
 

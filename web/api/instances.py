@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi import Path as PathParam
 from pydantic import Field
 
-from engine.core import parse_when
+from engine.values import parse_when
 from engine.errors import InputError
 
 from ..auth import Admin, Reader, Staff

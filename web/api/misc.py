@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 from pydantic import Field
 
-from engine.core import parse_when
+from engine.values import parse_when
 from engine.errors import InputError
 from engine.timeutil import add_iso_duration, is_duration
 

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import Field
 
-from engine.core import parse_when
+from engine.values import parse_when
 from engine.errors import InputError
 
 from ..auth import Reader, Staff

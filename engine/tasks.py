@@ -1,0 +1,311 @@
+"""Human tasks: the task list and one task, claim, unclaim, delegate, complete; notifications
+(mixed into Engine)."""
+
+from __future__ import annotations
+
+from copy import deepcopy
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from sqlalchemy import and_, func, or_, select
+from sqlalchemy.orm import Session
+
+from storage.models import HumanTask, Instance, Notification, TaskCandidate
+
+from . import history
+from .assignment import Directory
+from .errors import Conflict, InputError, NotAllowed, NotFound, ScriptError
+from .retry import retrying
+from .tasklist import task_list_query
+from .values import check_data
+
+if TYPE_CHECKING:
+    from .core import Engine
+
+
+@dataclass
+class TaskView:
+    id: int
+    instance_id: int
+    element_id: str
+    name: str | None
+    role: str | None
+    assignee: str | None
+    candidate_users: list[str]
+    candidate_groups: list[str]
+    state: str
+    priority: int
+    form_key: str | None
+    created_at: datetime
+    due_at: datetime | None
+    follow_up_at: datetime | None
+    completed_at: datetime | None
+    completed_by: str | None
+    overdue: bool
+    process_key: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k, v in d.items():
+            if isinstance(v, datetime):
+                d[k] = v.isoformat()
+        return d
+
+
+class TaskApi:
+    """tasks, task_count, task, task_data, task_form, claim, unclaim, delegate, complete, notifications."""
+
+    def tasks(self: Engine, user: str | None = None, scope: str = "available", group: str | None = None,
+              instance_id: int | None = None, overdue: bool = False, state: str = "open",
+              department: str | None = None, limit: int = 500, due_before: datetime | None = None,
+              unassigned: bool = False, offset: int = 0, process_key: str | None = None) -> list[TaskView]:
+        """Task list from the projection tables.
+
+        scope: "available" (assigned to the user, or unassigned with the user a candidate),
+        "mine" (assigned to the user), "all" (every task).
+        """
+        with self._tx(read=True) as s:
+            q = task_list_query(self._check_actor(s, user, acting=False), self.clock.now(), user, scope, group, instance_id, overdue, state,
+                                department, limit, due_before, unassigned, process_key, offset)
+            return self._task_views(s, q)
+
+    def task_count(self: Engine, user: str | None = None, scope: str = "available", group: str | None = None,
+                   instance_id: int | None = None, overdue: bool = False, state: str = "open",
+                   department: str | None = None, due_before: datetime | None = None, unassigned: bool = False,
+                   process_key: str | None = None, cap: int | None = None) -> int:
+        """How many tasks `tasks` would list with the same filters and no limit.
+
+        With `cap`, counting stops after `cap` + 1 tasks (a page shows "1,000+"), so its cost
+        follows the cap, not the number of open tasks.
+        """
+        with self._tx(read=True) as s:
+            d = self._check_actor(s, user, acting=False)
+            if cap is None:
+                q = task_list_query(d, self.clock.now(), user, scope, group, instance_id, overdue, state,
+                                    department, None, due_before, unassigned, process_key)
+            else:  # walk the list's own index, in display order, and stop past the cap
+                q = task_list_query(d, self.clock.now(), user, scope, group, instance_id, overdue, state,
+                                    department, cap + 1, due_before, unassigned, process_key)
+            return int(s.scalar(select(func.count()).select_from(q.with_only_columns(HumanTask.id).subquery())) or 0)
+
+    def task(self: Engine, task_id: int) -> TaskView:
+        with self._tx(read=True) as s:
+            views = self._task_views(s, select(HumanTask).where(HumanTask.id == task_id))
+            if not views:
+                raise NotFound(f"no task {task_id}; 'tigao tasks --as USER' lists yours")
+            return views[0]
+
+    def task_data(self: Engine, task_id: int) -> dict[str, Any]:
+        """The data a task sees (its process variables), for filling its form."""
+        with self._tx(read=True) as s:
+            row = self._task_row(s, task_id)
+            version, state = s.execute(select(Instance.version, Instance.state)
+                                       .where(Instance.id == row.instance_id)).one()
+            cached = self._wf_cache.get(row.instance_id)
+            if cached is not None and cached[0] == version:
+                t = cached[1].get_task_from_id(UUID(row.spiff_id))
+                return deepcopy(t.data) if t is not None else {}
+            # Only the task's own branch of the stored state is read, not the whole workflow.
+            return self.serializer.task_data(state, row.spiff_id) or {}
+
+    def task_form(self: Engine, task_id: int) -> dict[str, Any] | None:
+        with self._tx(read=True) as s:
+            row = self._task_row(s, task_id)
+            built = self._instance_built(s, row.instance_id)[2]
+            return built.forms.get(row.form_key) if row.form_key else None
+
+    def _task_views(self: Engine, s: Session, q: Any) -> list[TaskView]:
+        rows = list(s.scalars(q))
+        if not rows:
+            return []
+        cands: dict[int, tuple[list[str], list[str]]] = {r.id: ([], []) for r in rows}
+        for c in s.scalars(select(TaskCandidate).where(TaskCandidate.task_id.in_(list(cands)))
+                           .order_by(TaskCandidate.value)):
+            cands[c.task_id][0 if c.kind == "user" else 1].append(c.value)
+        keys = dict(s.execute(select(Instance.id, Instance.process_key)
+                              .where(Instance.id.in_({r.instance_id for r in rows}))).all())
+        now = self.clock.now()
+        return [TaskView(r.id, r.instance_id, r.element_id, r.name, r.role, r.assignee, cands[r.id][0],
+                         cands[r.id][1], r.state, r.priority, r.form_key, r.created_at, r.due_at, r.follow_up_at,
+                         r.completed_at, r.completed_by,
+                         bool(r.due_at and (r.completed_at or now) > r.due_at), keys.get(r.instance_id))
+                for r in rows]
+
+    def _task_row(self: Engine, s: Session, task_id: int, lock: bool = False) -> HumanTask:
+        q = select(HumanTask).where(HumanTask.id == task_id)
+        if lock:  # read again under the lock: what an earlier read of this session saw may be stale
+            q = q.with_for_update().execution_options(populate_existing=True)
+        row = s.scalar(q)
+        if row is None:
+            raise NotFound(f"no task {task_id}; 'tigao tasks --as USER' lists yours")
+        return row
+
+    @staticmethod
+    def _lock_instance(s: Session, instance_id: int) -> None:
+        s.execute(select(Instance.id).where(Instance.id == instance_id).with_for_update())
+
+    def _candidates(self: Engine, s: Session, task_id: int) -> tuple[list[str], list[str]]:
+        users, groups = [], []
+        for c in s.scalars(select(TaskCandidate).where(TaskCandidate.task_id == task_id)):
+            (users if c.kind == "user" else groups).append(c.value)
+        return users, groups
+
+    def _may_work(self: Engine, s: Session, d: Directory, row: HumanTask, user: str) -> bool:
+        if row.assignee is not None:
+            return row.assignee == user
+        users, groups = self._candidates(s, row.id)
+        return user in users or bool(set(groups) & set(d.groups_of(user)))
+
+    def _open_task(self: Engine, s: Session, task_id: int, user: str | None) -> tuple[HumanTask, Directory]:
+        if not user:
+            raise InputError("say who you are with --as USER")
+        d = self._check_actor(s, user)
+        # One lock order everywhere (the instance, then its task and timer rows), so that a user and
+        # the worker, which locks the instance before it touches its tasks, cannot deadlock.
+        # (SQLite has no row locks: a writer holds the whole database from BEGIN IMMEDIATE.)
+        if s.get_bind().dialect.name != "sqlite":
+            self._lock_instance(s, self._task_row(s, task_id).instance_id)
+        row = self._task_row(s, task_id, lock=True)
+        if row.state != "open":
+            raise Conflict(f"task {task_id} is already {row.state}"
+                           + (f" (by {row.completed_by})" if row.completed_by else ""))
+        return row, d
+
+    def _open_task_with_siblings(self: Engine, s: Session, task_id: int, user: str | None) \
+            -> tuple[HumanTask, Directory, list[HumanTask]]:
+        """As `_open_task`, with the instance's open tasks read (and locked) in the same query, so
+        the completion does not read them again when it projects the tasks."""
+        if not user:
+            raise InputError("say who you are with --as USER")
+        d = self._check_actor(s, user)
+        of_instance = select(HumanTask.instance_id).where(HumanTask.id == task_id).scalar_subquery()
+        # The instance first, then its rows: the one lock order (see _open_task). SQLite has no row
+        # locks (a writer holds the whole database from BEGIN IMMEDIATE), so it needs no statement.
+        if s.get_bind().dialect.name != "sqlite":
+            s.execute(select(Instance.id).where(Instance.id == of_instance).with_for_update())
+        rows = list(s.scalars(select(HumanTask).where(or_(
+            HumanTask.id == task_id, and_(HumanTask.instance_id == of_instance, HumanTask.state == "open")))
+            .with_for_update()))
+        row = next((r for r in rows if r.id == task_id), None)
+        if row is None:
+            raise NotFound(f"no task {task_id}; 'tigao tasks --as USER' lists yours")
+        if row.state != "open":
+            raise Conflict(f"task {task_id} is already {row.state}"
+                           + (f" (by {row.completed_by})" if row.completed_by else ""))
+        return row, d, rows
+
+    @retrying
+    def claim(self: Engine, task_id: int, user: str) -> None:
+        with self._tx() as s:
+            row, d = self._open_task(s, task_id, user)
+            if row.assignee == user:
+                return
+            if row.assignee is not None:
+                raise Conflict(f"task {task_id} is already claimed by {row.assignee}")
+            if not self._may_work(s, d, row, user):
+                raise NotAllowed(f"{user} is not a candidate for task {task_id} ({row.name}); "
+                                 "only its candidate users and groups may claim it")
+            row.assignee = user
+            row.claimed_at = self.clock.now()
+            self._task_event(s, row, "task_claimed", user, {"assignee": user})
+
+    @retrying
+    def unclaim(self: Engine, task_id: int, user: str) -> None:
+        with self._tx() as s:
+            row, _ = self._open_task(s, task_id, user)
+            if row.assignee != user:
+                raise NotAllowed(f"task {task_id} is not claimed by {user}"
+                                 + (f" but by {row.assignee}" if row.assignee else ""))
+            if not s.scalar(select(func.count()).select_from(TaskCandidate).where(TaskCandidate.task_id == row.id)):
+                raise Conflict(f"task {task_id} was assigned by the process and has no candidates to return to; "
+                               "delegate it instead")
+            row.assignee = None
+            row.claimed_at = None
+            self._task_event(s, row, "task_unclaimed", user, {})
+
+    @retrying
+    def delegate(self: Engine, task_id: int, user: str, to_user: str) -> None:
+        with self._tx() as s:
+            row, d = self._open_task(s, task_id, user)
+            if to_user not in d.users:
+                raise NotFound(f"no user '{to_user}' in the directory")
+            if not self._may_work(s, d, row, user):
+                raise NotAllowed(f"{user} may not delegate task {task_id}: it is "
+                                 + (f"assigned to {row.assignee}" if row.assignee else "not theirs"))
+            previous = row.assignee
+            row.assignee = to_user
+            row.claimed_at = self.clock.now()
+            self._task_event(s, row, "task_delegated", user, {"from": previous, "to": to_user})
+
+    def _task_event(self: Engine, s: Session, row: HumanTask, type_: str, actor: str, payload: dict[str, Any]) -> None:
+        inst = s.scalar(select(Instance).where(Instance.id == row.instance_id).with_for_update())
+        assert inst is not None
+        history.append(s, inst, type_, self.clock.now(), actor, {"spiff_id": row.spiff_id, **payload},
+                       element_id=row.element_id, task_id=row.id)
+
+    @retrying
+    def complete(self: Engine, task_id: int, user: str, data: dict[str, Any] | None = None) -> None:
+        """Complete a human task as `user` with form `data`; one transaction."""
+        from SpiffWorkflow.util.task import TaskState
+
+        from . import forms as formsmod
+        from .formview import with_defaults
+
+        data = check_data(data)
+        instance_id = None
+        try:
+            with self._tx() as s:
+                row, d, open_rows = self._open_task_with_siblings(s, task_id, user)
+                instance_id = row.instance_id
+                if not self._may_work(s, d, row, user):
+                    if row.assignee:
+                        raise NotAllowed(f"task {task_id} ({row.name}) is assigned to {row.assignee}, not {user}")
+                    raise NotAllowed(f"{user} is not a candidate for task {task_id} ({row.name})")
+                run = self._load_run(s, row.instance_id)
+                run.open_rows = open_rows
+                t = run.wf.get_task_from_id(UUID(row.spiff_id))
+                if t is None or t.state != TaskState.READY:
+                    raise Conflict(f"task {task_id} is no longer waiting for input")
+                if row.form_key:
+                    schema = run.built.forms.get(row.form_key)
+                    if schema is not None:  # values already on the task count: no need to send them again
+                        formsmod.validate(row.form_key, schema, with_defaults(schema, t.data, data))
+                now = self.clock.now()
+                t.data.update(data)
+                row.state = "completed"
+                row.completed_at = now
+                row.completed_by = user
+                if row.due_at is not None or row.follow_up_at is not None:
+                    run.closed_task_ids.append(row.id)  # (only a task with a deadline has timers to void)
+                if row.assignee is None:
+                    row.assignee = user
+                run.event("task_completed", user, {"spiff_id": row.spiff_id, "data": data},
+                          element_id=row.element_id, task_id=row.id)
+                run.run_task(t)
+                run.advance()
+                run.finish(user)
+        except ScriptError as exc:
+            if instance_id is not None:
+                self._record_failure(instance_id, user, exc)
+            raise
+
+    def notifications(self: Engine, user: str, unread_only: bool = False) -> list[Notification]:
+        with self._tx(read=True) as s:
+            self._check_actor(s, user, acting=False)
+            q = select(Notification).where(Notification.recipient == user)
+            if unread_only:
+                q = q.where(Notification.read_at.is_(None))
+            return list(s.scalars(q.order_by(Notification.at, Notification.id)))
+
+    def mark_notification_read(self: Engine, notification_id: int, user: str) -> Notification:
+        """Mark one of `user`'s notifications read (idempotent); NotFound for anyone else's."""
+        with self._tx() as s:
+            n = s.get(Notification, notification_id)
+            if n is None or n.recipient != user:
+                raise NotFound(f"no notification {notification_id} for {user}")
+            if n.read_at is None:
+                n.read_at = self.clock.now()
+            return n
+
