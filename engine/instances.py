@@ -41,6 +41,9 @@ class InstanceApi:
             if info.message_starts and not _has_plain_start(built):
                 raise InputError(f"process '{key}' starts when message '{info.message_starts[0]}' arrives; "
                                  f"send it with 'tigao message {info.message_starts[0]}'")
+            from .camunda_start import with_start_form
+
+            data = with_start_form(info.start, built.forms, data)  # the start form, with its defaults
             run = self._new_run(s, d, built, data, business_key, actor, {"via": "start"})
             run.advance()
             run.finish(actor)
@@ -48,10 +51,12 @@ class InstanceApi:
 
     def _new_run(self: Engine, s: Session, d: Definition, built: Built, data: dict[str, Any], business_key: str | None,
                  actor: str | None, how: dict[str, Any]) -> Run:
+        from .camunda_start import initiator_data
         from .spiff import TigaoWorkflow
 
         now = self.clock.now()
         self._dir(s)
+        data = {**data, **initiator_data(built.analysis.processes[d.key].start, how, actor)}  # camunda:initiator
         wf = TigaoWorkflow(built.spec, built.subprocess_specs, script_engine=self.script_engine)
         wf.task_tree.data.update(data)
         for child in wf.task_tree.children:

@@ -73,8 +73,8 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.util.task import TaskState
 from SpiffWorkflow.specs.base import TaskSpec
 
-from . import cron, eventsub, links
-from .camunda import InclusiveGatewayParser
+from . import cron, eventsub, links, services
+from .camunda import InclusiveGatewayParser, catch_or_drop
 from . import limits
 from .scripting import is_expression
 from .timeutil import add_iso_duration, parse_cycle, parse_datetime, skip_past
@@ -231,10 +231,9 @@ class TigaoMessageEventDefinition(CamundaMessageEventDefinition):
     unless the diagram names a `camunda:resultVariable` to hold it."""
 
     def throw(self, my_task: Any) -> None:
-        # Camunda: a message thrown without a payload expression carries no payload.
         payload = my_task.workflow.script_engine.evaluate(my_task, self.expression) if self.expression else None
-        my_task.workflow.top_workflow.catch(BpmnEvent(self, payload={"payload": payload,
-                                                                     "result_var": self.result_var}))
+        catch_or_drop(my_task.workflow.top_workflow, BpmnEvent(self, payload={"payload": payload,
+                                                                             "result_var": self.result_var}))
 
     def update_internal_data(self, my_task: Any, event: Any) -> None:
         my_task.internal_data[self.name] = event.payload
@@ -746,6 +745,7 @@ class TigaoParser(CamundaParser):
         full_tag("parallelGateway"): (BpmnParser.PARSER_CLASSES[full_tag("parallelGateway")][0],
                                       TigaoParallelGateway),
         full_tag("inclusiveGateway"): (InclusiveGatewayParser, TigaoInclusiveGateway),
+        full_tag("businessRuleTask"): services.BUSINESS_RULE,  # as a service task too (engine/services.py)
         full_tag("exclusiveGateway"): (InclusiveGatewayParser,
                                        BpmnParser.PARSER_CLASSES[full_tag("exclusiveGateway")][1]),
     })
