@@ -110,7 +110,7 @@ def element_states(wf: Any) -> dict[str, ElementState]:
             bid = getattr(t.task_spec, "bpmn_id", None)
             if not bid or t.id in idle:
                 if bid and idle.get(t.id):  # an event subprocess waiting for its event
-                    waiting[bid] = idle[t.id]
+                    waiting[bid] = (idle[t.id], None)
                 continue
             if t.state in (TaskState.READY, TaskState.STARTED):
                 if t.id not in containers:
