@@ -121,7 +121,6 @@ def run_step(engine: Any, s: Any, timer: Any, inst: Any) -> None:
     from storage.models import ExternalTask, Notification
 
     from .errors import ScriptError
-    from .external import apply_result
     from .scripting import ensure_json
 
     row = s.get(ExternalTask, int((timer.payload or {}).get("external_task", 0)))
@@ -150,6 +149,5 @@ def run_step(engine: Any, s: Any, timer: Any, inst: Any) -> None:
     for recipient, message in ctx.notices:
         s.add(Notification(recipient=recipient, at=run.now, kind="handler", instance_id=inst.id, message=message))
     row.state, row.ended_at = "completed", run.now
-    run._guard(lambda: apply_result(t, result))
-    run.advance()
+    run.apply("handler_completed", {"spiff_id": row.spiff_id, "data": result})
     run.finish("system")
