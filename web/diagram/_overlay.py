@@ -13,6 +13,7 @@ from engine.errors import InputError
 from .._svg import sub, text_block, text_width
 from ._icons import WHITE, event_icon
 from ._model import Shape
+from ._words import STATE_FOR, STATES, WAITING_FOR, Words, say
 
 MARKER_STATES = ("completed", "active", "waiting", "cancelled", "failed")
 HIGHLIGHT_KINDS = ("added", "changed", "removed")
@@ -51,11 +52,11 @@ class Marker:
         if self.count is not None and self.count < 0:
             raise InputError("a marker's count cannot be negative")
 
-    def describe(self) -> str:
-        """The marker in words, for the tooltip."""
-        text = self.state
+    def describe(self, words: Words | None = None) -> str:
+        """The marker in words, for the tooltip (through `words`, a translation, when given)."""
+        text = say(words, STATES[self.state])
         if self.waiting_for:
-            text += f" for {self.waiting_for}"
+            text = say(words, STATE_FOR, state=text, what=say(words, WAITING_FOR[self.waiting_for]))
         if self.count is not None and self.count != 1:
             text += f" ({self.count})"
         if self.note:

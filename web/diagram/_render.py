@@ -21,6 +21,7 @@ from ._overlay import (
     legend_height,
 )
 from ._shapes import draw_shape, type_label
+from ._words import CONDITIONAL_EDGES, DEFAULT_EDGES, DIAGRAM, EDGES, NO_LAYOUT, NOTHING, STATES, Words, say
 
 MARGIN = 20.0
 TITLE_SIZE = 15.0
@@ -68,31 +69,38 @@ def _extent(diagram: Diagram) -> Bounds | None:
     return Bounds(min(xs), min(ys), max(xs) - min(xs), max(ys) - min(ys))
 
 
-def _tooltip(name: str, kind: str, marker: Marker | None, change: str | None) -> str:
+def _tooltip(name: str, kind: str, marker: Marker | None, change: str | None, words: Words | None = None) -> str:
     parts = [name.replace("\n", " ")] if name else []
     parts.append(kind)
     if marker is not None:
-        parts.append(marker.describe())
+        parts.append(marker.describe(words))
     if change is not None:
-        parts.append(change)
+        parts.append(say(words, STATES[change]))
     return " · ".join(parts)
 
 
-def _edge_type(edge: Edge) -> str:
-    words = {"sequenceFlow": "Sequence flow", "messageFlow": "Message flow", "association": "Association",
-             "dataInputAssociation": "Data input", "dataOutputAssociation": "Data output"}
-    text = words.get(edge.kind, edge.kind)
+def _edge_type(edge: Edge, words: Words | None = None) -> str:
     if edge.is_default:
-        text = "Default " + text.lower()
+        table = DEFAULT_EDGES
     elif edge.is_conditional:
-        text = "Conditional " + text.lower()
+        table = CONDITIONAL_EDGES
+    else:
+        table = EDGES
+    if edge.kind in table:
+        return say(words, table[edge.kind])
+    text = EDGES.get(edge.kind, edge.kind)
+    if edge.is_default:
+        return "Default " + text.lower()
+    if edge.is_conditional:
+        return "Conditional " + text.lower()
     return text
 
 
 def render_svg(bpmn_xml: str, *, process_id: str | None = None,
                markers: Mapping[str, Marker | str] | None = None,
                highlight: Mapping[str, str] | None = None, title: str | None = None,
-               legend_labels: Mapping[str, str] | None = None, legend: bool = True) -> str:
+               legend_labels: Mapping[str, str] | None = None, legend: bool = True,
+               words: Words | None = None) -> str:
     """Draw a BPMN 2.0 diagram from its BPMN DI as a standalone SVG document.
 
     Args:
@@ -104,6 +112,8 @@ def render_svg(bpmn_xml: str, *, process_id: str | None = None,
         title: a heading drawn above the diagram (and the SVG's own <title>).
         legend_labels: the legend's words per state or highlight kind (translated by the page).
         legend: whether to draw the legend for the markers and highlights used.
+        words: a translation (gettext) for the tooltips' and messages' own words (element kinds,
+            states); the English words are in ``_words.py``. Labels from the diagram stay as they are.
 
     Returns:
         An ``<svg>`` element as text: viewBox fitted to the content, one ``<g>`` per element with
@@ -121,8 +131,7 @@ def render_svg(bpmn_xml: str, *, process_id: str | None = None,
     diagram = load(bpmn_xml, process_id)
     extent = _extent(diagram)
     if extent is None:
-        return _empty(title, "This diagram has no layout (BPMN DI) to draw." if not diagram.has_di
-                      else "This diagram has nothing to draw.")
+        return _empty(title, say(words, NO_LAYOUT if not diagram.has_di else NOTHING))
     drawn = {s.id for s in diagram.shapes} | {e.id for e in diagram.edges}
     used_states = sorted({m.state for k, m in marks.items() if k in drawn})
     used_lights = sorted({v for k, v in lights.items() if k in drawn})
@@ -132,8 +141,8 @@ def render_svg(bpmn_xml: str, *, process_id: str | None = None,
     width = extent.w + 2 * MARGIN
     height = extent.y + extent.h + MARGIN - top + (legend_height() if show_legend else 0)
     root = new_svg(width, height, left, top, cls="tigao-bpmn", role="img",
-                   aria_label=title or "BPMN diagram")
-    sub(root, "title", title or "BPMN diagram")
+                   aria_label=title or say(words, DIAGRAM))
+    sub(root, "title", title or say(words, DIAGRAM))
     sub(root, "rect", cls="background", x=left, y=top, width=width, height=height, fill="#ffffff")
     if title:
         text_block(root, [title], left + MARGIN, top + MARGIN * 0.6, TITLE_SIZE, TITLE_SIZE * 1.3,
@@ -147,13 +156,13 @@ def render_svg(bpmn_xml: str, *, process_id: str | None = None,
     ordered = sorted(diagram.shapes, key=_order)
     for shape in ordered:
         layer = shapes_layer if _order(shape)[0] < 5 else nodes_layer
-        tip = _tooltip(shape.name, type_label(shape), marks.get(shape.id), lights.get(shape.id))
+        tip = _tooltip(shape.name, type_label(shape, words), marks.get(shape.id), lights.get(shape.id), words)
         draw_shape(layer, shape, tip)
     for edge in diagram.edges:
         mark = marks.get(edge.id)
         change = lights.get(edge.id)
         color = COLORS[mark.state] if mark else COLORS[change] if change else INK
-        draw_edge(edges_layer, edge, _tooltip(edge.name, _edge_type(edge), mark, change), color=color,
+        draw_edge(edges_layer, edge, _tooltip(edge.name, _edge_type(edge, words), mark, change, words), color=color,
                   width=2.5 if (mark or change) else 1.5, labels=labels_layer)
     for shape in ordered:
         if shape.id in lights:
@@ -163,7 +172,8 @@ def render_svg(bpmn_xml: str, *, process_id: str | None = None,
             draw_marker(overlay, shape, marks[shape.id])
     if show_legend:
         draw_legend(root, left + MARGIN, extent.y + extent.h + MARGIN * 0.5, used_states, used_lights,
-                    dict(legend_labels or {}))
+                    dict(legend_labels) if legend_labels else
+                    {k: say(words, v) for k, v in STATES.items()} if words else {})
     return serialize(root)
 
 

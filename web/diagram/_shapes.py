@@ -12,6 +12,7 @@ from lxml import etree
 from .._svg import INK, MUTED, sub, text_block, wrap
 from ._icons import MARKER_SIZE, WHITE, activity_marker, event_icon, gateway_icon, task_icon
 from ._model import NS, Bounds, Shape, local
+from ._words import DEFINITIONS, EVENT_WITH_DEFINITION, EVENTS, KINDS, NON_INTERRUPTING, Words, say
 
 FONT = 12.0
 LABEL_FONT = 11.0
@@ -26,15 +27,22 @@ GATEWAY_KINDS = {"exclusiveGateway", "parallelGateway", "inclusiveGateway", "com
 THROW_KINDS = {"endEvent", "intermediateThrowEvent"}
 
 
-def type_label(shape: Shape) -> str:
-    """A readable type: 'User task', 'Timer boundary event (non-interrupting)', ..."""
-    words = re.sub(r"(?<!^)([A-Z])", r" \1", shape.kind).lower()
-    words = words[0].upper() + words[1:] if words else shape.kind
+def type_label(shape: Shape, words: Words | None = None) -> str:
+    """A readable type: 'User task', 'Timer boundary event (non-interrupting)', ..., through
+    `words` (a translation) when given."""
+    generic = re.sub(r"(?<!^)([A-Z])", r" \1", shape.kind).lower()
+    generic = generic[0].upper() + generic[1:] if generic else shape.kind
     if shape.event_defs:
-        words = f"{shape.event_defs[0].capitalize()} {words.lower()}"
+        first = shape.event_defs[0]
+        text = say(words, EVENT_WITH_DEFINITION,
+                   definition=say(words, DEFINITIONS[first]) if first in DEFINITIONS else first,
+                   event=say(words, EVENTS[shape.kind]) if shape.kind in EVENTS else generic.lower())
+        text = text[:1].upper() + text[1:]
+    else:
+        text = say(words, KINDS[shape.kind]) if shape.kind in KINDS else generic
     if not is_interrupting(shape):
-        words += " (non-interrupting)"
-    return words
+        text += " " + say(words, NON_INTERRUPTING)
+    return text
 
 
 def is_interrupting(shape: Shape) -> bool:

@@ -252,3 +252,10 @@ ZH = {
     "The database is not available": "資料庫無法使用",
     "Something went wrong": "發生錯誤",
 }
+
+# The operators' pages (incidents, external tasks, migration and modification) and the diagram's
+# own words are kept in their own file.
+import runpy  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ZH.update(runpy.run_path(str(Path(__file__).with_name("zh_Hant_operations.py")))["ZH_OPERATIONS"])

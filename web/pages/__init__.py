@@ -25,9 +25,9 @@ def is_page(request: Request) -> bool:
 
 
 def install(app: FastAPI) -> None:
-    from . import admin, audit, public, session, tasks
+    from . import admin, audit, operations, public, session, tasks
 
-    for module in (session, tasks, admin, audit, public):
+    for module in (session, tasks, admin, audit, operations, public):
         app.include_router(module.router, include_in_schema=False)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
 

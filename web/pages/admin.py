@@ -16,7 +16,7 @@ from engine.timeutil import parse_duration_parts
 from ..uploads import MAX_FILE_BYTES, collect, write_bundle
 from .common import Page
 from .deps import require_admin, require_csrf, signed_in
-from .drawing import definition_svg, instance_svg, legend
+from .drawing import definition_svg, legend
 
 router = APIRouter()
 PAGE_SIZE = 50
@@ -136,10 +136,9 @@ def instances_page(page: Page = Depends(signed_in)) -> Response:
 
 @router.get("/instances/{instance_id}")
 def instance_page(instance_id: int, page: Page = Depends(signed_in)) -> Response:
-    inst = page.engine.instance(instance_id)
-    timers = page.engine.instance_timers(instance_id) if hasattr(page.engine, "instance_timers") else []
-    return page.render("instance.html", section="instances", inst=inst, timers=timers,
-                       diagram=instance_svg(page.engine, instance_id, labels=legend(page._)))
+    from .operations import render_instance
+
+    return render_instance(page, instance_id)
 
 
 @router.post("/instances/{instance_id}/cancel")

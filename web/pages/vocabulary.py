@@ -30,3 +30,17 @@ LEGEND_WORDS = (N_("completed"), N_("active"), N_("waiting"), N_("cancelled"), N
 ERROR_TITLES = [N_("Please check your input"), N_("Please log in"), N_("Not allowed"), N_("Not found"),
                 N_("Someone else changed this first"), N_("Please correct the form"), N_("Too many requests"),
                 N_("The database is not available"), N_("Something went wrong")]
+# Incident kinds and the states of work in progress (migration and modification pages).
+INCIDENT_KINDS = [N_("timer"), N_("handler"), N_("external")]
+LIVE_STATES = [N_("ready"), N_("waiting"), N_("started"), N_("error")]
+# The events of incidents, external tasks, migration and modification (added to EVENT_LABELS).
+EVENT_LABELS.update({
+    "incident_opened": N_("Incident opened"), "incident_resolved": N_("Incident resolved"),
+    "external_task_created": N_("External task created"), "external_task_locked": N_("External task locked"),
+    "external_task_completed": N_("External task completed"), "external_task_failed": N_("External task failed"),
+    "external_task_bpmn_error": N_("BPMN error reported"), "external_task_unlocked": N_("External task unlocked"),
+    "external_task_lock_extended": N_("Lock extended"), "external_task_cancelled": N_("External task withdrawn"),
+    "handler_completed": N_("Handler step done"), "instance_migrated": N_("Moved to another version"),
+    "activity_cancelled": N_("Activity cancelled"), "started_before": N_("Started before an element"),
+    "variable_set": N_("Variable set"),
+})
