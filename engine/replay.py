@@ -26,6 +26,9 @@ from .history import INPUT_TYPES
 from .scripting import TigaoScriptEngine
 from .spiff import StateSerializer, fingerprint, pop_thrown_signals
 
+# Inputs replayed with their recorded payload as it is (no task id of the live run to map).
+AS_RECORDED = frozenset({"message_received", "signal_received", "instance_cancelled"}) | MODIFICATIONS
+
 
 @dataclass
 class Step:
@@ -107,7 +110,7 @@ class _Replayer:
             if e.type == "task_completed":
                 # The recorded task id names the live task: the replay has its own.
                 self._apply(e, {**p, "spiff_id": self.mapping.get(p.get("spiff_id", ""))})
-            elif e.type in ("message_received", "signal_received", "instance_cancelled") or e.type in MODIFICATIONS:
+            elif e.type in AS_RECORDED:
                 self._apply(e, p)
             elif e.type == "timer_fired":
                 if not p.get("trigger"):
