@@ -49,6 +49,8 @@ ELLIPSIS = "\u2026"
 
 
 def _width(text: str) -> int:
+    if text.isascii():  # most cells: one column per character, no per-character look-up
+        return len(text)
     return sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
 
 
@@ -644,8 +646,14 @@ def tasks(c: Ctx, actor: str | None, mine: bool, all_: bool, group: str | None, 
     """Tasks USER may work on: assigned to them, or unassigned with them a candidate."""
     scope = "mine" if mine else "all" if (all_ or (actor is None and (group or instance_id or overdue))) \
         else "available"
-    rows = c.engine.tasks(actor, scope=scope, group=group, instance_id=instance_id, overdue=overdue, state=state,
-                          limit=limit)
+    from engine.reader import list_tasks
+
+    # SQLAlchemy Core on the projections, without the Engine's imports; the Engine answers what the
+    # reader leaves to it (an older schema, an unknown user, a database error).
+    rows = list_tasks(c.db, actor, scope, group, instance_id, overdue, state, limit)
+    if rows is None:
+        rows = c.engine.tasks(actor, scope=scope, group=group, instance_id=instance_id, overdue=overdue,
+                              state=state, limit=limit)
     if as_json:
         dump_json([t.to_json() for t in rows])
     else:

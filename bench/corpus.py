@@ -8,8 +8,8 @@ and the forms beside it; makes a new SQLite database on a simulated clock with a
 from the names the diagram uses (assignees, candidate users and groups, lanes; user `demo` is in
 every role); then validates, deploys, starts every executable process and drives each instance:
 completing open tasks with data made from their form (defaults, else a value of the field's
-type), delivering the messages instances wait for, advancing the clock to the next timer and
-running the worker. A condition that names a variable nobody set is answered by retrying the
+type), locking and completing external tasks as a worker would, delivering the messages instances
+wait for, advancing the clock to the next timer and running the worker. A condition that names a variable nobody set is answered by retrying the
 step with that variable set to `true` (the "data for its gateways" a person would give).
 
 It prints one line per file (validated / started / completed / why not) and the totals. This is
@@ -138,7 +138,9 @@ def directory_for(files: list[Path]) -> str:
                 if v and "{" not in v:
                     target.update(x.strip() for x in v.split(",") if x.strip())
             if el.tag == f"{BPMN}lane":
-                lanes[str(el.get("id"))] = (el.get("name") or str(el.get("id"))).replace('"', "'").replace("\n", " ")
+                name = (el.get("name") or str(el.get("id"))).replace('"', "'").replace("\n", " ")
+                if name not in lanes.values():  # lanes of one name (in two pools) are one role
+                    lanes[str(el.get("id"))] = name
     safe = re.compile(r"^[A-Za-z0-9_.-]+$")
     users = {u for u in users if safe.match(u)}
     groups = {g for g in groups if safe.match(g)}
@@ -233,7 +235,7 @@ def _retrying(fn: Any, data: dict[str, Any]) -> Any:
 def drive(engine: Engine, rounds: int) -> tuple[bool, str]:
     """Work every instance until all end or nothing more can be done. (completed, why not)."""
     worker = Worker(engine, name="corpus")
-    for _ in range(rounds):
+    for round_no in range(rounds):
         running = engine.instances(status="running")
         if not running:
             return True, ""
@@ -251,15 +253,18 @@ def drive(engine: Engine, rounds: int) -> tuple[bool, str]:
             continue
         for inst in running:
             waiting = engine.instance(inst["id"])["waiting"]
-            msgs = [w for w in waiting if "Message" in w["event"]]
+            msgs = [w for w in waiting if "Message" in w["event"] or "Multiple" in w["event"]]
             if msgs:
                 names = _subscriptions(engine, inst["id"])
                 if names:
-                    _retrying(lambda data, n=names[0], i=inst["id"]: engine.message(n, data, actor="demo",
+                    name = names[round_no % len(names)]  # in turn: a parallel catch wants each
+                    _retrying(lambda data, n=name, i=inst["id"]: engine.message(n, data, actor="demo",
                                                                                    instance_id=i), {})
                     progressed = True
                     break
         if progressed:
+            continue
+        if _work_external(engine):
             continue
         due = worker.next_due()
         if due is not None:
@@ -272,6 +277,18 @@ def drive(engine: Engine, rounds: int) -> tuple[bool, str]:
         waits = ", ".join(f"{w['element']} ({w['event']})" for w in info["waiting"]) or "nothing visible"
         return False, f"stuck: instance {info['id']} waits for {waits}"
     return False, f"still running after {rounds} rounds"
+
+
+def _work_external(engine: Engine) -> bool:
+    """Act as an external-task worker: lock one open task of any topic and complete it."""
+    open_tasks = engine.external_tasks()
+    if not open_tasks:
+        return False
+    topics = [{"topic": t, "lock_duration": 60_000} for t in sorted({str(x["topic"]) for x in open_tasks})]
+    for task in engine.fetch_and_lock("corpus", topics, max_tasks=1):
+        _retrying(lambda data, t=task: engine.complete_external(t["id"], "corpus", data), {})
+        return True
+    return False
 
 
 def _subscriptions(engine: Engine, instance_id: int) -> list[str]:

@@ -25,10 +25,11 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .core import DeployResult, Engine, TaskView
+    from .core import DeployResult, Engine
     from .deadlines import Worker
+    from .tasklist import TaskView
 
-_LAZY = {"DeployResult": ".core", "Engine": ".core", "TaskView": ".core", "Worker": ".deadlines"}
+_LAZY = {"DeployResult": ".core", "Engine": ".core", "TaskView": ".tasklist", "Worker": ".deadlines"}
 
 
 def __getattr__(name: str) -> Any:

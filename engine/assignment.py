@@ -22,7 +22,6 @@ them and to their own department.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -173,6 +172,8 @@ def parse_directory_file(path: str | Path) -> tuple[list[Person], list[Dept], di
     two roles with one name (a lane names a role by its name), cycles of department parents
     (escalation walks up them), and the reserved user id ``system``.
     """
+    import tomllib  # here: a task list reads the directory from the database, never a file
+
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")

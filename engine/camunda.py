@@ -68,19 +68,11 @@ def check_process(name: str, root: etree._Element, proc: etree._Element, lanes: 
             problems.append(Problem(name, f"sequence flow from '{flow.get('sourceRef')}' to '{flow.get('targetRef')}' "
                                           "has no id; give it one (Camunda Modeler always does)",
                                     element=flow.get("sourceRef"), line=flow.sourceline))
-    for med in proc.iter(f"{{{BPMN_NS}}}messageEventDefinition"):
+    for holder in proc.iter(f"{{{BPMN_NS}}}messageEventDefinition", f"{{{BPMN_NS}}}receiveTask"):
+        is_task = etree.QName(holder).localname == "receiveTask"
         # A catching event must know its message; a throwing one without it throws nothing (Camunda).
-        if etree.QName(med.getparent()).localname in CATCHING or med.get("messageRef"):
-            _check_message_ref(name, med, med.getparent(), messages, problems)
-    for task in proc.iter(f"{{{BPMN_NS}}}receiveTask"):
-        ref = task.get("messageRef")
-        if not ref:
-            problems.append(Problem(name, "receive task has no messageRef: it would wait for a trigger nothing can "
-                                          "send; name a bpmn:message and deliver it with 'tigao message NAME'",
-                                    element=task.get("id"), line=task.sourceline))
-        elif ref not in messages:
-            problems.append(Problem(name, f"receive task names message '{ref}', which is not defined in this file",
-                                    element=task.get("id"), line=task.sourceline))
+        if is_task or etree.QName(holder.getparent()).localname in CATCHING or holder.get("messageRef"):
+            _check_message_ref(name, holder, holder if is_task else holder.getparent(), messages, problems)
     for task in proc.iter(f"{{{BPMN_NS}}}userTask"):
         key = (task.get(f"{{{CAMUNDA_NS}}}formKey") or "").strip()
         if is_html_form_key(key):
@@ -97,16 +89,26 @@ def check_process(name: str, root: etree._Element, proc: etree._Element, lanes: 
                                           f"{DEFAULT_GROUP_PROPERTY})", element=task.get("id"), line=task.sourceline))
 
 
-def _check_message_ref(name: str, med: etree._Element, event: etree._Element, messages: set[str],
+_NO_MESSAGE_REF = {
+    "receiveTask": "receive task has no messageRef: it would wait for a trigger nothing can send; name a "
+                   "bpmn:message and deliver it with 'tigao message NAME'",
+    "event": "message event has no messageRef: it cannot be told which message it sends or waits for; add a "
+             "bpmn:message and set messageRef",
+}
+
+
+def _check_message_ref(name: str, holder: etree._Element, element: etree._Element, messages: set[str],
                        problems: list[Problem]) -> None:
-    ref = med.get("messageRef")
+    """`holder` carries the messageRef (a receive task, or an event's definition) of `element`."""
+    is_task = etree.QName(holder).localname == "receiveTask"
+    ref = holder.get("messageRef")
     if not ref:
-        problems.append(Problem(name, "message event has no messageRef: it cannot be told which message it "
-                                      "sends or waits for; add a bpmn:message and set messageRef",
-                                element=event.get("id"), line=med.sourceline))
+        problems.append(Problem(name, _NO_MESSAGE_REF["receiveTask" if is_task else "event"],
+                                element=element.get("id"), line=holder.sourceline))
     elif ref not in messages:
-        problems.append(Problem(name, f"message event names message '{ref}', which is not defined in this file",
-                                element=event.get("id"), line=med.sourceline))
+        what = "receive task" if is_task else "message event"
+        problems.append(Problem(name, f"{what} names message '{ref}', which is not defined in this file",
+                                element=element.get("id"), line=holder.sourceline))
 
 
 def _in_lane(task: etree._Element, lanes: dict[str, Any]) -> bool:

@@ -78,6 +78,11 @@ def form_for(file: str, task: etree._Element, process: str, files: dict[str, str
         if form_data is not None and len(form_data):
             schema = from_form_data(form_data, task.get("name") or element)
             return _register(f"camunda-formdata.{process}.{element}", schema, files, forms)
+        if form_ref and ("${" in form_ref or "#{" in form_ref):
+            problems.append(Problem(file, f"camunda:formRef '{form_ref}' is an expression: Tigao binds a task's "
+                                          "Camunda Form at deployment, so name the form's \"id\" itself",
+                                    element=element, line=task.sourceline))
+            return ""
         if form_ref:
             name = _form_file_by_id(form_ref, files)
             if name is None:

@@ -635,6 +635,11 @@ def _task_meta(name: str, task: etree._Element, lanes: dict[str, etree._Element]
             continue
         if is_expression(value):
             _check_expr(name, task, value, problems)
+        elif "${" in value or "#{" in value:
+            # `${currentUser()` (no closing brace) or `user-${id}` would be taken as a literal name
+            problems.append(Problem(name, f"camunda:{attr} '{value}' is not one expression: write the whole "
+                                          "value as ${...}, with its closing '}', or a plain value",
+                                    element=meta.element_id, line=task.sourceline))
         elif attr in ("dueDate", "followUpDate"):
             try:
                 from datetime import datetime, timezone
@@ -694,7 +699,7 @@ class Built:
     forms: dict[str, Any]
     analysis: Analysis
     has_timers: bool = True  # any BPMN timer event in these files (else no timer rows to sync)
-    has_messages: bool = True  # any message event (else no subscriptions to sync)
+    has_messages: bool = True  # any message event or receive task (else no subscriptions to sync)
     has_signals: bool = True  # any signal event (else no signal subscriptions to sync)
 
 
@@ -750,5 +755,6 @@ def build(definition_id: int, key: str, files: dict[str, str]) -> Built:
              if n.startswith("forms/") and n.endswith(".json")}
     bpmn_text = "".join(files[n] for n in bundle.bpmn_names())
     return Built(definition_id, key, spec, subs, analysis.task_meta, forms, analysis,
-                 has_timers="timerEventDefinition" in bpmn_text, has_messages="messageEventDefinition" in bpmn_text,
+                 has_timers="timerEventDefinition" in bpmn_text,
+                 has_messages="messageEventDefinition" in bpmn_text or "receiveTask" in bpmn_text,
                  has_signals="signalEventDefinition" in bpmn_text)

@@ -25,8 +25,10 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, v_args
 from lark.exceptions import LarkError
+
+from .literals import LiteralRules, unquote
 
 GRAMMAR = r"""
 ?start: tests
@@ -65,7 +67,7 @@ INPUT = "?"  # SpiffWorkflow's DMN engine puts the input value where `?` stands
 
 
 @v_args(inline=True)
-class _ToPython(Transformer):  # type: ignore[type-arg]
+class _ToPython(LiteralRules):  # type: ignore[type-arg]
     def negation(self, _not: Token, tests: str) -> str:
         return f"(not {tests})"
 
@@ -83,39 +85,11 @@ class _ToPython(Transformer):  # type: ignore[type-arg]
         hi = "<=" if str(high) == "]" else "<"
         return f"({a} {lo} {INPUT} {hi} {b})"
 
-    def number(self, tok: Token) -> str:
-        return str(tok)
-
-    def string(self, tok: Token) -> str:
-        return repr(_unquote(str(tok)))
-
-    def true(self, _tok: Token) -> str:
-        return "True"
-
-    def false(self, _tok: Token) -> str:
-        return "False"
-
-    def null(self, _tok: Token) -> str:
-        return "None"
-
     def temporal(self, _kind: Token, text: Token) -> str:
-        return repr(_unquote(str(text)))  # task data keep dates as ISO text; ISO text sorts as time does
+        return repr(unquote(str(text)))  # task data keep dates as ISO text; ISO text sorts as time does
 
     def name(self, first: Token, *rest: Token) -> str:
         return str(first) + "".join(f"[{str(r)!r}]" for r in rest)
-
-
-def _unquote(text: str) -> str:
-    body = text[1:-1]
-    out, i = [], 0
-    while i < len(body):
-        if body[i] == "\\" and i + 1 < len(body):
-            out.append(body[i + 1])
-            i += 2
-            continue
-        out.append(body[i])
-        i += 1
-    return "".join(out)
 
 
 @lru_cache(maxsize=4096)

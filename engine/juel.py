@@ -24,8 +24,10 @@ import ast
 import keyword
 from functools import lru_cache
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, v_args
 from lark.exceptions import LarkError, UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
+
+from .literals import LiteralRules
 
 GRAMMAR = r"""
 ?start: ternary
@@ -89,7 +91,7 @@ class JuelError(ValueError):
 
 
 @v_args(inline=True)
-class _ToPython(Transformer):  # type: ignore[type-arg]
+class _ToPython(LiteralRules):  # type: ignore[type-arg]
     """Each rule returns Python source, parenthesised so precedence never leaks."""
 
     def cond(self, test: str, yes: str, no: str) -> str:
@@ -123,21 +125,6 @@ class _ToPython(Transformer):  # type: ignore[type-arg]
     def index(self, a: str, key: str) -> str:
         return f"{a}[{key}]"
 
-    def number(self, tok: Token) -> str:
-        return str(tok)
-
-    def string(self, tok: Token) -> str:
-        return repr(_unquote(str(tok)))
-
-    def true(self, _tok: Token) -> str:
-        return "True"
-
-    def false(self, _tok: Token) -> str:
-        return "False"
-
-    def null(self, _tok: Token) -> str:
-        return "None"
-
     def call(self, name: Token, *args: str) -> str:
         return f"{_name(name)}({', '.join(args)})"
 
@@ -150,22 +137,6 @@ def _name(tok: Token) -> str:
     if keyword.iskeyword(name) or name in ("True", "False", "None"):
         raise JuelError(f"variable name '{name}' is a reserved word in Tigao's expressions; rename the variable")
     return name
-
-
-def _unquote(text: str) -> str:
-    quote, body = text[0], text[1:-1]
-    out = []
-    i = 0
-    while i < len(body):
-        c = body[i]
-        if c == "\\" and i + 1 < len(body):
-            out.append(body[i + 1])  # JUEL knows only \' \" and \\ escapes
-            i += 2
-            continue
-        out.append(c)
-        i += 1
-    del quote
-    return "".join(out)
 
 
 def translate_juel(source: str) -> str:

@@ -74,7 +74,7 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.util.task import TaskState
 from SpiffWorkflow.specs.base import TaskSpec
 
-from . import cron
+from . import cron, eventsub, links
 from .camunda import InclusiveGatewayParser
 from . import limits
 from .scripting import is_expression
@@ -311,7 +311,18 @@ class _EventParsing(_TimerParsing):
 
 
 class TigaoStartEventParser(_EventParsing, CamundaStartEventParser):
-    pass
+    def create_task(self) -> Any:
+        node = self.node  # type: ignore[attr-defined]
+        if not eventsub.in_event_subprocess(node):
+            return super().create_task()
+        # SpiffWorkflow reads no error or escalation trigger on a start event (it would start at once).
+        from SpiffWorkflow.bpmn.parser import event_parsers as ep
+
+        definition = self.get_event_definition([ep.MESSAGE_EVENT_XPATH, ep.SIGNAL_EVENT_XPATH, ep.TIMER_EVENT_XPATH,
+                                                ep.ERROR_EVENT_XPATH, ep.ESCALATION_EVENT_XPATH])
+        task = self._create_task(definition)
+        self.spec.start.connect(task)  # type: ignore[attr-defined]
+        return eventsub.mark_start(task, node)
 
 
 class TigaoIntermediateCatchEventParser(_EventParsing, CamundaIntermediateCatchEventParser):
@@ -547,6 +558,15 @@ class TigaoSubWorkflow(_WholeTree, BpmnSubWorkflow):
 
 
 class TigaoWorkflow(_WholeTree, BpmnWorkflow):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        manager = eventsub.ScopedEventManager(self)  # errors and escalations caught by scope
+        manager.tasks = self.event_manager.tasks
+        self.event_manager = manager
+
+    def refresh_timers(self) -> None:
+        eventsub.refresh_timers(self)
+
     def create_subprocess(self, my_task: Any, spec_name: str) -> Any:
         subprocess = TigaoSubWorkflow(self.subprocess_specs[spec_name], parent_task_id=my_task.id,
                                       top_workflow=self)
@@ -577,17 +597,26 @@ class TigaoWorkflow(_WholeTree, BpmnWorkflow):
                 did_complete_task(task)
 
         super().do_engine_steps(will_complete_task, counted)
+        while eventsub.wake_scope_ends(self):  # an event subprocess ended but its start waits again
+            super().do_engine_steps(will_complete_task, counted)
 
 
 class TigaoEndJoin(_EndJoin):
     """The end of a process waits for every unfinished task, however deep in the tree."""
 
     def _check_threshold_unstructured(self, my_task: Any) -> bool:
+        # Event subprocesses still waiting for their event do not keep their scope open.
+        idle = eventsub.dormant(my_task.workflow)
         for task in TaskIterator(my_task.workflow.task_tree, state=TaskState.NOT_FINISHED_MASK,
                                  end_at_spec=self.name, max_depth=UNBOUNDED_DEPTH):
-            if task != my_task:
+            if task != my_task and not any(task is d or task.is_descendant_of(d) for d in idle):
                 return False
         return True
+
+    def _run_hook(self, my_task: Any) -> Any:
+        for task in eventsub.dormant(my_task.workflow):
+            task.cancel()
+        return super()._run_hook(my_task)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -647,11 +676,17 @@ class TigaoProcessParser(ProcessParser):
 
     LONG = 300  # indexed nodes (elements and flows); the recursion stays far below the limit here
 
+    def _index_process_nodes(self) -> None:
+        super()._index_process_nodes()  # type: ignore[misc]
+        for flow in links.flows(self.node):  # a link throw goes on at its catch
+            self.outgoing_sequence_flows.setdefault(flow.get("sourceRef"), []).append(flow)
+
     def add_tasks(self) -> None:
         if len(self.nodes_by_id) > self.LONG:
             for node in self._post_order():
                 self.parse_node(node)
         super().add_tasks()
+        eventsub.wire(self)
 
     def _successors(self, node: Any) -> list[Any]:
         # The attached task parses its boundary events (and what follows them) before its flows.

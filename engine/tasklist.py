@@ -7,16 +7,21 @@ tasks. A candidate filter is a primary-key probe of `task_candidates` for each r
 cost follows the page too. (An uncorrelated `id IN (SELECT task_id ...)` reads every candidate
 row of the user's groups first: at 200k open tasks it took 8x longer for "available".) A filter
 that matches few tasks still walks the index until it finds a page, or reaches its end.
+
+The query is built with SQLAlchemy Core on the tables of `storage.schema`, so that a reader that
+only lists tasks (`engine.reader`, behind `tigao tasks`) needs no ORM; `task_list_query` gives the
+same statement selecting the ORM class, for the Engine's sessions.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, and_, exists, false, or_, select
 
-from storage.models import HumanTask, Instance, TaskCandidate
+from storage.schema import human_tasks, instances, task_candidates
 
 from .assignment import Directory
 from .errors import InputError
@@ -24,14 +29,43 @@ from .errors import InputError
 SCOPES = ("available", "mine", "all")
 
 
+@dataclass
+class TaskView:
+    id: int
+    instance_id: int
+    element_id: str
+    name: str | None
+    role: str | None
+    assignee: str | None
+    candidate_users: list[str]
+    candidate_groups: list[str]
+    state: str
+    priority: int
+    form_key: str | None
+    created_at: datetime
+    due_at: datetime | None
+    follow_up_at: datetime | None
+    completed_at: datetime | None
+    completed_by: str | None
+    overdue: bool
+    process_key: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        for k, v in d.items():
+            if isinstance(v, datetime):
+                d[k] = v.isoformat()
+        return d
+
+
 def _candidate_of(*conditions: Any) -> Any:
-    return exists().where(TaskCandidate.task_id == HumanTask.id, or_(*conditions))
+    return exists().where(task_candidates.c.task_id == human_tasks.c.id, or_(*conditions))
 
 
 def _is_candidate(kind: str, values: list[str]) -> Any:
     if len(values) == 1:
-        return and_(TaskCandidate.kind == kind, TaskCandidate.value == values[0])
-    return and_(TaskCandidate.kind == kind, TaskCandidate.value.in_(values or [""]))
+        return and_(task_candidates.c.kind == kind, task_candidates.c.value == values[0])
+    return and_(task_candidates.c.kind == kind, task_candidates.c.value.in_(values or [""]))
 
 
 def task_list_query(d: Directory, now: datetime, user: str | None = None, scope: str = "available",
@@ -39,42 +73,55 @@ def task_list_query(d: Directory, now: datetime, user: str | None = None, scope:
                     state: str = "open", department: str | None = None, limit: int | None = 500,
                     due_before: datetime | None = None, unassigned: bool = False, process_key: str | None = None,
                     offset: int = 0) -> Select[Any]:
-    """The SELECT of human tasks for one task list (see `Engine.tasks` for the filters).
+    """`task_list_select` selecting the ORM class `storage.models.HumanTask` (for a Session)."""
+    from storage.models import HumanTask
 
-    With `limit` None the query is unordered and unbounded: the base of a count.
+    return task_list_select(d, now, user, scope, group, instance_id, overdue, state, department, limit,
+                            due_before, unassigned, process_key, offset, columns=(HumanTask,))
+
+
+def task_list_select(d: Directory, now: datetime, user: str | None = None, scope: str = "available",
+                     group: str | None = None, instance_id: int | None = None, overdue: bool = False,
+                     state: str = "open", department: str | None = None, limit: int | None = 500,
+                     due_before: datetime | None = None, unassigned: bool = False, process_key: str | None = None,
+                     offset: int = 0, columns: tuple[Any, ...] = (human_tasks,)) -> Select[Any]:
+    """The SELECT of human tasks for one task list (see `Engine.tasks` for the filters): rows of
+    the Core table, of some of its `columns`, or of the ORM class mapped onto it. With `limit`
+    None the query is unordered and unbounded: the base of a count.
     """
     if scope not in SCOPES:
         raise InputError(f"unknown task scope '{scope}'; use available, mine or all")
     if scope != "all" and not user:
         raise InputError("say who you are with --as USER (or use --all)")
-    q = select(HumanTask)
+    t = human_tasks.c
+    q = select(*columns)
     if instance_id is not None:
-        q = q.where(HumanTask.instance_id == instance_id)
+        q = q.where(t.instance_id == instance_id)
     if state != "any":
-        q = q.where(HumanTask.state == state)
+        q = q.where(t.state == state)
     if scope == "mine":
-        q = q.where(HumanTask.assignee == user)
+        q = q.where(t.assignee == user)
     elif scope == "available":
         cand = _candidate_of(_is_candidate("user", [user or ""]), _is_candidate("group", d.groups_of(user or "")))
-        q = q.where(or_(HumanTask.assignee == user, and_(HumanTask.assignee.is_(None), cand)))
+        q = q.where(or_(t.assignee == user, and_(t.assignee.is_(None), cand)))
     if group:
         q = q.where(_candidate_of(_is_candidate("group", [group])))
     if overdue:
         # Written as the index's own expression, so the walk starts at the first due task.
-        q = q.where(HumanTask.due_at.is_(None) == false(), HumanTask.due_at < now)
+        q = q.where(t.due_at.is_(None) == false(), t.due_at < now)
     if due_before is not None:
-        q = q.where(HumanTask.due_at.is_(None) == false(), HumanTask.due_at < due_before)
+        q = q.where(t.due_at.is_(None) == false(), t.due_at < due_before)
     if unassigned:
-        q = q.where(HumanTask.assignee.is_(None))
+        q = q.where(t.assignee.is_(None))
     if department:
         members = d.staff(department)
-        q = q.where(or_(HumanTask.assignee.in_(members or [""]),
+        q = q.where(or_(t.assignee.in_(members or [""]),
                         _candidate_of(_is_candidate("group", [department]))))
     if process_key:
-        q = q.where(HumanTask.instance_id.in_(select(Instance.id).where(Instance.process_key == process_key)))
+        q = q.where(t.instance_id.in_(select(instances.c.id).where(instances.c.process_key == process_key)))
     if limit is None:
         return q
-    order = [HumanTask.due_at, HumanTask.priority.desc(), HumanTask.id]
+    order = [t.due_at, t.priority.desc(), t.id]
     if not overdue and due_before is None:  # (only due tasks listed: the first key is constant there)
-        order.insert(0, HumanTask.due_at.is_(None))
+        order.insert(0, t.due_at.is_(None))
     return q.order_by(*order).offset(offset).limit(limit)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 from copy import deepcopy
-from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
@@ -18,40 +17,11 @@ from . import history
 from .assignment import Directory
 from .errors import Conflict, InputError, NotAllowed, NotFound, ScriptError
 from .retry import retrying
-from .tasklist import task_list_query
+from .tasklist import TaskView, task_list_query
 from .values import check_data
 
 if TYPE_CHECKING:
     from .core import Engine
-
-
-@dataclass
-class TaskView:
-    id: int
-    instance_id: int
-    element_id: str
-    name: str | None
-    role: str | None
-    assignee: str | None
-    candidate_users: list[str]
-    candidate_groups: list[str]
-    state: str
-    priority: int
-    form_key: str | None
-    created_at: datetime
-    due_at: datetime | None
-    follow_up_at: datetime | None
-    completed_at: datetime | None
-    completed_by: str | None
-    overdue: bool
-    process_key: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        for k, v in d.items():
-            if isinstance(v, datetime):
-                d[k] = v.isoformat()
-        return d
 
 
 class TaskApi:
@@ -117,21 +87,11 @@ class TaskApi:
             return built.forms.get(row.form_key) if row.form_key else None
 
     def _task_views(self: Engine, s: Session, q: Any) -> list[TaskView]:
-        rows = list(s.scalars(q))
-        if not rows:
-            return []
-        cands: dict[int, tuple[list[str], list[str]]] = {r.id: ([], []) for r in rows}
-        for c in s.scalars(select(TaskCandidate).where(TaskCandidate.task_id.in_(list(cands)))
-                           .order_by(TaskCandidate.value)):
-            cands[c.task_id][0 if c.kind == "user" else 1].append(c.value)
-        keys = dict(s.execute(select(Instance.id, Instance.process_key)
-                              .where(Instance.id.in_({r.instance_id for r in rows}))).all())
-        now = self.clock.now()
-        return [TaskView(r.id, r.instance_id, r.element_id, r.name, r.role, r.assignee, cands[r.id][0],
-                         cands[r.id][1], r.state, r.priority, r.form_key, r.created_at, r.due_at, r.follow_up_at,
-                         r.completed_at, r.completed_by,
-                         bool(r.due_at and (r.completed_at or now) > r.due_at), keys.get(r.instance_id))
-                for r in rows]
+        # The same row building as the quick reader of `tigao tasks` (engine/reader.py).
+        from .reader import VIEW_COLUMNS, task_views
+
+        cols = HumanTask.__table__.c
+        return task_views(s, q.with_only_columns(*(cols[name] for name in VIEW_COLUMNS)), self.clock.now())
 
     def _task_row(self: Engine, s: Session, task_id: int, lock: bool = False) -> HumanTask:
         q = select(HumanTask).where(HumanTask.id == task_id)

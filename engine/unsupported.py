@@ -6,18 +6,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from . import links
 from .errors import Problem
 
-# SpiffWorkflow 3.2 parses a link event as a plain event (the flow after a link throw ends there and
-# the link catch is never reached); it has no compensation; it evaluates a conditional event only
-# when something refreshes the waiting task, which nothing in the engine does on a data change.
+# SpiffWorkflow 3.2 has no compensation; it evaluates a conditional event only when something
+# refreshes the waiting task, which nothing in the engine does on a data change.
 _REFUSED = {
-    "linkEventDefinition": "link events are not supported; connect the two parts with a sequence flow",
     "compensateEventDefinition": "compensation events are not supported; model the undo step explicitly "
                                  "(an error boundary leading to it, for example)",
     "conditionalEventDefinition": "conditional events are not supported; wait for a message or a signal, "
                                   "or decide with an exclusive gateway",
 }
+
+_TRIGGERS = ("message", "signal", "timer", "error", "escalation")
 
 
 def check(name: str, proc: Any, ns: dict[str, str], problems: list[Problem]) -> None:
@@ -26,16 +27,24 @@ def check(name: str, proc: Any, ns: dict[str, str], problems: list[Problem]) -> 
         for node in proc.iterfind(f".//bpmn:{tag}", ns):
             event = node.getparent()
             problems.append(Problem(name, why, element=event.get("id"), line=node.sourceline))
+    links.check(name, proc, ns, problems)
     for sub in proc.iterfind(".//bpmn:subProcess[@triggeredByEvent='true']", ns):
-        for start in sub.iterfind("bpmn:startEvent", ns):
-            # A timer start runs; an error start fired as soon as the instance started, and the
-            # message and signal starts are not projected as subscriptions, so none is accepted.
-            for tag in ("messageEventDefinition", "signalEventDefinition", "errorEventDefinition",
-                        "escalationEventDefinition"):
-                if start.find(f"bpmn:{tag}", ns) is not None:
-                    kind = tag[:-len("EventDefinition")]
-                    problems.append(Problem(
-                        name, f"an event subprocess started by {'an' if kind[0] in 'e' else 'a'} {kind} is not supported yet; "
-                              f"put {'an' if kind[0] in 'e' else 'a'} {kind} boundary event on a subprocess "
-                              "around the work instead",
-                        element=start.get("id"), line=start.sourceline))
+        starts = sub.findall("bpmn:startEvent", ns)
+        if len(starts) != 1:
+            problems.append(Problem(name, f"an event subprocess needs exactly one start event, not {len(starts)}",
+                                    element=sub.get("id"), line=sub.sourceline))
+        for start in starts:
+            kinds = [tag for tag in _TRIGGERS if start.find(f"bpmn:{tag}EventDefinition", ns) is not None]
+            refused = any(start.find(f"bpmn:{tag}", ns) is not None for tag in _REFUSED)
+            if not kinds and not refused:
+                problems.append(Problem(name, "the start event of an event subprocess needs a trigger: a message, "
+                                              "signal, timer, error or escalation", element=start.get("id"),
+                                        line=start.sourceline))
+            elif len(kinds) > 1:
+                problems.append(Problem(name, "an event subprocess start event with several triggers is not "
+                                              "supported; use one event subprocess per trigger",
+                                        element=start.get("id"), line=start.sourceline))
+            if start.find("bpmn:errorEventDefinition", ns) is not None and start.get("isInterrupting") == "false":
+                problems.append(Problem(name, "an error start event always interrupts (BPMN); remove "
+                                              "isInterrupting=\"false\"", element=start.get("id"),
+                                        line=start.sourceline))

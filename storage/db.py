@@ -1,17 +1,23 @@
-"""Connecting to the database, creating or upgrading its schema (Alembic)."""
+"""Connecting to the database, creating or upgrading its schema (Alembic).
+
+The ORM (sessions) and Alembic are imported by the functions that use them: a read with
+SQLAlchemy Core (the task list of `tigao tasks`) connects without either.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import Engine as SAEngine
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
-from sqlalchemy.orm import Session, sessionmaker
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
 
 DEFAULT_DB = "tigao.db"
 READ_ONLY = "tigao_read_only"  # execution option of the connections that only read
@@ -117,13 +123,30 @@ def upgrade(engine: SAEngine) -> None:
 
 
 def session_factory(engine: SAEngine) -> sessionmaker[Session]:
+    from sqlalchemy.orm import sessionmaker
+
     return sessionmaker(engine, expire_on_commit=False)
 
 
-def read_session_factory(engine: SAEngine) -> sessionmaker[Session]:
-    """Sessions for transactions that only read: on SQLite a deferred BEGIN (no write lock), on
+def read_only(engine: SAEngine) -> SAEngine:
+    """The engine whose transactions only read: on SQLite a deferred BEGIN (no write lock), on
     PostgreSQL a READ COMMITTED, READ ONLY transaction (no row locks can be taken by mistake)."""
     options: dict[str, Any] = {READ_ONLY: True}
     if engine.dialect.name == "postgresql":
         options.update(isolation_level="READ COMMITTED", postgresql_readonly=True)
-    return sessionmaker(engine.execution_options(**options), expire_on_commit=False, autoflush=False)
+    return engine.execution_options(**options)
+
+
+def read_session_factory(engine: SAEngine) -> sessionmaker[Session]:
+    """Sessions for transactions that only read (see `read_only`)."""
+    from sqlalchemy.orm import sessionmaker
+
+    return sessionmaker(read_only(engine), expire_on_commit=False, autoflush=False)
+
+
+def schema_revision(conn: Any) -> str | None:
+    """The Alembic revision a database is at (None: not a database Alembic made), read without
+    importing Alembic. A database at `storage.schema.SCHEMA_REVISION` has exactly its tables."""
+    from sqlalchemy import text
+
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()

@@ -137,6 +137,8 @@ BAD_FILES: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "schema_unknown_element.bpmn": ("Frob_1", ("frobnicator", "BPMN")),
     "bad_timer.bpmn": ("Event_wait", ("timeDuration", "P3X", "ISO 8601")),
     "bad_due.bpmn": ("Task_fill", ("dueDate", "next tuesday", "ISO 8601")),
+    "form_ref_expression.bpmn": ("Task_fill", ("camunda:formRef", "${formName}", "expression")),
+    "open_assignee.bpmn": ("Task_fill", ("camunda:assignee", "${currentUser()", "closing")),
 }
 
 

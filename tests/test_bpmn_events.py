@@ -250,15 +250,263 @@ def test_event_subprocess__non_interrupting_timer__starts_a_reminder_beside_the_
     assert_replays(ev, iid)
 
 
+def test_event_subprocess__non_interrupting_timer__main_flow_done_first__instance_completes(ev: Engine) -> None:
+    iid = start(ev, "event_subprocess_timer")
+    complete(ev, iid, "Task_work")
+    assert status(ev, iid) == "completed"  # the reminder that never came does not keep it open
+    assert pending_timers(ev, iid) == []
+    ev.advance_clock(timedelta(days=2))
+    Worker(ev).run_once()
+    assert open_elements(ev, iid) == []
+    assert_replays(ev, iid)
+
+
+def test_event_subprocess__cycle_timer__repeats_until_the_scope_ends_then_stops(ev: Engine) -> None:
+    iid = start(ev, "event_subprocess_cycle")
+    for _ in range(2):
+        ev.advance_clock(timedelta(minutes=61))
+        Worker(ev).run_once()
+        assert_roundtrip(ev, iid)
+    assert open_elements(ev, iid) == ["Task_remind", "Task_remind", "Task_work"]
+    complete(ev, iid, "Task_work")
+    complete(ev, iid, "Task_remind")
+    assert status(ev, iid) == "running"  # one reminder is still being sent
+    complete(ev, iid, "Task_remind")
+    assert status(ev, iid) == "completed"  # the third hour never comes: the scope has ended
+    assert pending_timers(ev, iid) == []
+    ev.advance_clock(timedelta(hours=2))
+    Worker(ev).run_once()
+    assert open_elements(ev, iid) == []
+    assert_replays(ev, iid)
+
+
+def timer_states(engine: Engine, iid: int) -> list[tuple[str, str, str]]:
+    from storage.models import Timer
+
+    with engine._tx(read=True) as s:
+        return sorted((r.element_id, r.kind, r.state) for r in s.query(Timer).filter(Timer.instance_id == iid))
+
+
+def test_event_subprocess__interrupting_timer__cancels_the_work_and_voids_its_timers(ev: Engine) -> None:
+    iid = start(ev, "event_subprocess_timeout")
+    assert open_elements(ev, iid) == ["Task_work"]
+    assert timer_states(ev, iid) == [("StartEvent_timeout", "timer", "pending"), ("Task_work", "due", "pending")]
+
+    ev.advance_clock(timedelta(hours=25))
+    Worker(ev).run_once()
+    assert_roundtrip(ev, iid)
+
+    assert open_elements(ev, iid) == ["Task_late"]
+    assert timer_states(ev, iid) == [("StartEvent_timeout", "timer", "fired"), ("Task_work", "due", "cancelled")]
+    types = [(e.type, e.element_id) for e in ev.history(iid) if e.type in ("timer_fired", "task_cancelled", "task_created")]
+    assert types == [("task_created", "Task_work"), ("timer_fired", "StartEvent_timeout"),
+                     ("task_cancelled", "Task_work"), ("task_created", "Task_late")]
+    assert task_states(ev, iid) == [("Task_late", "open"), ("Task_work", "cancelled")]
+    ev.advance_clock(timedelta(days=3))  # the cancelled task's due date passes: nothing happens
+    Worker(ev).run_once()
+    complete(ev, iid, "Task_late")
+    assert status(ev, iid) == "completed"
+    assert task_states(ev, iid) == [("Task_late", "completed"), ("Task_work", "cancelled")]
+    assert_replays(ev, iid)
+
+
+def task_states(engine: Engine, iid: int) -> list[tuple[str, str]]:
+    from storage.models import HumanTask
+
+    with engine._tx(read=True) as s:
+        return sorted((r.element_id, r.state) for r in s.query(HumanTask).filter(HumanTask.instance_id == iid))
+
+
+def test_event_subprocess__message__non_interrupting_each_time_then_interrupting_cancels_everything(ev: Engine) -> None:
+    iid = start(ev, "event_subprocess_message", {"case": 7})
+    assert open_elements(ev, iid) == ["Task_work"]
+    assert subscriptions(ev, "message") == [(iid, "case_cancelled", "StartEvent_cancel"),
+                                            (iid, "case_note", "StartEvent_note")]
+
+    assert ev.message("case_note", {"note": "first"}, actor="dora", instance_id=iid) == {"delivered_to": iid}
+    assert_roundtrip(ev, iid)
+    assert open_elements(ev, iid) == ["Task_note", "Task_work"]
+    # Armed again at once: the next note starts another instance of the event subprocess.
+    assert subscriptions(ev, "message") == [(iid, "case_cancelled", "StartEvent_cancel"),
+                                            (iid, "case_note", "StartEvent_note")]
+    ev.message("case_note", {"note": "second"}, actor="dora", instance_id=iid)
+    assert_roundtrip(ev, iid)
+    assert open_elements(ev, iid) == ["Task_note", "Task_note", "Task_work"]
+    complete(ev, iid, "Task_note")
+
+    ev.message("case_cancelled", {"reason": "moved"}, actor="dora")
+    assert_roundtrip(ev, iid)
+    assert open_elements(ev, iid) == ["Task_cancelled"]
+    assert subscriptions(ev, "message") == []
+    assert task_states(ev, iid) == [("Task_cancelled", "open"), ("Task_note", "cancelled"),
+                                    ("Task_note", "completed"), ("Task_work", "cancelled")]
+    with pytest.raises(NotFound):
+        ev.message("case_note", {"note": "late"}, actor="dora", instance_id=iid)
+
+    complete(ev, iid, "Task_cancelled")
+    assert status(ev, iid) == "completed"
+    assert data(ev, iid)["case"] == 7 and data(ev, iid)["reason"] == "moved"
+    received = [(e.type, e.element_id) for e in ev.history(iid) if e.type == "message_received"]
+    assert received == [("message_received", "StartEvent_note")] * 2 + [("message_received", "StartEvent_cancel")]
+    assert_replays(ev, iid)
+
+
+def test_event_subprocess__message__main_flow_done_first__subscriptions_go_away(ev: Engine, db_url: str) -> None:
+    iid = start(ev, "event_subprocess_message")
+    run = CliRunner().invoke(main, ["--db", db_url, "message", "case_note", "--instance", str(iid),
+                                    "--data", '{"note": "hi"}', "--as", "dora"])
+    assert run.exit_code == 0, run.output
+    assert f"delivered to instance {iid}" in run.output
+    assert_roundtrip(ev, iid)
+    assert open_elements(ev, iid) == ["Task_note", "Task_work"]
+    complete(ev, iid, "Task_work")
+    assert status(ev, iid) == "running"  # the note that started is still being read
+    assert subscriptions(ev, "message") == [(iid, "case_cancelled", "StartEvent_cancel"),
+                                            (iid, "case_note", "StartEvent_note")]
+    complete(ev, iid, "Task_note")
+    assert status(ev, iid) == "completed"
+    assert subscriptions(ev, "message") == []
+    late = CliRunner().invoke(main, ["--db", db_url, "message", "case_cancelled", "--instance", str(iid), "--as", "dora"])
+    assert late.exit_code != 0 and "Traceback" not in late.output
+    assert "is not waiting for message 'case_cancelled'" in late.output
+    assert_replays(ev, iid)
+
+
+def test_event_subprocess__signal__non_interrupting_each_time_then_interrupting(ev: Engine, db_url: str) -> None:
+    iid = start(ev, "event_subprocess_signal")
+    assert subscriptions(ev, "signal") == [(iid, "notice", "StartEvent_ping"), (iid, "recall", "StartEvent_recall")]
+
+    assert ev.signal("notice", {"n": 1}, actor="dora")["delivered_to"] == [iid]
+    assert_roundtrip(ev, iid)
+    run = CliRunner().invoke(main, ["--db", db_url, "signal", "notice", "--data", '{"n": 2}', "--as", "dora", "--json"])
+    assert run.exit_code == 0, run.output
+    assert json.loads(run.output)["delivered_to"] == [iid]
+    assert_roundtrip(ev, iid)
+    assert open_elements(ev, iid) == ["Task_ping", "Task_ping", "Task_work"]
+    assert subscriptions(ev, "signal") == [(iid, "notice", "StartEvent_ping"), (iid, "recall", "StartEvent_recall")]
+
+    ev.signal("recall", actor="dora")
+    assert_roundtrip(ev, iid)
+    assert open_elements(ev, iid) == ["Task_recalled"]
+    assert subscriptions(ev, "signal") == []
+    assert task_states(ev, iid) == [("Task_ping", "cancelled"), ("Task_ping", "cancelled"),
+                                    ("Task_recalled", "open"), ("Task_work", "cancelled")]
+    complete(ev, iid, "Task_recalled")
+    assert status(ev, iid) == "completed"
+    assert_replays(ev, iid)
+
+
+@pytest.mark.parametrize(("outcome", "handler", "after"), [
+    ("fixable", "Task_inner_fix", ["Task_after"]),  # the subprocess's own event subprocess, before its boundary
+    ("serious", "Task_outer_fix", []),  # no handler in the subprocess: the process's event subprocess
+    ("ok", None, ["Task_after"]),
+])
+def test_event_subprocess__error_end_event__caught_by_the_innermost_scope(ev: Engine, outcome: str,
+                                                                          handler: str | None, after: list[str]) -> None:
+    iid = start(ev, "event_subprocess_error")
+    assert open_elements(ev, iid) == ["Task_inner"]
+    complete(ev, iid, "Task_inner", {"outcome": outcome})
+    if handler is not None:
+        assert open_elements(ev, iid) == [handler]
+        complete(ev, iid, handler, {"fixed": True})
+    assert open_elements(ev, iid) == after
+    if after:
+        complete(ev, iid, "Task_after")
+    assert status(ev, iid) == "completed"
+    created = [e.element_id for e in ev.history(iid) if e.type == "task_created"]
+    assert "Task_boundary" not in created
+    assert data(ev, iid)["outcome"] == outcome
+    assert_replays(ev, iid)
+
+
+def test_event_subprocess__escalation__non_interrupting_throw_runs_beside_the_work(ev: Engine) -> None:
+    iid = start(ev, "event_subprocess_escalation")
+    assert open_elements(ev, iid) == ["Task_side", "Task_work"]
+    complete(ev, iid, "Task_work", {"need": "help"})
+    assert open_elements(ev, iid) == ["Task_help", "Task_side"]
+    complete(ev, iid, "Task_help")
+    complete(ev, iid, "Task_side")
+    assert status(ev, iid) == "completed"
+    assert_replays(ev, iid)
+
+
+def test_event_subprocess__escalation__interrupting_end_event_cancels_the_other_branch(ev: Engine) -> None:
+    iid = start(ev, "event_subprocess_escalation")
+    complete(ev, iid, "Task_work", {"need": "stop"})
+    assert open_elements(ev, iid) == ["Task_stopped"]
+    assert task_states(ev, iid) == [("Task_side", "cancelled"), ("Task_stopped", "open"), ("Task_work", "completed")]
+    complete(ev, iid, "Task_stopped")
+    assert status(ev, iid) == "completed" and data(ev, iid)["need"] == "stop"
+    assert_replays(ev, iid)
+
+
+@pytest.mark.parametrize("withdrawn", [True, False])
+def test_event_subprocess__in_a_subprocess__interrupts_only_its_scope(ev: Engine, withdrawn: bool) -> None:
+    iid = start(ev, "event_subprocess_nested", {"case": "c1"})
+    assert subscriptions(ev, "message") == [(iid, "case_withdrawn", "StartEvent_withdraw")]
+    if withdrawn:
+        ev.message("case_withdrawn", {"why": "moved"}, actor="dora")
+        assert_roundtrip(ev, iid)
+        assert open_elements(ev, iid) == ["Task_withdrawn"]
+        assert task_states(ev, iid) == [("Task_review", "cancelled"), ("Task_withdrawn", "open")]
+        complete(ev, iid, "Task_withdrawn")
+    else:
+        complete(ev, iid, "Task_review")
+    # Either way the subprocess ends normally and the process goes on after it.
+    assert open_elements(ev, iid) == ["Task_archive"]
+    assert subscriptions(ev, "message") == []
+    complete(ev, iid, "Task_archive")
+    assert status(ev, iid) == "completed"
+    assert data(ev, iid) == ({"case": "c1", "why": "moved"} if withdrawn else {"case": "c1"})
+    assert_replays(ev, iid)
+
+
+def test_event_subprocess__diagram_states__waiting_then_running_then_cancelled(ev: Engine) -> None:
+    from engine.inspection import instance_picture
+
+    iid = start(ev, "event_subprocess_message")
+    states = instance_picture(ev, iid).states
+    assert (states["Sub_cancel"].state, states["Sub_cancel"].waiting_for) == ("waiting", "message")
+    assert (states["StartEvent_note"].state, states["StartEvent_note"].waiting_for) == ("waiting", "message")
+    assert states["Task_work"].state == "active"
+    ev.message("case_note", {}, actor="dora", instance_id=iid)
+    states = instance_picture(ev, iid).states
+    assert states["Sub_note"].state == "active" and states["Task_note"].state == "active"
+    ev.message("case_cancelled", {}, actor="dora", instance_id=iid)
+    states = instance_picture(ev, iid).states
+    assert states["Task_work"].state == "cancelled" and states["Task_note"].state == "cancelled"
+    assert states["Sub_cancel"].state == "active" and states["StartEvent_cancel"].state == "completed"
+    complete(ev, iid, "Task_cancelled")
+    states = instance_picture(ev, iid).states
+    assert states["Sub_cancel"].state == "completed" and "Task_cancelled" in states
+
+
+# ---------------------------------------------------------------------------------------------- link events
+
+
+def test_link__throw_goes_on_at_the_catch_of_its_name_in_its_own_scope(ev: Engine) -> None:
+    iid = start(ev, "link_events")
+    assert open_elements(ev, iid) == ["Task_fill"]
+    complete(ev, iid, "Task_fill", {"request": "a desk"})
+    assert open_elements(ev, iid) == ["Task_check"]  # via the process's link, then the subprocess's own
+    complete(ev, iid, "Task_check")
+    assert open_elements(ev, iid) == ["Task_decide"]
+    complete(ev, iid, "Task_decide")
+    assert status(ev, iid) == "completed" and data(ev, iid)["request"] == "a desk"
+    assert_replays(ev, iid)
+
+
 # ---------------------------------------------------------------------------------------------- refused by name
 
 
 @pytest.mark.parametrize(("file", "element", "says"), [
-    ("link_events.bpmn", "Event_link_throw", "link events are not supported"),
+    ("link_unmatched.bpmn", "Event_link_throw", "link throw event 'finish' has no link catch event of that name"),
+    ("link_unmatched.bpmn", "Event_link_catch", "link catch event 'the_end' has no link throw event of that name"),
+    ("link_duplicate.bpmn", "Event_next_b", "link catch event 'next' appears twice in the same process"),
     ("compensation_throw.bpmn", "Event_undo", "compensation events are not supported"),
     ("conditional_catch.bpmn", "Event_ready", "conditional events are not supported"),
-    ("event_subprocess.bpmn", "StartEvent_cancel", "event subprocess started by a message is not supported"),
-    ("event_subprocess_error.bpmn", "StartEvent_error", "event subprocess started by an error is not supported"),
+    ("event_subprocess_refused.bpmn", "StartEvent_error", "an error start event always interrupts"),
+    ("event_subprocess_refused.bpmn", "StartEvent_plain", "the start event of an event subprocess needs a trigger"),
 ])
 def test_deploy__construct_the_engine_cannot_run__is_refused_by_element(engine: Engine, file: str, element: str,
                                                                        says: str) -> None:

@@ -9,6 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from camunda_support import bpmn, chain, write
+from conftest import BPMN
 from cli import main
 from engine import DefinitionError, Engine
 from helpers import assert_roundtrip, complete, open_tasks, status, task_by_element
@@ -144,6 +145,9 @@ def test_several_executable_pools__each_deploys_with_every_form__and_starts(engi
      '<bpmn:sequenceFlow id="F1" sourceRef="StartEvent_1" targetRef="Catch_1" />', "Catch_1", "'Nope', which is not"),
     ('<bpmn:startEvent id="StartEvent_1" /><bpmn:receiveTask id="Receive_1" />'
      '<bpmn:sequenceFlow id="F1" sourceRef="StartEvent_1" targetRef="Receive_1" />', "Receive_1", "no messageRef"),
+    ('<bpmn:startEvent id="StartEvent_1" /><bpmn:receiveTask id="Receive_1" messageRef="Nope" />'
+     '<bpmn:sequenceFlow id="F1" sourceRef="StartEvent_1" targetRef="Receive_1" />', "Receive_1",
+     "receive task names message 'Nope', which is not"),
     ('<bpmn:startEvent id="StartEvent_1" /><bpmn:userTask id="Task_1" camunda:formKey="embedded:app:forms/x.html" />'
      '<bpmn:sequenceFlow id="F1" sourceRef="StartEvent_1" targetRef="Task_1" />', "Task_1", "names an HTML form"),
 ])
@@ -176,3 +180,16 @@ def test_receive_task__waits__and_message_delivers_to_it__throws_without_payload
     assert status(engine, iid) == "completed"
     assert engine.instance(iid)["data"]["reply"] == "yes"
     assert [e.type for e in engine.history(iid)][-2:] == ["message_received", "instance_completed"]
+
+
+def test_receive_task__in_a_diagram_without_message_events__can_be_delivered_to(engine: Engine) -> None:
+    """A diagram whose only message waits are receive tasks (one multi-instance) gets subscriptions."""
+    engine.deploy([BPMN / "corpus" / "receive_only.bpmn"])
+    iid = engine.start("receive_only", actor="alice")
+    assert [w["element"] for w in engine.instance(iid)["waiting"]] == ["Receive_paid"]
+    assert engine.message("paid", {"amount": 12}, actor="alice") == {"delivered_to": iid}
+    assert_roundtrip(engine, iid)
+    assert [w["element"] for w in engine.instance(iid)["waiting"]] == ["Receive_signed"] * 3
+    assert engine.message("signed", {}, actor="alice", instance_id=iid) == {"delivered_to": iid}
+    assert status(engine, iid) == "completed"
+    assert engine.instance(iid)["data"]["amount"] == 12

@@ -9,9 +9,10 @@ from pathlib import Path
 from lxml import etree
 
 from engine import Engine
+from engine.inspection import instance_picture
 from helpers import complete
 from web.diagram import Marker, instance_markers, render_svg
-from web.diagram._instance import wait_kind
+from web.diagram._instance import markers_from_states, wait_kind
 
 BPMN = Path(__file__).resolve().parent / "bpmn"
 NS = {"s": "http://www.w3.org/2000/svg"}
@@ -63,3 +64,15 @@ def test_wait_kind__spiff_event_classes() -> None:
     assert wait_kind("CycleTimerEventDefinition") == "timer"
     assert wait_kind("MessageEventDefinition") == "message"
     assert wait_kind("NoneEventDefinition") is None
+
+
+def test_instance_markers__agree_with_the_task_tree_states_the_pages_draw(engine: Engine) -> None:
+    """The markers from Engine.instance() and from the workflow tree come out of one set of rules."""
+    for key in ("multi_instance", "timers"):
+        iid = engine.start(key, actor="dora" if key == "multi_instance" else "alice")
+        from_view = instance_markers(engine.instance(iid))
+        from_tree = markers_from_states(instance_picture(engine, iid).states)
+        assert from_view, key
+        for element, marker in from_view.items():
+            assert (from_tree[element].state, from_tree[element].count, from_tree[element].waiting_for) == \
+                (marker.state, marker.count, marker.waiting_for), element

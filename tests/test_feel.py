@@ -25,6 +25,8 @@ from helpers import data, status
     ('< date and time("2012-01-01T00:00:00")', "(? < '2012-01-01T00:00:00')"),
     ("1, [5..9]", "((? == 1) or (5 <= ? <= 9))"),
     ("true", "(? == True)"),
+    ("null", "(? == None)"),
+    ('"say \\"hi\\""', "(? == 'say \"hi\"')"),  # an escaped quote keeps the character after it
     ("-", None),
     ("60 <= ? < 90", None),  # not FEEL: SpiffWorkflow's own syntax keeps its meaning
 ])

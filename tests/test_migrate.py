@@ -12,10 +12,10 @@ from click.testing import CliRunner, Result
 from sqlalchemy import select
 
 from cli import main
-from conftest import ORG, set_simulated
 from engine import Engine
 from engine.audit import Auditor, read_audit_file, verify_file
 from engine.errors import Conflict, InputError, NotAllowed, NotFound
+from migrate_support import holds, prepare
 from storage.models import Event, HumanTask, Instance
 
 HEAD = ('<?xml version="1.0" encoding="UTF-8"?>\n'
@@ -46,30 +46,15 @@ V2 = _diagram(("Task_a", _user("Task_a", "A")),
 # Version 3: Task_a is gone.
 V3 = _diagram(("Task_b", _user("Task_b", "B")))
 
-ADMIN_ORG = ORG.read_text(encoding="utf-8") + """
-[roles.admin]
-name = "Administrator"
-
-[users.root]
-name = "Root"
-department = "hq"
-roles = ["admin"]
-"""
-
-
 @pytest.fixture
 def url(db_url: str, tmp_path: Path) -> str:
-    set_simulated(db_url)
-    org = tmp_path / "org.toml"
-    org.write_text(ADMIN_ORG, encoding="utf-8")
-    eng = Engine(db_url)
-    eng.load_directory(org)
+    folders = []
     for n, text in enumerate((V1, V2, V3), start=1):
         d = tmp_path / f"v{n}"
         d.mkdir()
         (d / "mig.bpmn").write_text(text, encoding="utf-8")
-        assert eng.deploy([d], actor="root")[0].version == n
-    eng.close()
+        folders.append([d])
+    assert [r[0].version for r in prepare(db_url, tmp_path, folders)] == [1, 2, 3]
     return db_url
 
 
@@ -96,13 +81,6 @@ def open_tasks(url: str, iid: int) -> dict[str, int]:
 
 def complete(url: str, iid: int, element: str, data: dict | None = None) -> None:
     fresh(url).complete(open_tasks(url, iid)[element], "alice", data or {})
-
-
-def holds(url: str, iid: int) -> None:
-    """verify (chain, projections, replay) and replay both hold, on a fresh engine."""
-    n, failures = Auditor(fresh(url)).verify([iid])
-    assert n == 1 and failures == [], failures
-    assert Auditor(fresh(url)).replay(iid).ok
 
 
 def stored(url: str, iid: int) -> tuple[int, int, str]:

@@ -11,34 +11,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from conftest import BPMN, ORG, set_simulated
+from conftest import BPMN
 from engine import Engine
-from engine.audit import Auditor
 from engine.deadlines import Worker
 from engine.errors import Conflict
+from migrate_support import holds, prepare, task_id
 from storage.models import Instance, MessageSubscription, Timer
-
-ADMIN = """
-[roles.admin]
-name = "Administrator"
-
-[users.root]
-name = "Root"
-department = "hq"
-roles = ["admin"]
-"""
-
 
 @pytest.fixture
 def url(db_url: str, tmp_path: Path) -> str:
     """Version 1 of every test diagram."""
-    set_simulated(db_url)
-    org = tmp_path / "org.toml"
-    org.write_text(ORG.read_text(encoding="utf-8") + ADMIN, encoding="utf-8")
-    eng = Engine(db_url)
-    eng.load_directory(org)
-    eng.deploy([BPMN], actor="root")
-    eng.close()
+    prepare(db_url, tmp_path, [[BPMN]])
     return db_url
 
 
@@ -56,16 +39,6 @@ def deploy_v2(url: str, tmp_path: Path) -> None:
     assert {r.version for r in Engine(url).deploy([v2], actor="root") if r.created} == {2}
 
 
-def holds(url: str, iid: int) -> None:
-    n, failures = Auditor(Engine(url)).verify([iid])
-    assert failures == [], failures
-    assert Auditor(Engine(url)).replay(iid).ok
-
-
-def task(url: str, iid: int, element: str) -> int:
-    return next(t.id for t in Engine(url).tasks(instance_id=iid, scope="all") if t.element_id == element)
-
-
 def test_migrate__boundary_timer_keeps_its_due_time(url: str, tmp_path: Path) -> None:
     iid = Engine(url).start("timers", actor="alice")
     deploy_v2(url, tmp_path)
@@ -78,14 +51,14 @@ def test_migrate__boundary_timer_keeps_its_due_time(url: str, tmp_path: Path) ->
     Engine(url).advance_clock(timedelta(days=5, minutes=1))
     Worker(Engine(url)).run_once()
     holds(url, iid)
-    Engine(url).complete(task(url, iid, "Task_late"), "alice", {"ok": True})
+    Engine(url).complete(task_id(url, iid, "Task_late"), "alice", {"ok": True})
     assert Engine(url).instance(iid)["status"] == "completed"
     holds(url, iid)
 
 
 def test_migrate__waiting_for_a_message(url: str, tmp_path: Path) -> None:
     iid = Engine(url).start("message_catch", actor="alice")
-    Engine(url).complete(task(url, iid, "Task_submit"), "alice", {"name": "x"})
+    Engine(url).complete(task_id(url, iid, "Task_submit"), "alice", {"name": "x"})
     deploy_v2(url, tmp_path)
     Engine(url).migrate(iid, 2, actor="root", reason="new label")
     holds(url, iid)
@@ -94,7 +67,7 @@ def test_migrate__waiting_for_a_message(url: str, tmp_path: Path) -> None:
                                                   .where(MessageSubscription.instance_id == iid))] == ["Event_reply"]
     assert Engine(url).message("reply", {"answer": 42}, actor="bob") == {"delivered_to": iid}
     holds(url, iid)
-    t = Engine(url).task(task(url, iid, "Task_read"))
+    t = Engine(url).task(task_id(url, iid, "Task_read"))
     assert t.name == "Read the reply (v2)"  # created after the move: the new version's task
     Engine(url).complete(t.id, "alice", {"ok": True})
     assert Engine(url).instance(iid)["status"] == "completed"
@@ -106,9 +79,9 @@ def test_migrate__inside_an_embedded_subprocess(url: str, tmp_path: Path) -> Non
     deploy_v2(url, tmp_path)
     Engine(url).migrate(iid, 2, actor="root", reason="new label")
     holds(url, iid)
-    Engine(url).complete(task(url, iid, "Task_inner"), "alice", {"name": "Ada"})
+    Engine(url).complete(task_id(url, iid, "Task_inner"), "alice", {"name": "Ada"})
     holds(url, iid)
-    t = Engine(url).task(task(url, iid, "Task_after"))
+    t = Engine(url).task(task_id(url, iid, "Task_after"))
     assert t.name == "Confirm greeting (v2)"
     Engine(url).complete(t.id, "alice", {"ok": True})
     assert Engine(url).instance(iid)["status"] == "completed"
@@ -169,6 +142,6 @@ def test_modify__start_before_in_a_subprocess_and_cancel_the_subprocess(url: str
     assert info["status"] == "running"
     assert sorted((t.element_id, t.state) for t in info["tasks"]) == [
         ("Task_after", "open"), ("Task_inner", "cancelled"), ("Task_inner", "cancelled")]
-    Engine(url).complete(task(url, iid, "Task_after"), "alice", {"ok": True})
+    Engine(url).complete(task_id(url, iid, "Task_after"), "alice", {"ok": True})
     assert Engine(url).instance(iid)["status"] == "completed"
     holds(url, iid)

@@ -91,6 +91,47 @@ def _short(label: str, width: float, lines: int = 1) -> list[str]:
     return wrap(label, width, FONT, max_lines=lines, balance=lines > 1)
 
 
+def _first_seen(groups: Sequence[Sequence[tuple[str, float]]], what: str) -> list[str]:
+    """The names of every group's (name, value) pairs, in order of first appearance; values checked."""
+    names: list[str] = []
+    for pairs in groups:
+        _check([v for _, v in pairs], what)
+        for name, _ in pairs:
+            if name not in names:
+                names.append(name)
+    return names
+
+
+def _axis_title(root: etree._Element, text: str, x: float, y: float, anchor: str = "middle") -> None:
+    text_block(root, [text], x, y, 11, 14, anchor=anchor, fill=MUTED, cls="axis-title")
+
+
+def _tick_width(ticks: Sequence[float], fmt: Formatter, size: float = 11) -> float:
+    return max(text_width(fmt(t), size) for t in ticks) + 10
+
+
+def _value_rows(root: etree._Element, ticks: Sequence[float], fmt: Formatter, lo: float, scale: float,
+                plot_x: float, plot_w: float, bottom: float) -> None:
+    """A value axis on the left: a grid line across the plot per tick, its value beside it."""
+    axis = sub(root, "g", cls="axis y-axis")
+    for t in ticks:
+        y = bottom - (t - lo) * scale
+        sub(axis, "line", x1=plot_x, y1=round(y, 2), x2=plot_x + plot_w, y2=round(y, 2),
+            stroke=GRID if t else AXIS, stroke_width=1)
+        text_block(axis, [fmt(t)], plot_x - 6, y - 7, 11, 14, anchor="end", fill=MUTED)
+
+
+def _value_columns(root: etree._Element, ticks: Sequence[float], fmt: Formatter, lo: float, scale: float,
+                   plot_x: float, top: float, bottom: float) -> None:
+    """A value axis below: a grid line down the plot per tick, its value under it."""
+    axis = sub(root, "g", cls="axis x-axis")
+    for t in ticks:
+        x = plot_x + (t - lo) * scale
+        sub(axis, "line", x1=round(x, 2), y1=top, x2=round(x, 2), y2=bottom, stroke=GRID if t else AXIS,
+            stroke_width=1)
+        text_block(axis, [fmt(t)], x, bottom + 4, 11, 14, fill=MUTED)
+
+
 def bar_chart(data: Series, *, title: str | None = None, horizontal: bool = True, width: float = 560,
               unit: str = "", value_format: Formatter | None = None, color: str = PALETTE[0],
               x_label: str | None = None, y_label: str | None = None, empty_text: str = "No data") -> str:
@@ -128,12 +169,7 @@ def stacked_bar_chart(data: Sequence[tuple[str, Sequence[tuple[str, float]]]], *
         return _empty(width, title, empty_text, cls)
     # Labels may come as numbers or dates from a query: they are written as text.
     data = [(str(label), [(str(name), value) for name, value in parts]) for label, parts in data]
-    names: list[str] = []
-    for _, parts in data:
-        _check([v for _, v in parts], title or "chart")
-        for name, _ in parts:
-            if name not in names:
-                names.append(name)
+    names = _first_seen([parts for _, parts in data], title or "chart")
     stacked = len(names) > 1
     if stacked and any(v < 0 for _, parts in data for _, v in parts):
         raise InputError(f"{title or 'chart'}: stacked bars cannot have negative values")
@@ -165,30 +201,32 @@ def _segments(g: etree._Element, label: str, parts: Sequence[tuple[str, float]],
             fill=color_of[name], rx=2)
 
 
+def _bar_frame(width: float, height: float, title: str | None, cls: str, names: Sequence[str],
+               color_of: dict[str, str], legend: bool, y_label: str | None, y_label_top: float) -> etree._Element:
+    """A bar chart's frame: title, the legend under it, the value axis' title."""
+    root, top = _frame(width, height, title, cls)
+    if legend:
+        _legend(root, names, [color_of[n] for n in names], 12, top, width - 24)
+    if y_label:
+        _axis_title(root, y_label, 8, y_label_top, anchor="start")
+    return root
+
+
 def _horizontal(data, names, color_of, totals, ticks, lo, hi, fmt, title, width, x_label, y_label,
                 legend, cls) -> str:  # type: ignore[no-untyped-def]
     label_w = min(max(text_width(label, FONT) for label, _ in data) + 12, width * 0.35)
-    value_w = max(text_width(fmt(t), FONT) for t in totals + ticks) + 10
+    value_w = _tick_width(totals + ticks, fmt, FONT)
     row = 26.0
     legend_h = 20 * (1 + len(names) // 5) if legend else 0
     top0 = (34.0 if title else 10.0) + legend_h + (16 if y_label else 0)
     plot_x, plot_w = 8 + label_w, width - 8 - label_w - value_w - 8
     height = top0 + row * len(data) + 26 + (20 if x_label else 0) + 6
-    root, top = _frame(width, height, title, cls)
-    if legend:
-        _legend(root, names, [color_of[n] for n in names], 12, top, width - 24)
-    if y_label:
-        text_block(root, [y_label], 8, top0 - 18, 11, 14, anchor="start", fill=MUTED, cls="axis-title")
+    root = _bar_frame(width, height, title, cls, names, color_of, legend, y_label, top0 - 18)
     scale = plot_w / (hi - lo)
     bottom = top0 + row * len(data)
-    axis = sub(root, "g", cls="axis x-axis")
-    for t in ticks:
-        x = plot_x + (t - lo) * scale
-        sub(axis, "line", x1=round(x, 2), y1=top0, x2=round(x, 2), y2=bottom, stroke=GRID if t else AXIS,
-            stroke_width=1)
-        text_block(axis, [fmt(t)], x, bottom + 4, 11, 14, fill=MUTED)
+    _value_columns(root, ticks, fmt, lo, scale, plot_x, top0, bottom)
     if x_label:
-        text_block(root, [x_label], plot_x + plot_w / 2, bottom + 22, 11, 14, fill=MUTED, cls="axis-title")
+        _axis_title(root, x_label, plot_x + plot_w / 2, bottom + 22)
     zero = plot_x - lo * scale
     for i, ((label, parts), total) in enumerate(zip(data, totals)):
         y = top0 + i * row
@@ -206,7 +244,7 @@ def _horizontal(data, names, color_of, totals, ticks, lo, hi, fmt, title, width,
 
 def _vertical(data, names, color_of, totals, ticks, lo, hi, fmt, title, width, x_label, y_label,
               legend, cls) -> str:  # type: ignore[no-untyped-def]
-    tick_w = max(text_width(fmt(t), 11) for t in ticks) + 10
+    tick_w = _tick_width(ticks, fmt)
     legend_h = 20 * (1 + len(names) // 5) if legend else 0
     top0 = (34.0 if title else 10.0) + legend_h + (16 if y_label else 0) + 16
     plot_x = 8 + tick_w
@@ -216,21 +254,11 @@ def _vertical(data, names, color_of, totals, ticks, lo, hi, fmt, title, width, x
     plot_h = 180.0
     bottom = top0 + plot_h
     height = bottom + 8 + lines * 15 + (20 if x_label else 0) + 8
-    root, top = _frame(width, height, title, cls)
-    if legend:
-        _legend(root, names, [color_of[n] for n in names], 12, top, width - 24)
-    if y_label:
-        text_block(root, [y_label], 8, top0 - 34, 11, 14, anchor="start", fill=MUTED, cls="axis-title")
+    root = _bar_frame(width, height, title, cls, names, color_of, legend, y_label, top0 - 34)
     scale = plot_h / (hi - lo)
-    axis = sub(root, "g", cls="axis y-axis")
-    for t in ticks:
-        y = bottom - (t - lo) * scale
-        sub(axis, "line", x1=plot_x, y1=round(y, 2), x2=plot_x + plot_w, y2=round(y, 2),
-            stroke=GRID if t else AXIS, stroke_width=1)
-        text_block(axis, [fmt(t)], plot_x - 6, y - 7, 11, 14, anchor="end", fill=MUTED)
+    _value_rows(root, ticks, fmt, lo, scale, plot_x, plot_w, bottom)
     if x_label:
-        text_block(root, [x_label], plot_x + plot_w / 2, bottom + 8 + lines * 15 + 2, 11, 14, fill=MUTED,
-                   cls="axis-title")
+        _axis_title(root, x_label, plot_x + plot_w / 2, bottom + 8 + lines * 15 + 2)
     zero = bottom + lo * scale
     bar_w = min(slot * 0.62, 56)
     for i, ((label, parts), total) in enumerate(zip(data, totals)):
@@ -259,12 +287,7 @@ def line_chart(series: Series | Sequence[tuple[str, Series]], *, title: str | No
     named: list[tuple[str, Series]] = (list(series) if many  # type: ignore[arg-type]
                                        else [("", series)])  # type: ignore[list-item]
     named = [(str(name), [(str(x), v) for x, v in points]) for name, points in named]
-    xs: list[str] = []
-    for _, points in named:
-        _check([v for _, v in points], title or "chart")
-        for label, _ in points:
-            if label not in xs:
-                xs.append(label)
+    xs = _first_seen([points for _, points in named], title or "chart")
     if not xs:
         return _empty(width, title, empty_text, "line-chart")
     palette = list(colors or PALETTE)
@@ -276,21 +299,16 @@ def line_chart(series: Series | Sequence[tuple[str, Series]], *, title: str | No
     if legend:
         top += _legend(root, [n for n, _ in named], palette, 12, top, width - 24)
     if y_label:
-        text_block(root, [y_label], 8, top, 11, 14, anchor="start", fill=MUTED, cls="axis-title")
+        _axis_title(root, y_label, 8, top, anchor="start")
         top += 16
-    tick_w = max(text_width(fmt(t), 11) for t in ticks + [0.0]) + 10
+    tick_w = _tick_width(ticks + [0.0], fmt)
     tick_w = max(tick_w, text_width(xs[0], 11) / 2)
     # The first and last x labels are centred on the ends of the plot: leave room for them.
     plot_x, plot_w = 8 + tick_w, width - 8 - tick_w - max(16.0, text_width(xs[-1], 11) / 2 + 6)
     bottom = height - 26 - (20 if x_label else 0)
     plot_top = top + 10
     scale = (bottom - plot_top) / (hi - lo)
-    axis = sub(root, "g", cls="axis y-axis")
-    for t in ticks:
-        y = bottom - (t - lo) * scale
-        sub(axis, "line", x1=plot_x, y1=round(y, 2), x2=plot_x + plot_w, y2=round(y, 2),
-            stroke=GRID if t else AXIS, stroke_width=1)
-        text_block(axis, [fmt(t)], plot_x - 6, y - 7, 11, 14, anchor="end", fill=MUTED)
+    _value_rows(root, ticks, fmt, lo, scale, plot_x, plot_w, bottom)
     step = plot_w / max(len(xs) - 1, 1)
     every = max(1, math.ceil(max(text_width(x, 11) for x in xs) / max(step - 4, 1)))
     xaxis = sub(root, "g", cls="axis x-axis")
@@ -299,7 +317,7 @@ def line_chart(series: Series | Sequence[tuple[str, Series]], *, title: str | No
             text_block(xaxis, [label], plot_x + i * step if len(xs) > 1 else plot_x + plot_w / 2, bottom + 6,
                        11, 14, fill=MUTED)
     if x_label:
-        text_block(root, [x_label], plot_x + plot_w / 2, bottom + 24, 11, 14, fill=MUTED, cls="axis-title")
+        _axis_title(root, x_label, plot_x + plot_w / 2, bottom + 24)
     write_values = len(named) == 1 and len(xs) <= 12
     for k, (name, points) in enumerate(named):
         color = palette[k % len(palette)]

@@ -1,0 +1,100 @@
+"""Read-only task lists with SQLAlchemy Core: what `tigao tasks` runs, without the Engine.
+
+A command line pays for every module it imports before it does any work: the ORM and the mapped
+classes cost a task list more than its query does (see bench/bench_cli.py). This reader connects
+with Core (`storage.db`), reads the clock and the directory from their tables and runs the same
+query as `Engine.tasks` (`engine.tasklist`) in one read transaction (SQLite deferred, PostgreSQL
+READ COMMITTED READ ONLY), so it never imports `sqlalchemy.orm`, Alembic, SpiffWorkflow, lxml or
+jsonschema.
+
+It answers only the ordinary case: a database at this release's schema revision and a user on
+file (or none, for --all). Anything else (an older schema, not a Tigao database, a database
+error, an unknown user) returns None, and the caller asks the Engine, which gives the usual
+answer or message: one place for every rule and every error text.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from storage import db as dbmod
+from storage import schema
+
+from .assignment import Dept, Directory, Person
+from .errors import StorageError
+from .tasklist import TaskView, task_list_select
+
+SETTINGS = ("clock", "sim_now", "directory_version")
+# The columns of human_tasks a TaskView shows (the list's order and filters use others too).
+VIEW_COLUMNS = ("id", "instance_id", "element_id", "name", "role", "assignee", "state", "priority", "form_key",
+                "created_at", "due_at", "follow_up_at", "completed_at", "completed_by")
+
+
+def list_tasks(url: str | None, user: str | None = None, scope: str = "available", group: str | None = None,
+               instance_id: int | None = None, overdue: bool = False, state: str = "open",
+               limit: int = 500) -> list[TaskView] | None:
+    """`Engine(url).tasks(user, scope, group, instance_id, overdue, state, limit)`, or None when
+    the Engine must answer (see the module's docstring). Bad filters raise the Engine's InputError."""
+    full = dbmod.normalise_url(url)
+    try:
+        dbmod.check_exists(full)
+        sa = dbmod.make_engine(full)
+    except dbmod.DatabaseProblem as exc:
+        raise StorageError(str(exc)) from exc
+    try:
+        # One process, one list: caching compiled statements would cost more than it saves.
+        with dbmod.read_only(sa).execution_options(compiled_cache=None).connect() as conn, conn.begin():
+            if dbmod.schema_revision(conn) != schema.SCHEMA_REVISION:
+                return None
+            now, directory = _clock_and_directory(conn)
+            if user is not None and user not in directory.users:
+                return None  # unknown (refused), or allowed before the first directory load
+            q = task_list_select(directory, now, user, scope, group, instance_id, overdue, state, limit=limit,
+                                 columns=tuple(schema.human_tasks.c[name] for name in VIEW_COLUMNS))
+            return task_views(conn, q, now)
+    except (SQLAlchemyError, OverflowError, UnicodeError):
+        return None  # the Engine names the problem (an id out of range, bad text, a database error)
+    finally:
+        sa.dispose()
+
+
+def _clock_and_directory(conn: Any) -> tuple[datetime, Directory]:
+    """The command's "now" and the directory, as `Engine._sync_clock` and `Engine._dir` read them."""
+    st = schema.settings.c
+    rows = dict(conn.execute(select(st.key, st.value).where(st.key.in_(SETTINGS))).all())
+    now = (datetime.fromisoformat(rows["sim_now"]) if rows.get("clock") == "simulated"
+           else datetime.now(timezone.utc))
+    ur = schema.user_roles.c
+    roles_of: dict[str, list[str]] = {}
+    for uid, rid in conn.execute(select(ur.user_id, ur.role_id).order_by(ur.role_id)):
+        roles_of.setdefault(uid, []).append(rid)
+    u, d, r = schema.users.c, schema.departments.c, schema.roles.c
+    users = [Person(row.id, row.name, row.department, roles_of.get(row.id, []))
+             for row in conn.execute(select(u.id, u.name, u.department))]
+    depts = [Dept(row.id, row.name, row.head, row.parent)
+             for row in conn.execute(select(d.id, d.name, d.head, d.parent))]
+    roles = {row.id: row.name for row in conn.execute(select(r.id, r.name))}
+    return now, Directory(users, depts, roles)
+
+
+def task_views(conn: Any, q: Any, now: datetime) -> list[TaskView]:
+    """The rows of a `task_list_select` as TaskViews, with their candidates and process keys."""
+    rows = conn.execute(q).all()
+    if not rows:
+        return []
+    cands: dict[int, tuple[list[str], list[str]]] = {r.id: ([], []) for r in rows}
+    c = schema.task_candidates.c
+    for task_id, kind, value in conn.execute(select(c.task_id, c.kind, c.value)
+                                             .where(c.task_id.in_(list(cands))).order_by(c.value)):
+        cands[task_id][0 if kind == "user" else 1].append(value)
+    i = schema.instances.c
+    keys = dict(conn.execute(select(i.id, i.process_key).where(i.id.in_({r.instance_id for r in rows}))).all())
+    return [TaskView(r.id, r.instance_id, r.element_id, r.name, r.role, r.assignee, cands[r.id][0],
+                     cands[r.id][1], r.state, r.priority, r.form_key, r.created_at, r.due_at, r.follow_up_at,
+                     r.completed_at, r.completed_by,
+                     bool(r.due_at and (r.completed_at or now) > r.due_at), keys.get(r.instance_id))
+            for r in rows]
