@@ -1186,9 +1186,12 @@ def _quiet_server_class() -> Any:
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="Port to listen on.")
 @click.option("--no-worker", is_flag=True, help="Do not run the deadline worker here (run 'tigao worker').")
+@click.option("--no-group-commit", is_flag=True,
+              help="Commit each request's command alone (default: concurrent commands share one durable "
+                   "commit; also TIGAO_GROUP_COMMIT=0).")
 @pass_ctx
 @handled
-def serve(c: Ctx, host: str, port: int, no_worker: bool) -> None:
+def serve(c: Ctx, host: str, port: int, no_worker: bool, no_group_commit: bool) -> None:
     """Run the HTTP server: the /api/v1 API (docs at /api/v1/docs) and Camunda's /engine-rest."""
     import socket
 
@@ -1206,7 +1209,15 @@ def serve(c: Ctx, host: str, port: int, no_worker: bool) -> None:
         raise InputError(f"cannot listen on {host}:{port}: {exc.strerror}; choose another --port") from exc
     for name in ("tigao.http", "tigao.worker"):
         logging.getLogger(name).setLevel(logging.INFO)
-    app = create_app(c.db, worker=not no_worker)
+    import sys
+
+    from web.app import SWITCH_INTERVAL
+
+    # A thread back from the database (or an fsync) waits for the GIL while request threads
+    # compute; Python's default 5 ms turns every statement of a contended command into a wait of
+    # up to that long. A shorter interval keeps the committing thread moving.
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    app = create_app(c.db, worker=not no_worker, group_commit=False if no_group_commit else None)
     click.echo(f"serving {c.engine.safe_url} on http://{host}:{port}/api/v1 (docs /api/v1/docs)"
                + ("" if no_worker else " with the deadline worker"), err=True)
     server = server_class(uvicorn.Config(app, host=host, port=port, log_level="warning", access_log=False,

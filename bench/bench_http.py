@@ -1,18 +1,24 @@
-"""User-task completions per second through the HTTP API, against the library, in one run.
+"""User-task completions per second through the HTTP API, with and without group commit, in one run.
 
 One process (bench/two_tasks.bpmn, its first user task, form `ack` {"ok": true}, lane `staff`).
 A "completion" is one user task completed; the instances are started beforehand (not timed).
 
-  (lib)   the library in this process: `engine.complete(task, user, data)` in a loop.
-  (http)  a real `tigao serve --no-worker` on a loopback port: C concurrent clients (threads, one
-          httpx connection and one staff user's Bearer token each) take task ids from one queue
-          and `POST /api/v1/tasks/{id}/complete`, for C in --clients (default 1, 4, 8).
+  (spiff)  plain SpiffWorkflow in memory, as bench_tasks.py (a) measures it (no storage at all).
+  (lib)    the library in this process: `engine.complete(task, user, data)` in a loop.
+  (group)  a real `tigao serve --no-worker` on a loopback port, group commit on (the default):
+           C concurrent clients (threads, one httpx connection and one staff user's Bearer token
+           each) take task ids from one queue and `POST /api/v1/tasks/{id}/complete`.
+  (single) the same against a second server started with `--no-group-commit` (each request
+           commits alone), on the same database.
+  (no http) diagnostic: C threads of this process hand `engine.complete` to a GroupCommit of
+           their own (engine/groupcommit.py): group commit without HTTP, auth or the reply.
 
-Every round runs every variant once, in turn; min, median and max over the rounds are printed,
-and the ratio of each HTTP variant's median to the library's median.
+C runs over --clients (default 1, 2, 4, 8). Every round runs every variant once, in turn; min,
+median and max over the rounds are printed, with each variant's median against the library's and
+against SpiffWorkflow's, and each server's median at C clients against its median at 1 client.
 
 Usage:
-  .venv/bin/python bench/bench_http.py [--tasks 200] [--rounds 3] [--clients 1,4,8]
+  .venv/bin/python bench/bench_http.py [--tasks 200] [--rounds 3] [--clients 1,2,4,8]
                                        [--db postgresql://postgres@127.0.0.1:5432/test]
 """
 
@@ -33,6 +39,7 @@ from common import HERE, ORG, ROOT, database, describe_db, say, table
 
 sys.path.insert(0, str(ROOT))
 from engine import Engine
+from engine.groupcommit import GroupCommit
 from engine.identity import Identity
 
 BPMN = HERE / "two_tasks.bpmn"
@@ -93,15 +100,64 @@ def run_http(base: str, tokens: dict[str, str], tasks: list[int], clients: int) 
     return len(tasks) / elapsed
 
 
+def run_group(group: GroupCommit, tasks: list[int], clients: int) -> float:
+    """Diagnostic: the server's group commit without HTTP: C threads of this process hand
+    `complete` to one GroupCommit (what a request handler does, without auth, JSON or the reply)."""
+    work: queue.Queue[int] = queue.Queue()
+    for t in tasks:
+        work.put(t)
+
+    def client(user: str) -> None:
+        while True:
+            try:
+                t = work.get_nowait()
+            except queue.Empty:
+                return
+            group.run(lambda e: e.complete(t, user, FORM))
+
+    threads = [threading.Thread(target=client, args=(USERS[i % len(USERS)],)) for i in range(clients)]
+    start = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return len(tasks) / (time.perf_counter() - start)
+
+
+def start_server(url: str, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "--db", url, "serve",
+                               "--port", str(port), "--no-worker", *extra], cwd=ROOT, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    for _ in range(300):
+        try:
+            if httpx.get(base + "/api/v1/health", timeout=1).status_code == 200:
+                return server, base
+        except httpx.HTTPError:
+            time.sleep(0.1)
+    server.terminate()
+    raise SystemExit(f"the server {' '.join(extra)} did not start")
+
+
+def spiff_rate(n: int) -> float:
+    """Completions per second of plain SpiffWorkflow in memory (bench_tasks.py, variant a)."""
+    from bench_tasks import run_plain
+
+    r = run_plain(max(1, n // 2), False)  # two completions per instance
+    return float(r["completions"] / r["seconds"])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", type=int, default=200, help="completions per variant and round")
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--clients", default="1,4,8", help="concurrent HTTP clients, comma separated")
+    ap.add_argument("--clients", default="1,2,4,8", help="concurrent HTTP clients, comma separated")
     ap.add_argument("--db", help="PostgreSQL admin URL (default: a temporary SQLite file)")
     args = ap.parse_args()
     clients = [int(c) for c in args.clients.split(",")]
     kind = "postgresql" if args.db else "sqlite"
+    modes = {"group": (), "single": ("--no-group-commit",)}
     with database(kind, args.db, "http") as url:
         eng = Engine(url)
         eng.init()
@@ -109,36 +165,51 @@ def main() -> None:
         eng.deploy([BPMN, HERE / "forms"], actor="alice")
         ident = Identity(eng)
         tokens = {u: ident.create_token(u, "bench")[1] for u in USERS}
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        server = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "--db", url, "serve",
-                                   "--port", str(port), "--no-worker"], cwd=ROOT, stderr=subprocess.DEVNULL,
-                                  env={**os.environ, "PYTHONPATH": str(ROOT)})
+        servers: dict[str, tuple[subprocess.Popen[bytes], str]] = {}
+        group: GroupCommit | None = None
         try:
-            for _ in range(300):
-                try:
-                    if httpx.get(base + "/api/v1/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
+            for mode, extra in modes.items():
+                servers[mode] = start_server(url, *extra)
             say(f"bench_http: {args.tasks} completions per variant and round, {args.rounds} rounds, "
-                f"{describe_db(url)}, server pid {server.pid}")
-            run_lib(eng, open_tasks(eng, 5))  # warm up both sides (caches, connections)
-            run_http(base, tokens, open_tasks(eng, 10), 2)
-            results: dict[str, list[float]] = {"library": [], **{f"http x{c}": [] for c in clients}}
+                f"{describe_db(url)}, servers " + ", ".join(f"{m} pid {p.pid}" for m, (p, _b) in servers.items()))
+            spiff_rate(20)
+            run_lib(eng, open_tasks(eng, 5))  # warm up every side (caches, connections)
+            for _mode, (_p, base) in servers.items():
+                run_http(base, tokens, open_tasks(eng, 10), 2)
+            results: dict[str, list[float]] = {"spiff (memory)": [], "library": []}
+            for c in clients:
+                for mode in modes:
+                    results[f"http {mode} x{c}"] = []
+            for c in clients:
+                results[f"no http, group x{c}"] = []
+            group = GroupCommit(url)
+            run_group(group, open_tasks(eng, 5), 2)
             for r in range(1, args.rounds + 1):
+                results["spiff (memory)"].append(spiff_rate(args.tasks))
                 results["library"].append(run_lib(eng, open_tasks(eng, args.tasks)))
                 for c in clients:
-                    results[f"http x{c}"].append(run_http(base, tokens, open_tasks(eng, args.tasks), c))
+                    for mode, (_p, base) in servers.items():
+                        results[f"http {mode} x{c}"].append(run_http(base, tokens, open_tasks(eng, args.tasks), c))
+                for c in clients:
+                    results[f"no http, group x{c}"].append(run_group(group, open_tasks(eng, args.tasks), c))
                 say(f"  round {r}: " + ", ".join(f"{k} {v[-1]:.1f}/s" for k, v in results.items()))
         finally:
-            server.terminate()
-            server.wait(30)
+            if group is not None:
+                group.close()
+            for server, _base in servers.values():
+                server.terminate()
+                server.wait(30)
             eng.close()
-    lib = statistics.median(results["library"])
-    rows = [[k, min(v), statistics.median(v), max(v), statistics.median(v) / lib] for k, v in results.items()]
+    med = {k: statistics.median(v) for k, v in results.items()}
+    lib, spiff = med["library"], med["spiff (memory)"]
+    rows = [[k, min(v), med[k], max(v), med[k] / lib, med[k] / spiff] for k, v in results.items()]
     say("")
-    say(table(["variant", "min/s", "median/s", "max/s", "median vs library"], rows))
+    say(table(["variant", "min/s", "median/s", "max/s", "÷ library", "÷ SpiffWorkflow"], rows))
+    scaling = [[f"x{c}"] + [med[f"http {m} x{c}"] / med[f"http {m} x{clients[0]}"] for m in modes]
+               + [med[f"http group x{c}"] / med[f"http single x{c}"]] for c in clients]
+    say("")
+    say(table(["clients", f"group ÷ group x{clients[0]}", f"single ÷ single x{clients[0]}", "group ÷ single"],
+              scaling))
 
 
 if __name__ == "__main__":

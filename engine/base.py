@@ -60,6 +60,7 @@ class EngineBase:
         self._directory: Directory | None = None
         self._wf_cache: OrderedDict[int, tuple[int, BpmnWorkflow]] = OrderedDict()
         self._saved_runs: list[Run] = []
+        self._batch: Any = None  # while engine/groupcommit.py runs a batch of commands on this Engine
         self._signal_queue: Any = None  # while a broadcast runs: the signals still to deliver
         self._directory_stamp: str | None = None
         self.directory_version: int | None = None
@@ -119,9 +120,15 @@ class EngineBase:
         """One transaction; `read=True` for one that only reads (it never takes the write lock)."""
         self._connect()
         assert self._sessions is not None
-        self._saved_runs: list[Run] = []
+        batch = self._batch
+        if batch is None:
+            self._saved_runs: list[Run] = []
         sessions = self._read_sessions if read else self._sessions
         try:
+            if batch is not None:  # one savepoint of a shared transaction (engine/groupcommit.py)
+                with batch.savepoint(self) as session:
+                    yield session
+                return
             with sessions() as session, session.begin():
                 self._sync_clock(session)
                 yield session

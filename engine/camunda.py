@@ -6,7 +6,8 @@
   unless a default group is configured: the process's extension property
   `tigao.defaultCandidateGroup`, else the environment variable `TIGAO_DEFAULT_CANDIDATE_GROUP`.
   `tigao validate` warns about each such task.
-* An inclusive-gateway flow without a condition is always taken.
+* An inclusive- or exclusive-gateway flow without a condition is always taken (an exclusive gateway
+  takes the first true flow in the file's order, as Camunda's does).
 * What Camunda's schema requires is refused at deployment by element, never discovered at run
   time: a sequence flow without an id, a catching message event or receive task without
   `messageRef` (or naming no message), HTML form keys (`embedded:`, `app:`) that Tigao cannot show.
@@ -50,7 +51,8 @@ def pass_through(specs: list[Any]) -> None:
 
 
 class InclusiveGatewayParser(ConditionalGatewayParser):
-    """A non-default flow out of an inclusive gateway without a condition is always taken."""
+    """A non-default flow out of an inclusive or exclusive gateway without a condition is always
+    taken (Camunda's gateway behaviours read a missing condition as true)."""
 
     def connect_outgoing(self, outgoing_task: Any, sequence_flow_node: Any, is_default: bool) -> None:
         if not is_default and self.parse_condition(sequence_flow_node) is None:

@@ -18,7 +18,7 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from storage.models import ApiToken, Credential, LoginFailure, WebSession
 
@@ -202,7 +202,8 @@ class Identity:
         if not token.startswith(TOKEN_PREFIX) or len(token) > MAX_SECRET:
             raise NotAuthenticated("not a Tigao API token; create one with 'tigao token create USER'")
         now = utcnow()
-        with self.engine._tx() as s:
+        # A read transaction: checking a token never waits for (nor holds) SQLite's write lock.
+        with self.engine._tx(read=True) as s:
             t = s.scalar(select(ApiToken).where(ApiToken.token_hash == _sha(token)))
             if t is None:
                 raise NotAuthenticated("unknown API token")
@@ -210,10 +211,13 @@ class Identity:
                 raise NotAuthenticated(f"API token {t.id} was revoked")
             if t.expires_at is not None and t.expires_at <= now:
                 raise NotAuthenticated(f"API token {t.id} expired at {t.expires_at.isoformat()}")
-            # Written at most once a minute: a busy client should not turn every read into a write.
-            if t.last_used_at is None or now - t.last_used_at > timedelta(minutes=1):
-                t.last_used_at = now
-            return t.user_id, self.engine._dir(s).users.get(t.user_id)
+            token_id, user, last_used = t.id, t.user_id, t.last_used_at
+            person = self.engine._dir(s).users.get(user)
+        # Written at most once a minute: a busy client should not turn every read into a write.
+        if last_used is None or now - last_used > timedelta(minutes=1):
+            with self.engine._tx() as s:
+                s.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
+        return user, person
 
     # ------------------------------------------------------------------ browser sessions
     def create_session(self, user: str) -> tuple[str, SessionInfo]:
@@ -229,7 +233,7 @@ class Identity:
     def session(self, cookie: str) -> SessionInfo:
         if len(cookie) > MAX_SECRET:
             raise NotAuthenticated("not a session cookie")
-        with self.engine._tx() as s:
+        with self.engine._tx(read=True) as s:
             r = s.scalar(select(WebSession).where(WebSession.token_hash == _sha(cookie)))
             if r is None or r.ended_at is not None or r.expires_at <= utcnow():
                 raise NotAuthenticated("the session has ended; log in again")

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from storage.models import Event, HumanTask, Instance, MessageSubscription, TaskCandidate
+from storage.models import Event, HumanTask, Instance, TaskCandidate
 
 from . import history, limits, signals
 from .assignment import Directory, split_ids
@@ -71,7 +71,7 @@ class Run:
             task = getattr(exc, "task", None)
             if task is not None:
                 element = getattr(task.task_spec, "bpmn_id", None)
-            msg = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+            msg = str(exc).splitlines()[0].rstrip(" .") if str(exc) else exc.__class__.__name__
             err = ScriptError(f"process step failed{f' at {element}' if element else ''}: {msg}; "
                               "nothing was changed")
             err.element = element  # type: ignore[attr-defined]
@@ -223,16 +223,8 @@ class Run:
 
     def _sync_subscriptions(self, waiting: list[Any]) -> None:
         from .spiff import message_catchers
+        from .subscriptions import project
 
-        want = {str(t.id): (ev.name, t.task_spec.bpmn_id) for t, ev in message_catchers(waiting)}
-        have = {m.spiff_id: m for m in self.s.scalars(select(MessageSubscription)
-                                                       .where(MessageSubscription.instance_id == self.inst.id,
-                                                              MessageSubscription.kind == "message"))}
-        for sid, m in have.items():
-            if sid not in want:
-                self.s.delete(m)
-        for sid, (name, element) in want.items():
-            if sid not in have:
-                self.s.add(MessageSubscription(instance_id=self.inst.id, message_name=name, spiff_id=sid,
-                                               element_id=element))
+        project(self.s, self.inst.id, "message",
+                [(str(t.id), ev.name, t.task_spec.bpmn_id) for t, ev in message_catchers(waiting)])
 

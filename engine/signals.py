@@ -75,16 +75,10 @@ def deliver(run: Run, name: str, data: dict[str, Any], actor: str | None, origin
 
 def sync(run: Run, waiting: list[Any]) -> None:
     """Project the instance's waiting signal catches into message_subscriptions (kind "signal")."""
-    want = waiting_signals(waiting)
-    have = {m.spiff_id: m for m in run.s.scalars(select(MessageSubscription).where(
-        MessageSubscription.instance_id == run.inst.id, MessageSubscription.kind == "signal"))}
-    for sid, m in have.items():
-        if sid not in want:
-            run.s.delete(m)
-    for sid, (name, element) in want.items():
-        if sid not in have:
-            run.s.add(MessageSubscription(instance_id=run.inst.id, message_name=name, spiff_id=sid,
-                                          element_id=element, kind="signal"))
+    from .subscriptions import project
+
+    project(run.s, run.inst.id, "signal",
+            [(sid, name, element) for sid, (name, element) in waiting_signals(waiting).items()])
 
 
 def broadcast(engine: Engine, name: str, data: dict[str, Any], actor: str | None,

@@ -468,11 +468,26 @@ class _MergingMultiInstance:
                 my_task.data[key] = deepcopy(value)
 
 
+def _check_collection(spec: Any, my_task: Any) -> None:
+    """A multi-instance over a collection needs a list (or an object) in that variable when it is
+    entered; say which variable, rather than Python's "'NoneType' object is not iterable"."""
+    ref = getattr(spec, "data_input", None)
+    if ref is None or getattr(spec, "cardinality", None) is not None:
+        return
+    value = ref.get(my_task)
+    if not isinstance(value, (list, dict)):
+        what = "is not set" if value is None else f"holds a value of type {type(value).__name__}, not a list"
+        raise WorkflowTaskException(f"the collection '{ref.bpmn_id}' of multi-instance {spec.bpmn_id} {what}; "
+                                    "set it to a list before the activity (a script, a form field or the "
+                                    "start data)", task=my_task)
+
+
 def _enter_waiting(spec: Any, my_task: Any) -> None:
     # What Camunda's multi-instance update does to the task before the BPMN one runs, without its
     # rewriting of the (shared) spec: the data references are fixed once, when the spec is built.
     if my_task.state != TaskState.WAITING:
-        BpmnSpecMixin._update_hook(spec, my_task)
+        BpmnSpecMixin._update_hook(spec, my_task)  # (the task inherits its data here)
+        _check_collection(spec, my_task)
         my_task._set_state(TaskState.WAITING)
 
 
@@ -732,6 +747,8 @@ class TigaoParser(CamundaParser):
         full_tag("parallelGateway"): (BpmnParser.PARSER_CLASSES[full_tag("parallelGateway")][0],
                                       TigaoParallelGateway),
         full_tag("inclusiveGateway"): (InclusiveGatewayParser, TigaoInclusiveGateway),
+        full_tag("exclusiveGateway"): (InclusiveGatewayParser,
+                                       BpmnParser.PARSER_CLASSES[full_tag("exclusiveGateway")][1]),
     })
 
 

@@ -516,3 +516,20 @@ def test_deploy__construct_the_engine_cannot_run__is_refused_by_element(engine: 
     problems = [(p.element, p.message) for p in err.value.problems]
     assert any(e == element and says in m for e, m in problems), problems
     assert engine.definitions() == before
+
+
+# ------------------------------------------------------------------------------ multiple catches
+
+
+@pytest.mark.parametrize("name", ["paid", "waived"])
+def test_multiple_catch__each_of_its_messages_is_subscribed_and_delivers(ev: Engine, name: str) -> None:
+    iid = start(ev, "multiple_messages")
+    assert [(n, e) for i, n, e in subscriptions(ev, "message") if i == iid] == [("paid", "Event_either"),
+                                                                               ("waived", "Event_either")]
+    assert ev.message(name, {"how": name}, actor="dora") == {"delivered_to": iid}
+    assert_roundtrip(ev, iid)
+    assert open_elements(ev, iid) == ["Task_after"]
+    assert [s for s in subscriptions(ev, "message") if s[0] == iid] == []
+    complete(ev, iid, "Task_after")
+    assert status(ev, iid) == "completed" and data(ev, iid)["how"] == name
+    assert_replays(ev, iid)

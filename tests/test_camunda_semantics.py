@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from camunda_support import bpmn, chain, write
 from conftest import BPMN
 from cli import main
-from engine import DefinitionError, Engine
+from engine import DefinitionError, Engine, ScriptError
 from helpers import assert_roundtrip, complete, open_tasks, status, task_by_element
 
 UNNAMED = """
@@ -193,3 +193,25 @@ def test_receive_task__in_a_diagram_without_message_events__can_be_delivered_to(
     assert engine.message("signed", {}, actor="alice", instance_id=iid) == {"delivered_to": iid}
     assert status(engine, iid) == "completed"
     assert engine.instance(iid)["data"]["amount"] == 12
+
+
+@pytest.mark.parametrize(("amount", "size"), [(20, "big"), (5, "small")])
+def test_exclusive_gateway__flow_without_condition__is_taken_when_no_earlier_flow_is(engine: Engine, amount: int,
+                                                                                     size: str) -> None:
+    """Camunda reads a missing condition as true: the first true flow in the file's order wins."""
+    engine.deploy([BPMN / "corpus" / "exclusive_unconditioned.bpmn"])
+    iid = engine.start("exclusive_unconditioned", {"amount": amount}, actor="alice")
+    assert status(engine, iid) == "completed"
+    assert engine.instance(iid)["data"]["size"] == size
+
+
+@pytest.mark.parametrize(("data", "says"), [({}, "is not set"), ({"names": 5}, "holds a value of type int"),
+                                            ({"names": None}, "is not set")])
+def test_multi_instance__collection_not_a_list__is_refused_naming_it(engine: Engine, data: dict, says: str) -> None:
+    engine.deploy([BPMN / "corpus" / "mi_collection.bpmn"])
+    with pytest.raises(ScriptError) as err:
+        engine.start("mi_collection", data, actor="alice")
+    assert f"the collection 'names' of multi-instance Script_greet {says}" in str(err.value)
+    assert engine.instances() == []  # nothing stored
+    iid = engine.start("mi_collection", {"names": ["alice", "bob"]}, actor="alice")
+    assert sorted(t.assignee for t in open_tasks(engine, iid)) == ["alice", "bob"]

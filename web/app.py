@@ -8,6 +8,10 @@ How the pieces plug in
   to `ROUTERS` below (or to `create_app` if it needs a different prefix).
 - A handler gets an Engine with `engine: EngineDep` (from `web.deps`): one Engine from a small pool,
   lent to this request only (an Engine is not thread-safe). Never create Engines in handlers.
+  A handler that completes, claims, starts or messages runs the command through
+  `commands: CommandsDep` (`commands.run(lambda e: e.complete(...))`): with group commit on it
+  shares the next durable commit with concurrent requests (engine/groupcommit.py); the handler
+  reads what it answers with afterwards, on its own Engine.
 - A handler gets the caller with one of the dependencies of `web.auth`: `who: Reader` (any
   logged-in user), `Staff` (may act), `Admin`, `AuditorOrAdmin`, or `MaybePrincipal` (None when
   not logged in; for pages that redirect to a login form). `who.user` is the actor to give the
@@ -45,7 +49,9 @@ from fastapi.responses import HTMLResponse
 from fastapi.staticfiles import StaticFiles
 
 from . import problems
-from .deps import EnginePool
+from engine.groupcommit import GroupCommit
+
+from .deps import EnginePool, group_commit_enabled
 from .worker import BackgroundWorker
 
 API = "/api/v1"
@@ -54,6 +60,8 @@ MAX_JSON_BYTES = 1024 * 1024
 MAX_UPLOAD_BYTES = int(os.environ.get("TIGAO_MAX_UPLOAD_BYTES", str(10 * 1024 * 1024)))
 # Paths whose POST bodies are multipart uploads; every other body must be JSON.
 UPLOAD_PATHS = {f"{API}/deployments", f"{API}/directory"}
+# `tigao serve` sets sys.setswitchinterval to this (Python's default is 0.005 s): see cli.serve.
+SWITCH_INTERVAL = 0.0005
 SWAGGER_STATIC = Path(fastapi_offline.__file__).parent / "static"
 
 
@@ -68,7 +76,8 @@ def _routers() -> list[tuple[Any, str]]:
             (external_tasks.router, problems.CAMUNDA_PREFIX)]
 
 
-def create_app(db_url: str | None = None, *, worker: bool = True, worker_interval: float = 2.0) -> FastAPI:
+def create_app(db_url: str | None = None, *, worker: bool = True, worker_interval: float = 2.0,
+               group_commit: bool | None = None) -> FastAPI:
     """The server app over the database at `db_url` (default: TIGAO_DB or ./tigao.db).
 
     Args:
@@ -76,6 +85,8 @@ def create_app(db_url: str | None = None, *, worker: bool = True, worker_interva
         worker: also run the deadline worker in a background thread (`tigao serve` without
             `--no-worker`).
         worker_interval: seconds between the worker's passes.
+        group_commit: let concurrent completions, claims, starts and messages share one durable
+            commit (engine/groupcommit.py); None: TIGAO_GROUP_COMMIT decides (default on).
     """
     background = BackgroundWorker(db_url, worker_interval) if worker else None
 
@@ -88,6 +99,8 @@ def create_app(db_url: str | None = None, *, worker: bool = True, worker_interva
         finally:
             if background is not None:
                 background.stop()
+            if app.state.group is not None:
+                app.state.group.close()
             app.state.pool.close()
 
     app = FastAPI(title="Tigao", version="1", lifespan=lifespan, openapi_url=f"{API}/openapi.json",
@@ -95,6 +108,7 @@ def create_app(db_url: str | None = None, *, worker: bool = True, worker_interva
                   description="A durable BPMN 2.0 workflow engine: processes, tasks, deadlines, audit. "
                               "Errors are application/problem+json (RFC 9457).")
     app.state.pool = EnginePool(db_url)
+    app.state.group = GroupCommit(db_url) if group_commit_enabled(group_commit) else None
     app.state.db_url = db_url
     problems.install(app)
     for router, prefix in _routers():

@@ -21,7 +21,7 @@ from engine.errors import InputError, NotAllowed, NotFound
 from .api.common import MAX_ID, _check_value
 from .auth import Reader, Staff
 from .camunda_vars import camunda_date, plain_map, typed_map
-from .deps import EngineDep
+from .deps import Commands, CommandsDep, EngineDep
 
 router = APIRouter(tags=["engine-rest (Camunda 7)"])
 MAX_RESULTS = 500
@@ -166,12 +166,13 @@ def process_definition(definition_id: Annotated[str, Path(max_length=300)], engi
 
 
 @router.post("/process-definition/key/{key}/start")
-def start(key: Annotated[str, Path(max_length=200)], request: Request, engine: EngineDep, who: Staff,
-          body: StartBody | None = None) -> dict[str, Any]:
+def start(key: Annotated[str, Path(max_length=200)], request: Request, engine: EngineDep, commands: CommandsDep,
+          who: Staff, body: StartBody | None = None) -> dict[str, Any]:
     """Start the latest version of `key` with typed variables; the actor is the caller."""
     _check(key, "key")
     body = body or StartBody()
-    instance_id = engine.start(key, plain_map(body.variables), business_key=body.business_key, actor=who.user)
+    variables, business_key = plain_map(body.variables), body.business_key
+    instance_id = commands.run(lambda e: e.start(key, variables, business_key=business_key, actor=who.user))
     inst = engine.instance(instance_id)
     out = _instance_json(request, inst)
     if body.with_variables:
@@ -243,9 +244,11 @@ def _acting_user(who: Any, body: UserBody | None) -> str:
 
 
 @router.post("/task/{task_id}/claim", status_code=204)
-def claim(task_id: TaskId, engine: EngineDep, who: Staff, body: UserBody | None = None) -> Response:
+def claim(task_id: TaskId, engine: EngineDep, commands: CommandsDep, who: Staff,
+          body: UserBody | None = None) -> Response:
     """Claim a task for the caller (userId, when given, must be the caller)."""
-    engine.claim(_task(engine, task_id).id, _acting_user(who, body))
+    tid, user = _task(engine, task_id).id, _acting_user(who, body)
+    commands.run(lambda e: e.claim(tid, user))
     return Response(status_code=204)
 
 
@@ -256,35 +259,39 @@ def unclaim(task_id: TaskId, engine: EngineDep, who: Staff) -> Response:
     return Response(status_code=204)
 
 
-def _complete(task_id: str, engine: Engine, who: Any, body: VariablesBody | None) -> Response:
+def _complete(task_id: str, engine: Engine, commands: Commands, who: Any, body: VariablesBody | None) -> Response:
     t = _task(engine, task_id)
     body = body or VariablesBody()
-    engine.complete(t.id, who.user, plain_map(body.variables))
+    variables = plain_map(body.variables)
+    commands.run(lambda e: e.complete(t.id, who.user, variables))
     if body.with_variables:
         return JSONResponse(typed_map(engine.instance(t.instance_id)["data"]))
     return Response(status_code=204)
 
 
 @router.post("/task/{task_id}/complete", status_code=204)
-def complete(task_id: TaskId, engine: EngineDep, who: Staff, body: VariablesBody | None = None) -> Response:
+def complete(task_id: TaskId, engine: EngineDep, commands: CommandsDep, who: Staff,
+             body: VariablesBody | None = None) -> Response:
     """Complete a task with typed variables (validated against its form)."""
-    return _complete(task_id, engine, who, body)
+    return _complete(task_id, engine, commands, who, body)
 
 
 @router.post("/task/{task_id}/submit-form", status_code=204)
-def submit_form(task_id: TaskId, engine: EngineDep, who: Staff, body: VariablesBody | None = None) -> Response:
+def submit_form(task_id: TaskId, engine: EngineDep, commands: CommandsDep, who: Staff,
+                body: VariablesBody | None = None) -> Response:
     """Submit a task's form: the same as completing it with the form's variables."""
-    return _complete(task_id, engine, who, body)
+    return _complete(task_id, engine, commands, who, body)
 
 
 # ----------------------------------------------------------------------------- messages, history
 @router.post("/message", response_model=None, responses={204: {"description": "Correlated"}})
-def message(body: MessageBody, request: Request, engine: EngineDep, who: Staff) -> Response:
+def message(body: MessageBody, request: Request, engine: EngineDep, commands: CommandsDep, who: Staff) -> Response:
     """Correlate a message: to the instance waiting for it, or start the process it starts."""
     instance = _int_id(body.process_instance_id, "process instance") if body.process_instance_id else None
+    variables = plain_map(body.process_variables)
     try:
-        result = engine.message(body.message_name, plain_map(body.process_variables), actor=who.user,
-                                business_key=body.business_key, instance_id=instance)
+        result = commands.run(lambda e: e.message(body.message_name, variables, actor=who.user,
+                                                  business_key=body.business_key, instance_id=instance))
     except NotFound as exc:
         raise InputError(f"Cannot correlate message '{body.message_name}': {exc.message}") from exc
     if not body.result_enabled:

@@ -8,15 +8,19 @@ then makes requests wait, which also bounds the database connections one server 
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
-from collections.abc import Iterator
-from typing import Annotated
+from collections.abc import Callable, Iterator
+from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
 
 from engine import Engine, StorageError
+from engine.groupcommit import GroupCommit
 from engine.identity import Identity
+
+T = TypeVar("T")
 
 DEFAULT_POOL = 8
 BORROW_TIMEOUT = 30.0
@@ -74,3 +78,36 @@ def _identity(engine: EngineDep) -> Identity:
 
 
 IdentityDep = Annotated[Identity, Depends(_identity)]
+
+
+class Commands:
+    """How a handler runs a command that changes state: `commands.run(lambda e: e.complete(...))`.
+
+    With group commit on (the default; engine/groupcommit.py), the command joins the server's
+    next shared transaction and `run` returns once that transaction is on disk; off, it runs on
+    the request's own Engine in a transaction of its own. Either way the handler reads what it
+    answers with (the task, the instance) afterwards, on its own Engine, once the data is stored.
+    """
+
+    def __init__(self, engine: Engine, group: GroupCommit | None):
+        self.engine = engine
+        self.group = group
+
+    def run(self, command: Callable[[Engine], T]) -> T:
+        if self.group is None:
+            return command(self.engine)
+        return self.group.run(command)
+
+
+def _commands(request: Request, engine: EngineDep) -> Commands:
+    return Commands(engine, getattr(request.app.state, "group", None))
+
+
+CommandsDep = Annotated[Commands, Depends(_commands)]
+
+
+def group_commit_enabled(setting: bool | None = None) -> bool:
+    """Whether the server shares commits: `setting` when given, else TIGAO_GROUP_COMMIT (default on)."""
+    if setting is not None:
+        return setting
+    return os.environ.get("TIGAO_GROUP_COMMIT", "1").strip().lower() not in ("0", "false", "no", "off")

@@ -12,7 +12,7 @@ from engine.values import parse_when
 from engine.errors import InputError
 
 from ..auth import Admin, Reader, Staff
-from ..deps import EngineDep
+from ..deps import CommandsDep, EngineDep
 from ..problems import responses
 from .common import Body, Cursor, Id, Limit, ShortText, check_text, decode_cursor, jsonable, page, page_after
 
@@ -30,11 +30,12 @@ class CancelBody(Body):
 
 
 @router.post("/processes/{key}/instances", status_code=201, responses=responses(404, 422))
-def start(key: Key, engine: EngineDep, who: Staff, body: StartBody | None = None) -> dict[str, Any]:
+def start(key: Key, engine: EngineDep, commands: CommandsDep, who: Staff,
+          body: StartBody | None = None) -> dict[str, Any]:
     """Start the latest version of process `key` with `data` as its first variables."""
     check_text(key, "key")
-    body = body or StartBody()
-    instance_id = engine.start(key, body.data, business_key=body.business_key, actor=who.user)
+    given = body or StartBody()
+    instance_id = commands.run(lambda e: e.start(key, given.data, business_key=given.business_key, actor=who.user))
     return _summary(engine.instance(instance_id))
 
 

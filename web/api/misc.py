@@ -13,7 +13,7 @@ from engine.errors import InputError
 from engine.timeutil import add_iso_duration, is_duration
 
 from ..auth import Admin, AuditorOrAdmin, Reader, Staff
-from ..deps import EngineDep
+from ..deps import CommandsDep, EngineDep
 from ..problems import responses
 from .common import MAX_ID, Body, Cursor, Id, Limit, check_text, decode_cursor, jsonable, page
 
@@ -66,10 +66,10 @@ class MessageBody(Body):
 
 
 @router.post("/messages", tags=["messages"], responses=responses(404, 409, 422))
-def send_message(body: MessageBody, engine: EngineDep, who: Staff) -> dict[str, Any]:
+def send_message(body: MessageBody, commands: CommandsDep, who: Staff) -> dict[str, Any]:
     """Deliver a message to the instance waiting for it, or start the process it starts."""
-    return engine.message(body.name, body.data, actor=who.user, business_key=body.business_key,
-                          instance_id=body.instance)
+    return commands.run(lambda e: e.message(body.name, body.data, actor=who.user, business_key=body.business_key,
+                                            instance_id=body.instance))
 
 
 # ----------------------------------------------------------------------------- notifications

@@ -11,7 +11,7 @@ from engine.values import parse_when
 from engine.errors import InputError
 
 from ..auth import Reader, Staff
-from ..deps import EngineDep
+from ..deps import CommandsDep, EngineDep
 from ..problems import responses
 from .common import (
     MAX_ID,
@@ -72,9 +72,9 @@ def get_task(task_id: Id, engine: EngineDep, who: Reader) -> dict[str, Any]:
 
 
 @router.post("/tasks/{task_id}/claim", responses=responses(404, 409))
-def claim(task_id: Id, engine: EngineDep, who: Staff) -> dict[str, Any]:
+def claim(task_id: Id, engine: EngineDep, commands: CommandsDep, who: Staff) -> dict[str, Any]:
     """Take a task offered to the caller (as a candidate user or through a group)."""
-    engine.claim(task_id, who.user)
+    commands.run(lambda e: e.claim(task_id, who.user))
     return jsonable(engine.task(task_id))
 
 
@@ -94,9 +94,11 @@ def delegate(task_id: Id, body: DelegateBody, engine: EngineDep, who: Staff) -> 
 
 
 @router.post("/tasks/{task_id}/complete", responses=responses(404, 409, 422))
-def complete(task_id: Id, engine: EngineDep, who: Staff, body: CompleteBody | None = None) -> dict[str, Any]:
+def complete(task_id: Id, engine: EngineDep, commands: CommandsDep, who: Staff,
+             body: CompleteBody | None = None) -> dict[str, Any]:
     """Complete a task with its form data; 422 lists every failing field."""
     if body is not None and body.data is not None and not isinstance(body.data, dict):
         raise InputError("data must be a JSON object of field values")
-    engine.complete(task_id, who.user, (body.data if body else None) or {})
+    data = (body.data if body else None) or {}
+    commands.run(lambda e: e.complete(task_id, who.user, data))
     return jsonable(engine.task(task_id))
