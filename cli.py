@@ -463,8 +463,10 @@ def instances(c: Ctx, status: str | None, key: str | None, business_key: str | N
 def show(c: Ctx, instance_id: int, as_json: bool) -> None:
     """Show an instance: status, data, tasks, what it waits for."""
     d = c.engine.instance(instance_id)
+    # Work waiting outside the engine's own steps: external tasks and in-process handler steps.
+    external = c.engine.external_tasks(instance_id=instance_id, state="any", handlers=True)
     if as_json:
-        dump_json(d)
+        dump_json({**d, "external_tasks": external})
         return
     click.echo(f"instance {d['id']}  {d['key']} v{d['version']}  {d['status']}"
                + (f"  business key {d['business_key']}" if d["business_key"] else ""))
@@ -478,6 +480,15 @@ def show(c: Ctx, instance_id: int, as_json: bool) -> None:
                for w in d["waiting"]], [("element", "ELEMENT"), ("name", "NAME"), ("event", "EVENT"), ("due", "DUE")])
     click.echo("tasks:")
     _print_tasks(d["tasks"], with_state=True)
+    if external:
+        click.echo("external tasks:")
+        table([{"id": x["id"], "element": x["element_id"], "topic": x["topic"] if not x["handler"] else "",
+                "handler": x["handler"] or "", "state": x["state"], "locked_by": x["worker_id"] or "",
+                "until": x["lock_expires_at"] if x["worker_id"] else "",
+                "retries": "" if x["retries"] is None else x["retries"], "error": x["error_message"] or ""}
+               for x in external],
+              [("id", "ID"), ("element", "ELEMENT"), ("topic", "TOPIC"), ("handler", "HANDLER"), ("state", "STATE"),
+               ("locked_by", "LOCKED BY"), ("until", "LOCK UNTIL"), ("retries", "RETRIES"), ("error", "ERROR")])
 
 
 @main.command()

@@ -264,10 +264,13 @@ def _check_all_completed(eng: Any, expected: int) -> None:
 def _state_size(eng: Any) -> int:
     from sqlalchemy import func, select
 
-    from storage.models import Instance
+    from storage.models import Instance, StatePart
 
-    with eng._tx() as s:
-        return int(s.scalar(select(func.max(func.length(Instance.state)))) or 0)
+    with eng._tx() as s:  # the head and the parts of the largest state
+        heads = dict(s.execute(select(Instance.id, func.length(Instance.state_head))).all())
+        parts = dict(s.execute(select(StatePart.instance_id, func.sum(func.length(StatePart.body)))
+                               .group_by(StatePart.instance_id)).all())
+        return int(max((heads[i] + int(parts.get(i) or 0) for i in heads), default=0))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -280,7 +283,7 @@ PROFILE_POINTS = [
     ("  Engine._sync_clock (settings read per tx)", "engine/base.py", "_sync_clock"),
     ("  Engine._dir (directory stamp read)", "engine/base.py", "_dir"),
     ("  Engine._load_run (lock + load state)", "engine/instances.py", "_load_run"),
-    ("    StateSerializer.loads (0 calls: engine cache hit)", "engine/spiff.py", "loads"),
+    ("    StateSerializer.loads (0 calls: engine cache hit)", "engine/state.py", "loads"),
     ("  forms.validate (jsonschema)", "engine/forms.py", "validate"),
     ("  Run.apply (Spiff steps, engine/apply.py)", "engine/run.py", "_guard"),
     ("  Run.finish (projection + save)", "engine/run.py", "finish"),
@@ -288,7 +291,7 @@ PROFILE_POINTS = [
     ("    sync_timers", "engine/deadlines.py", "sync_timers"),
     ("    Run._sync_subscriptions", "engine/run.py", "_sync_subscriptions"),
     ("    Run._create_task", "engine/run.py", "_create_task"),
-    ("    StateSerializer.dumps (serialize)", "engine/spiff.py", "dumps"),
+    ("    StateSerializer.dumps (serialize)", "engine/state.py", "dumps"),
     ("  history.append (hash chain)", "engine/history.py", "append"),
     ("  Session.flush (ORM -> SQL)", "sqlalchemy/orm/session.py", "flush"),
     ("  Session.commit", "sqlalchemy/orm/session.py", "commit"),

@@ -223,10 +223,28 @@ class _Reader:
             built = self.engine._built(d)
             wf = self.engine.serializer.loads(inst.state, built.spec, built.subprocess_specs,
                                               self.engine.script_engine)
+            cut = []
             for t in rows:
-                task = wf.get_task_from_id(UUID(t.spiff_id))
-                out[t.id] = dict(task.data) if task is not None else {}
+                task = _task_in(wf, UUID(t.spiff_id))
+                if task is not None:
+                    out[t.id] = dict(task.data)
+                else:
+                    cut.append(t)
+            if cut:  # completed tasks pruned from the tree: their data as the history replays it
+                replayed = self._replayed_task_data(iid, built)
+                for t in cut:
+                    out[t.id] = dict(replayed.get(t.spiff_id) or {})
         return out
+
+    def _replayed_task_data(self, instance_id: int, built: Any) -> dict[str, dict[str, Any]]:
+        from engine.audit import Auditor
+        from engine.replay import replay_events
+
+        auditor = Auditor(self.engine)
+        events = auditor._events(self.s, instance_id)
+        result = replay_events(instance_id, built, events, auditor._directories(self.s), self.engine.serializer,
+                               keep_steps=False, built_for=auditor._built_for(self.s, events))
+        return result.task_data
 
     def case_department(self, t: HumanTask) -> str | None:
         dept = self._case_data.get(t.id, {}).get("department")
@@ -655,3 +673,10 @@ def format_report(report: dict[str, Any]) -> str:
     else:
         lines.append("not evaluated in the window" if windowed else "not evaluated yet")
     return "\n".join(lines)
+
+
+def _task_in(wf: Any, task_id: UUID) -> Any:
+    """The task of `wf` (or of one of its subprocesses) with this id, or None."""
+    if task_id in wf.tasks:
+        return wf.tasks[task_id]
+    return next((sp.tasks[task_id] for sp in wf.subprocesses.values() if task_id in sp.tasks), None)

@@ -173,7 +173,7 @@ def _external(wf: BpmnWorkflow, kind: str, p: dict[str, Any], at: datetime, buil
     from .external import apply_error, apply_result
 
     t = _task(wf, p, TaskState.STARTED, "external task")
-    if kind == "external_task_bpmn_error":
+    if kind in ("external_task_bpmn_error", "handler_bpmn_error"):
         apply_error(t, str(p.get("code")), p.get("data") or {})
     else:  # external_task_completed, handler_completed
         apply_result(t, p.get("data") or {})
@@ -188,5 +188,6 @@ _APPLY: dict[str, Callable[[Any, str, dict[str, Any], datetime, Any], Applied]] 
     "timer_fired": _timer_pass,
     "instance_cancelled": _cancelled,
     **dict.fromkeys(MODIFICATIONS, _modified),
-    **dict.fromkeys(("external_task_completed", "external_task_bpmn_error", "handler_completed"), _external),
+    **dict.fromkeys(("external_task_completed", "external_task_bpmn_error", "handler_completed",
+                      "handler_bpmn_error"), _external),
 }

@@ -19,7 +19,7 @@ from .definitions import build
 from .errors import InputError, NotFound
 from .replay import ReplayResult, replay_events
 from .seals import SealHeadView, SealView, check_seals, sealed_but_gone
-from .spiff import StateSerializer
+from .state import StateSerializer
 
 EXPORT_FORMAT = "tigao-audit/1"
 

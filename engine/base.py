@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from .definitions import BuiltCache
     from .run import Run
     from .scripting import TigaoScriptEngine
-    from .spiff import StateSerializer
+    from .state import StateSerializer
 # SpiffWorkflow, lxml and jsonschema (definitions, scripting, spiff, forms) are imported where they
 # are used, so that reading the projections (a task list) starts without them.
 
@@ -78,7 +78,7 @@ class EngineBase:
     @property
     def serializer(self) -> StateSerializer:
         if self._serializer is None:
-            from .spiff import StateSerializer
+            from .state import StateSerializer
 
             self._serializer = StateSerializer()
         return self._serializer

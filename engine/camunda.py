@@ -61,6 +61,15 @@ class InclusiveGatewayParser(ConditionalGatewayParser):
         super().connect_outgoing(outgoing_task, sequence_flow_node, is_default)
 
 
+def catch_or_drop(top: Any, event: Any) -> None:
+    """Throw a message inside the instance. Camunda: without a payload expression it carries no
+    payload, and one nothing in the instance catches goes nowhere. SpiffWorkflow would keep the
+    latter in `bpmn_events` for a caller that delivers events elsewhere, which nothing here does, so
+    it would pile up in the stored state with every throw."""
+    top.catch(event)
+    top.bpmn_events = [e for e in top.bpmn_events if e is not event]
+
+
 def check_process(name: str, root: etree._Element, proc: etree._Element, lanes: dict[str, Any],
                   problems: list[Problem], warnings: list[Problem]) -> None:
     """Camunda's structural rules for one executable process (see the module docstring)."""

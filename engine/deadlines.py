@@ -161,7 +161,7 @@ class Fired:
     instance_id: int | None
     element_id: str | None
     due_at: datetime
-    outcome: str  # fired | skipped | failed
+    outcome: str  # fired | skipped | failed | retrying (due again later: a retry cycle)
 
 
 class Worker:
@@ -310,17 +310,27 @@ class Worker:
             timer = self._claim(s, now, set(), timer_id)
             if timer is None:
                 return None  # another worker took it over meanwhile
+            message = exc.message
+            if timer.kind == "handler" and not getattr(exc, "uncaught_bpmn_error", False):
+                # camunda:failedJobRetryTimeCycle (engine/retry_cycle.py); an uncaught BPMN error is not retried
+                from .handlers import retry_later
+
+                verdict = retry_later(self.engine, s, timer, message, now)
+                if verdict == "retry":
+                    return Fired(timer.id, timer.kind, timer.instance_id, timer.element_id, timer.due_at, "retrying")
+                if verdict:
+                    message = f"{message} ({verdict})"
             timer.state = "failed"
-            timer.error = exc.message
+            timer.error = message
             timer.fired_at = now
-            log.error("timer %s (instance %s) failed: %s", timer.id, timer.instance_id, exc.message)
+            log.error("timer %s (instance %s) failed: %s", timer.id, timer.instance_id, message)
             if timer.instance_id is not None:
                 inst = s.get(Instance, timer.instance_id)
                 if inst is not None:
                     history.append(s, inst, "script_failed", now, "system",
-                                   {"error": exc.message, "timer": timer.id}, element_id=timer.element_id)
+                                   {"error": message, "timer": timer.id}, element_id=timer.element_id)
             open_incident(s, s.get(Instance, timer.instance_id) if timer.instance_id is not None else None,
-                          "handler" if timer.kind == "handler" else "timer", timer.element_id, exc.message,
+                          "handler" if timer.kind == "handler" else "timer", timer.element_id, message,
                           f"timer:{timer.id}", now)
             return Fired(timer.id, timer.kind, timer.instance_id, timer.element_id, timer.due_at, "failed")
 

@@ -32,7 +32,7 @@ from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
-from . import camunda, camunda_forms, camunda_io, cron, feel, handlers, services, unsupported
+from . import camunda, camunda_forms, camunda_io, camunda_start, cron, feel, handlers, services, unsupported
 from .assignment import Directory
 from .errors import DefinitionError, InputError, Problem
 from .juel import JuelError, expression_source
@@ -243,6 +243,7 @@ class ProcessInfo:
     # Where each called process / decision is referenced: (element id, line).
     references: dict[str, tuple[str | None, int | None]] = field(default_factory=dict)
     dynamic_call: bool = False  # a calledElement="${...}": every process of the bundle may be called
+    start: Any = None  # camunda_start.StartInfo: the initiator variable and the start form
 
 
 @dataclass
@@ -547,19 +548,7 @@ def _analyse_bpmn(name: str, root: etree._Element, bundle: Bundle, forms: dict[s
                 info.references.setdefault(f"decision:{ref}", (brt.get("id"), brt.sourceline))
         for tdef in proc.iterfind(".//bpmn:timerEventDefinition", NS):
             _check_timer(name, tdef, problems, info)
-        for start in proc.iterfind("bpmn:startEvent", NS):
-            public_form = start.find("bpmn:extensionElements/camunda:properties/camunda:property"
-                                     "[@name='tigao.publicForm']", NS)
-            if public_form is not None and public_form.get("value"):  # the public start form (engine/public.py)
-                info.form_keys.add(str(public_form.get("value")))
-                if str(public_form.get("value")) not in forms:
-                    problems.append(Problem(name, f"public form '{public_form.get('value')}' has no schema",
-                                            element=start.get("id"), line=public_form.sourceline))
-            msg = start.find("bpmn:messageEventDefinition", NS)
-            if msg is not None:
-                ref = msg.get("messageRef")
-                message = root.find(f"bpmn:message[@id='{ref}']", NS) if ref else None
-                info.message_starts.append(str(message.get("name") if message is not None else start.get("name")))
+        info.start = camunda_start.analyse(name, root, proc, bundle.files, forms, problems, info)
         for tag in ("userTask", "manualTask"):
             for task in proc.iterfind(f".//bpmn:{tag}", NS):
                 meta = _task_meta(name, task, lanes, problems)

@@ -125,16 +125,44 @@ def apply_result(t: Any, data: dict[str, Any]) -> None:
     t.complete()
 
 
-def catching_boundary(t: Any, code: str) -> Any | None:
-    """The error boundary event of task `t` that catches `code`, if any."""
+def _catches(ev: Any, code: str) -> bool:
     from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import ErrorEventDefinition
 
-    parent = t.parent
-    for c in (parent.children if parent is not None else []):
-        ev = getattr(c.task_spec, "event_definition", None)
-        if c is not t and isinstance(ev, ErrorEventDefinition) and ev.code in (None, code):
-            return c
+    return isinstance(ev, ErrorEventDefinition) and ev.code in (None, code)
+
+
+def catching_boundary(t: Any, code: str) -> Any | None:
+    """What catches BPMN error `code` thrown by the work of task `t`, innermost scope first: an error
+    boundary event of `t`; at each scope around it (an embedded subprocess, a call activity, the
+    process), an error event subprocess of that scope waiting at its start, then an error boundary
+    event of the activity that is the scope. None when nothing does."""
+    from SpiffWorkflow.bpmn.specs.defaults import StartEvent
+    from SpiffWorkflow.util.task import TaskState
+
+    top = t.workflow.top_workflow
+    node = t
+    while node is not None:
+        parent = node.parent
+        for c in (parent.children if parent is not None else []):
+            if c is not node and _catches(getattr(c.task_spec, "event_definition", None), code):
+                return c
+        scope = node.workflow
+        for sub in top.subprocesses.values():  # event subprocesses of this scope, waiting at their start
+            if sub.parent_workflow is scope:
+                for w in sub.tasks.values():
+                    if isinstance(w.task_spec, StartEvent) and w.state == TaskState.WAITING \
+                            and _catches(getattr(w.task_spec, "event_definition", None), code):
+                        return w
+        if scope is top or getattr(scope, "parent_task_id", None) is None:
+            return None
+        node = top.get_task_from_id(scope.parent_task_id)
     return None
+
+
+def uncaught_message(element_id: str, code: str) -> str:
+    return (f"BPMN error '{code}' from {element_id} is caught by no error boundary event or error event "
+            f"subprocess around {element_id}; add one to the diagram (the error's errorCode must be "
+            f"'{code}'), or report a failure instead")
 
 
 def apply_error(t: Any, code: str, data: dict[str, Any]) -> None:
@@ -251,7 +279,9 @@ class ExternalTaskApi:
 
     def bpmn_error(self: Engine, task_id: int, worker_id: str, code: str, message: str | None = None,
                    variables: dict[str, Any] | None = None, actor: str | None = None) -> None:
-        """The lock holder reports a business error; the task's error boundary event catches it."""
+        """The lock holder reports a business error: an error boundary event of the task, or of a
+        subprocess around it, or an error event subprocess catches it; when nothing does, an
+        incident opens and the task waits (`tigao retry` lets a worker fetch it again)."""
         data = check_data(variables)
         if not code or not str(code).strip():
             raise InputError("give an errorCode: the boundary event that catches it names the same code")
@@ -260,8 +290,16 @@ class ExternalTaskApi:
             row = self._locked_row(run.s, task_id, worker_id)
             t = self._started_task(run, row)
             if catching_boundary(t, code) is None:
-                raise Conflict(f"no error boundary event of {row.element_id} catches error code '{code}'; "
-                               "add one to the diagram, or report a failure instead")
+                # Nothing around the task catches it: the task waits for an operator (an incident).
+                run.event("external_task_bpmn_error_uncaught", actor or worker_id,
+                          {"external_task": row.id, "spiff_id": row.spiff_id, "worker": worker_id, "code": code,
+                           "message": message}, element_id=row.element_id)
+                row.retries, row.lock_owner, row.lock_expires_at = 0, None, None
+                row.error_message = f"BPMN error {code}" + (f": {message}" if message else "")
+                open_incident(run.s, run.inst, "external", row.element_id,
+                              f"{uncaught_message(row.element_id, code)} (external task {row.id})",
+                              f"external:{row.id}", run.now, actor or worker_id)
+                return
             run.event("external_task_bpmn_error", actor or worker_id,
                       {"external_task": row.id, "spiff_id": row.spiff_id, "worker": worker_id, "code": code,
                        "message": message, "data": data}, element_id=row.element_id)
@@ -292,13 +330,25 @@ class ExternalTaskApi:
             inst = s.get(Instance, row.instance_id)
             assert inst is not None
             now = self.clock.now()
-            left = retries if retries is not None else max((row.retries or 1) - 1, 0)
+            from .retry_cycle import of_element
+
+            # camunda:failedJobRetryTimeCycle fills in what the worker leaves out (engine/retry_cycle.py).
+            cycle = of_element(self._instance_built(s, row.instance_id)[2], row.element_id)
+            if retries is not None:
+                left = retries
+            elif cycle is not None:
+                left = cycle.left_after_failure(row.retries)
+            else:
+                left = max((row.retries or 1) - 1, 0)
             row.retries, row.error_message, row.error_details = left, (message or "")[:4000], details
             row.lock_owner, row.lock_expires_at = None, None
             row.not_before = now + timedelta(milliseconds=retry_timeout) if retry_timeout else None
+            if not retry_timeout and cycle is not None and left > 0:
+                row.not_before = cycle.next_due(now, left)
             history.append(s, inst, "external_task_failed", now, actor or worker_id,
                            {"external_task": row.id, "spiff_id": row.spiff_id, "worker": worker_id,
-                            "message": message, "retries": left, "retry_timeout": retry_timeout},
+                            "message": message, "retries": left, "retry_timeout": retry_timeout,
+                            "not_before": row.not_before.isoformat() if row.not_before else None},
                            element_id=row.element_id)
             if left == 0:
                 open_incident(s, inst, "external", row.element_id, f"{message or 'no message'} (external task {row.id}, "
@@ -362,7 +412,7 @@ class ExternalTaskApi:
 # Replay: the recorded results are applied; locks and failures must find their task waiting
 
 REPLAYED = frozenset({"external_task_created", "external_task_completed", "external_task_bpmn_error",
-                      "handler_completed", "external_task_locked", "external_task_failed",
+                      "handler_completed", "handler_bpmn_error", "external_task_locked", "external_task_failed",
                       "external_task_lock_extended", "external_task_unlocked", "external_task_cancelled"})
 
 

@@ -50,6 +50,16 @@ class HandlerContext:
         self.notices.append((recipient, message))
 
 
+class BpmnError(Exception):
+    """Raised by a handler for a business error the diagram handles: an error boundary event of the
+    task (or of a subprocess around it), or an error event subprocess, whose errorCode is `code`,
+    takes the flow, with `variables` set. When nothing catches it, the step opens an incident."""
+
+    def __init__(self, code: str, message: str | None = None, variables: dict[str, Any] | None = None):
+        super().__init__(message or code)
+        self.code, self.message, self.variables = str(code), message, dict(variables or {})
+
+
 def register(name: str, handler: Handler) -> None:
     """Register a handler in this process (tests, or an application embedding the engine)."""
     with _LOCK:
@@ -139,6 +149,9 @@ def run_step(engine: Any, s: Any, timer: Any, inst: Any) -> None:
         if not isinstance(result, dict):
             raise TypeError(f"it returned {type(result).__name__}, not an object of variables")
         ensure_json(result)
+    except BpmnError as exc:
+        _bpmn_error(run, row, t, exc, ctx)
+        return
     except Exception as exc:  # noqa: BLE001 - a handler is someone else's code: any failure is an incident
         err = ScriptError(f"handler '{row.handler}' at {row.element_id} failed: "
                           f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
@@ -151,3 +164,62 @@ def run_step(engine: Any, s: Any, timer: Any, inst: Any) -> None:
     row.state, row.ended_at = "completed", run.now
     run.apply("handler_completed", {"spiff_id": row.spiff_id, "data": result})
     run.finish("system")
+
+
+def _bpmn_error(run: Any, row: Any, t: Any, exc: BpmnError, ctx: HandlerContext) -> None:
+    """A handler's BPMN error: recorded (an input replay applies) and caught by the innermost error
+    boundary event or error event subprocess around the task; uncaught, a ScriptError (an incident,
+    never retried: trying again throws the same error)."""
+    from storage.models import Notification
+
+    from .errors import ScriptError
+    from .external import catching_boundary, uncaught_message
+    from .scripting import ensure_json
+
+    if catching_boundary(t, exc.code) is None:
+        err = ScriptError(f"handler '{row.handler}': {uncaught_message(row.element_id, exc.code)}")
+        err.element = row.element_id  # type: ignore[attr-defined]
+        err.uncaught_bpmn_error = True  # type: ignore[attr-defined]
+        raise err
+    try:
+        ensure_json(exc.variables)
+    except ValueError as bad:
+        raise ScriptError(f"handler '{row.handler}' at {row.element_id}: the variables of BPMN error "
+                          f"'{exc.code}' are not JSON ({bad})") from bad
+    run.event("handler_bpmn_error", "system", {"external_task": row.id, "spiff_id": row.spiff_id,
+                                               "handler": row.handler, "code": exc.code, "message": exc.message,
+                                               "data": exc.variables}, element_id=row.element_id)
+    for recipient, message in ctx.notices:
+        run.s.add(Notification(recipient=recipient, at=run.now, kind="handler", instance_id=run.inst.id,
+                               message=message))
+    row.state, row.ended_at = "completed", run.now
+    row.error_message = f"BPMN error {exc.code}" + (f": {exc.message}" if exc.message else "")
+    run.apply("handler_bpmn_error", {"spiff_id": row.spiff_id, "code": exc.code, "data": exc.variables})
+    run.finish("system")
+
+
+def retry_later(engine: Any, s: Any, timer: Any, message: str, now: datetime) -> str | None:
+    """After a handler step failed (and rolled back): with a retry cycle on its element and attempts
+    left, record the failure and make the step due again after the cycle's interval ("retry").
+    Otherwise None (no cycle), or the reason the incident gets (the cycle is used up)."""
+    from storage.models import ExternalTask, Instance
+
+    from . import history
+    from .retry_cycle import of_element
+
+    row = s.get(ExternalTask, int((timer.payload or {}).get("external_task", 0)))
+    inst = s.get(Instance, timer.instance_id) if timer.instance_id is not None else None
+    if row is None or inst is None:
+        return None
+    cycle = of_element(engine._instance_built(s, inst.id)[2], row.element_id)
+    if cycle is None:
+        return None
+    left = cycle.left_after_failure(row.retries)
+    row.retries, row.error_message = left, message[:4000]
+    if left == 0:
+        return f"no retries left after {cycle.attempts} attempt(s), retry cycle {cycle.text}"
+    timer.due_at = cycle.next_due(now, left)
+    history.append(s, inst, "handler_failed", now, "system",
+                   {"external_task": row.id, "spiff_id": row.spiff_id, "handler": row.handler, "error": message,
+                    "retries": left, "next_attempt_at": timer.due_at.isoformat()}, element_id=row.element_id)
+    return "retry"

@@ -23,7 +23,7 @@ GENESIS = "0" * 64
 # engine did in response, and replay checks them.
 INPUT_TYPES = frozenset({"instance_started", "task_completed", "message_received", "timer_fired",
                          "instance_cancelled", "external_task_completed", "external_task_bpmn_error",
-                         "handler_completed", "signal_received",
+                         "handler_completed", "handler_bpmn_error", "signal_received",
                          # an administrator's changes (engine/modify.py)
                          "instance_migrated", "activity_cancelled", "started_before", "variable_set"})
 

@@ -123,6 +123,10 @@ def element_states(wf: Any) -> dict[str, ElementState]:
                 cancelled.add(bid)
             elif t.state == TaskState.ERROR:
                 failed.add(bid)
+    from .prune import pruned_elements
+
+    for bid, state in pruned_elements(wf).items():  # what pruning cut from the tree
+        (done if state == "completed" else cancelled).add(bid)
     return _combine(active, waiting, Counter(done), cancelled, failed)
 
 

@@ -41,6 +41,9 @@ class InstanceApi:
             if info.message_starts and not _has_plain_start(built):
                 raise InputError(f"process '{key}' starts when message '{info.message_starts[0]}' arrives; "
                                  f"send it with 'tigao message {info.message_starts[0]}'")
+            from .camunda_start import with_start_form
+
+            data = with_start_form(info.start, built.forms, data)  # the start form, with its defaults
             run = self._new_run(s, d, built, data, business_key, actor, {"via": "start"})
             run.finish(actor)
             return run.inst.id
@@ -49,9 +52,11 @@ class InstanceApi:
                  actor: str | None, how: dict[str, Any]) -> Run:
         """A new instance of `d`, started (its `instance_started` input applied and recorded)."""
         from .apply import new_workflow
+        from .camunda_start import initiator_data
 
         now = self.clock.now()
         self._dir(s)
+        data = {**data, **initiator_data(built.analysis.processes[d.key].start, how, actor)}  # camunda:initiator
         wf = new_workflow(built, self.script_engine)
         inst = Instance(definition_id=d.id, process_key=d.key, business_key=business_key, status="running",
                         state="", started_at=now, started_by=actor, last_seq=0, last_hash=history.GENESIS)

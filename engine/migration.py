@@ -96,6 +96,9 @@ def migrate(wf: Any, new_spec: Any, new_subs: dict[str, Any], mapping: dict[str,
                 moved += 1
             elif t.has_state(PENDING):
                 w._remove_task(t.id)
+            elif t.parent is None:  # a finished root (pruning re-roots the tree at a finished task)
+                dropped += 1
+                t.task_spec = target.start  # it keeps its data; its element is gone
             else:  # finished, and gone from the new version: splice it out of the tree
                 dropped += 1
                 _splice(w, t)

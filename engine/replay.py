@@ -9,11 +9,14 @@ recorded task ids to replayed ones, and the divergence messages.
 
 from __future__ import annotations
 
+from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Callable
+from uuid import UUID
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import TaskNotFoundException
 from SpiffWorkflow.util.task import TaskState
 
 from .assignment import Directory
@@ -24,7 +27,8 @@ from .apply import MODIFICATIONS, NoTarget, apply_input, new_workflow
 from .external import REPLAYED, replay_external
 from .history import INPUT_TYPES
 from .scripting import TigaoScriptEngine
-from .spiff import StateSerializer, fingerprint, pop_thrown_signals
+from .spiff import fingerprint, pop_thrown_signals
+from .state import StateSerializer
 
 # Inputs replayed with their recorded payload as it is (no task id of the live run to map).
 AS_RECORDED = frozenset({"message_received", "signal_received", "instance_cancelled"}) | MODIFICATIONS
@@ -54,6 +58,9 @@ class ReplayResult:
     divergence: Failure | None = None
     matches_stored: bool | None = None
     workflow: BpmnWorkflow | None = None
+    # Recorded spiff id -> the human task's data when it was completed (or created, if still
+    # open): what a report reads of tasks that pruning has cut from the stored tree.
+    task_data: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -75,6 +82,7 @@ class _Replayer:
         self.wf: BpmnWorkflow | None = None
         self.mapping: dict[str, str] = {}  # recorded spiff id -> replayed spiff id
         self.external_mapping: dict[str, str] = {}  # the same for external tasks (engine/external.py)
+        self.task_data: dict[str, dict[str, Any]] = {}  # recorded spiff id -> the task's data
         self.unclaimed: list[Any] = []
 
     def _new_ready(self) -> list[Any]:
@@ -102,6 +110,7 @@ class _Replayer:
                 self.built = self.built_for(e.definition_id)
             self.wf = new_workflow(self.built, self.se)
             self._apply(e, p)
+            self.serializer.prune(self.wf)  # as the live command does when it saves
             self.unclaimed = self._new_ready()
             return None
         if self.wf is None:
@@ -109,7 +118,12 @@ class _Replayer:
         try:
             if e.type == "task_completed":
                 # The recorded task id names the live task: the replay has its own.
-                self._apply(e, {**p, "spiff_id": self.mapping.get(p.get("spiff_id", ""))})
+                rec = p.get("spiff_id", "")
+                sid = self.mapping.get(rec)
+                t = self._ready(sid)
+                if t is not None:  # the data it completed with, kept before pruning may drop the task
+                    self.task_data[rec] = deepcopy({**t.data, **(p.get("data") or {})})
+                self._apply(e, {**p, "spiff_id": sid})
             elif e.type in AS_RECORDED:
                 self._apply(e, p)
             elif e.type == "timer_fired":
@@ -133,6 +147,7 @@ class _Replayer:
                 return None
         except NoTarget as exc:
             return _no_target(e, exc)
+        self.serializer.prune(self.wf)  # as the live command does when it saves
         self.unclaimed = self._new_ready()
         return None
 
@@ -144,7 +159,17 @@ class _Replayer:
             return f"task {e.task_id} ({e.element_id}) was created, but the replay has no such new task"
         self.unclaimed.remove(match)
         self.mapping[e.payload["spiff_id"]] = str(match.id)
+        self.task_data[e.payload["spiff_id"]] = deepcopy(match.data)
         return None
+
+    def _ready(self, sid: str | None) -> Any:
+        """The replayed task `sid` if it is open, else None."""
+        assert self.wf is not None
+        try:
+            t = self.wf.get_task_from_id(UUID(sid)) if sid else None
+        except (ValueError, TaskNotFoundException):
+            return None
+        return t if t is not None and t.state == TaskState.READY else None
 
 
 def _no_target(e: EventRecord, exc: NoTarget) -> str:
@@ -207,8 +232,10 @@ def replay_events(instance_id: int, built: Built, events: list[EventRecord], dir
         if upto is not None and e.seq >= upto:
             break
     result.workflow = r.wf
+    result.task_data = r.task_data
     if result.divergence is None and stored_state is not None and upto is None and r.wf is not None:
         stored = serializer.loads(stored_state, r.built.spec, r.built.subprocess_specs, r.se)
+        serializer.prune(stored)  # a state saved before pruning existed compares as it is saved now
         a, b = fingerprint(r.wf), fingerprint(stored)
         result.matches_stored = a == b
         if a != b:

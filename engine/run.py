@@ -144,8 +144,9 @@ class Run:
                 inst.status = "completed"
                 inst.ended_at = now
                 self.event("instance_completed", actor, {"data": process_data(self.wf)})
+        self.engine.serializer.prune(self.wf)  # completed work leaves the tree (engine/prune.py)
         try:
-            inst.state = self.engine.serializer.dumps(self.wf)
+            self.engine.serializer.store(inst, self.wf)  # the parts that changed (storage/state_parts.py)
         except (TypeError, ValueError) as exc:
             raise ScriptError(f"process data is not JSON-serialisable ({exc}); scripts must produce JSON values") \
                 from exc

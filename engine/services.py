@@ -10,8 +10,9 @@ is one of:
   under the entry point group ``tigao.handlers`` as ``name`` (engine/handlers.py), run by the worker.
 
 Anything else (no implementation, a connector, a name no handler is registered under) would wait
-forever, so it is refused at deployment, naming the element and the fix; so is a business rule
-task written this way (SpiffWorkflow's parser needs its decision). SpiffWorkflow leaves a
+forever, so it is refused at deployment, naming the element and the fix. A business rule task
+written this way (and without a `camunda:decisionRef`) is parsed as a service task and runs the
+same way; one naming both a decision and an implementation is refused. SpiffWorkflow leaves a
 service task STARTED when it runs it; the engine keeps every such task STARTED (the wait state) and
 projects it into `external_tasks` until its result arrives.
 """
@@ -44,6 +45,7 @@ class ServiceMeta:
     handler: str | None = None
     priority: str | None = None
     retries: str | None = None
+    retry_cycle: str | None = None  # camunda:failedJobRetryTimeCycle as written (engine/retry_cycle.py)
 
     @property
     def external(self) -> bool:
@@ -85,11 +87,18 @@ def meta_of(el: etree._Element) -> ServiceMeta | None:
     eid = str(el.get("id"))
     if _attr(node, "type") == "external":
         return ServiceMeta(eid, topic=_attr(node, "topic") or "", priority=_attr(node, "taskPriority"),
-                           retries=_retries(el))
+                           retries=_retries(el), retry_cycle=_cycle_text(el))
     name = handler_name(node)
     if name:
-        return ServiceMeta(eid, handler=name, retries=_retries(el))
+        return ServiceMeta(eid, handler=name, retries=_retries(el), retry_cycle=_cycle_text(el))
     return None
+
+
+def _cycle_text(el: etree._Element) -> str | None:
+    node = el.find("bpmn:extensionElements/camunda:failedJobRetryTimeCycle", NS)
+    if node is None:
+        return None
+    return " ".join((node.text or "").split()) or ""
 
 
 def _retries(el: etree._Element) -> str | None:
@@ -127,10 +136,19 @@ def check(file: str, proc: etree._Element, problems: list[Problem], registered: 
             node = _implementation_node(el)
             kind = _attr(node, "type")
             meta = meta_of(el)
-            if tag == "businessRuleTask" and meta is not None:
-                problems.append(Problem(file, "a business rule task run outside the engine is not supported; make "
-                                              "it a serviceTask with the same camunda:type/topic or handler, or "
-                                              "give it a camunda:decisionRef", element=eid, line=el.sourceline))
+            if meta is not None and meta.retry_cycle is not None:
+                from .retry_cycle import parse
+
+                try:
+                    parse(meta.retry_cycle)
+                except ValueError as exc:
+                    problems.append(Problem(file, f"{exc}; write Rn/DURATION (R3/PT5M: three attempts, five "
+                                                  "minutes apart) or a list of durations (PT1M,PT10M)",
+                                            element=eid, line=el.sourceline))
+            if tag == "businessRuleTask" and meta is not None and el.get(f"{{{CAMUNDA_NS}}}decisionRef"):
+                problems.append(Problem(file, "business rule task names both a decision (camunda:decisionRef) and "
+                                              "an implementation (camunda:type or a handler); keep one of them",
+                                        element=eid, line=el.sourceline))
             elif kind is not None and kind != "external":
                 problems.append(Problem(file, f"camunda:type='{kind}' is not supported; use "
                                               "camunda:type=\"external\" with a camunda:topic", element=eid,
@@ -152,6 +170,36 @@ def check(file: str, proc: etree._Element, problems: list[Problem], registered: 
                                               "task (camunda:type=\"external\" camunda:topic=\"...\") or name a "
                                               "registered handler (camunda:delegateExpression=\"${name}\")",
                                         element=eid, line=el.sourceline))
+
+
+def _business_rule_parser() -> type:
+    """The parser of `bpmn:businessRuleTask`: one written as a service (`camunda:type="external"` or a
+    handler, no `camunda:decisionRef`) becomes a service task, as Camunda runs it; any other is a
+    DMN decision as before."""
+    from SpiffWorkflow.bpmn.specs.defaults import ServiceTask
+    from SpiffWorkflow.camunda.parser.task_spec import BusinessRuleTaskParser
+
+    class ServiceAwareBusinessRuleTaskParser(BusinessRuleTaskParser):  # type: ignore[misc]
+        def create_task(self) -> Any:
+            if not self.node.get(f"{{{CAMUNDA_NS}}}decisionRef") and meta_of(self.node) is not None:
+                return ServiceTask(self.spec, self.bpmn_id, **self.bpmn_attributes)
+            return super().create_task()
+
+        @staticmethod
+        def get_decision_ref(node: Any) -> Any:
+            # Read by the parser for every business rule task, including the ones run as services.
+            return node.attrib.get(f"{{{CAMUNDA_NS}}}decisionRef")
+
+    return ServiceAwareBusinessRuleTaskParser
+
+
+def _business_rule() -> tuple[type, type]:
+    from SpiffWorkflow.camunda.specs.business_rule_task import BusinessRuleTask
+
+    return _business_rule_parser(), BusinessRuleTask
+
+
+BUSINESS_RULE = _business_rule()  # (parser, spec class) of bpmn:businessRuleTask, for engine/spiff.py
 
 
 class _Waits:

@@ -137,3 +137,17 @@ def _start(engine: Engine, d: Any, name: str, data: dict[str, Any], actor: str |
         deliver(run, name, data, actor, origin)
         run.finish(actor)
         return run.inst.id
+
+
+def deliver_to(engine: Engine, instance_id: int, name: str, data: dict[str, Any] | None,
+               actor: str | None) -> None:
+    """Deliver signal `name` to one instance only (Camunda's `executionId`); NotFound if it does not
+    wait for it. Signals the instance throws in turn are broadcast as usual."""
+    from .values import check_data
+
+    payload = check_data(data)
+    if not isinstance(name, str) or not name.strip():
+        from .errors import InputError
+
+        raise InputError("a signal needs a name")
+    engine._run_on(instance_id, actor, lambda run: deliver(run, name, payload, actor, None))

@@ -20,7 +20,6 @@ from typing import Any
 
 from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnParser, full_tag
 from SpiffWorkflow.bpmn.parser.ProcessParser import ProcessParser
-from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.serializer.default.event_definition import TimerConditionalEventDefinitionConverter
 from SpiffWorkflow.bpmn.serializer.default.workflow import (
     BpmnSubWorkflowConverter,
@@ -74,8 +73,8 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.util.task import TaskState
 from SpiffWorkflow.specs.base import TaskSpec
 
-from . import cron, eventsub, links
-from .camunda import InclusiveGatewayParser
+from . import cron, eventsub, links, services
+from .camunda import InclusiveGatewayParser, catch_or_drop
 from . import limits
 from .scripting import is_expression
 from .timeutil import add_iso_duration, parse_cycle, parse_datetime, skip_past
@@ -232,10 +231,9 @@ class TigaoMessageEventDefinition(CamundaMessageEventDefinition):
     unless the diagram names a `camunda:resultVariable` to hold it."""
 
     def throw(self, my_task: Any) -> None:
-        # Camunda: a message thrown without a payload expression carries no payload.
         payload = my_task.workflow.script_engine.evaluate(my_task, self.expression) if self.expression else None
-        my_task.workflow.top_workflow.catch(BpmnEvent(self, payload={"payload": payload,
-                                                                     "result_var": self.result_var}))
+        catch_or_drop(my_task.workflow.top_workflow, BpmnEvent(self, payload={"payload": payload,
+                                                                             "result_var": self.result_var}))
 
     def update_internal_data(self, my_task: Any, event: Any) -> None:
         my_task.internal_data[self.name] = event.payload
@@ -747,6 +745,7 @@ class TigaoParser(CamundaParser):
         full_tag("parallelGateway"): (BpmnParser.PARSER_CLASSES[full_tag("parallelGateway")][0],
                                       TigaoParallelGateway),
         full_tag("inclusiveGateway"): (InclusiveGatewayParser, TigaoInclusiveGateway),
+        full_tag("businessRuleTask"): services.BUSINESS_RULE,  # as a service task too (engine/services.py)
         full_tag("exclusiveGateway"): (InclusiveGatewayParser,
                                        BpmnParser.PARSER_CLASSES[full_tag("exclusiveGateway")][1]),
     })
@@ -853,58 +852,6 @@ def _config() -> dict[Any, Any]:
     return config
 
 
-class StateSerializer:
-    """JSON state of a workflow, without its specs. FORMAT is stamped on every stored state."""
-
-    FORMAT = 1
-
-    def __init__(self) -> None:
-        self._inner = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(_config()))
-
-    def dumps(self, workflow: BpmnWorkflow) -> str:
-        return self._inner.serialize_json(workflow)
-
-    def loads(self, text: str, spec: Any, subprocess_specs: dict[str, Any], script_engine: Any) -> BpmnWorkflow:
-        token = _SPECS.set((spec, subprocess_specs))
-        try:
-            workflow = self._inner.deserialize_json(text)
-        finally:
-            _SPECS.reset(token)
-        workflow.script_engine = script_engine
-        return workflow
-
-    def task_data(self, text: str, task_id: str) -> dict[str, Any] | None:
-        """The data of one task of a stored state, without restoring the workflow: its branch of
-        the tree is read from the JSON and the data deltas applied from the root down, as the
-        full restore does. None if the state has no such task."""
-        import json
-
-        dct = json.loads(text, cls=self._inner.json_decoder_cls)
-        self._inner.migrate(dct)
-        registry = self._inner.registry
-        for tasks in [dct["tasks"], *(sp["tasks"] for sp in dct.get("subprocesses", {}).values())]:
-            if task_id not in tasks:
-                continue
-            chain = []
-            node = tasks.get(task_id)
-            while node is not None:
-                chain.append(node)
-                node = tasks.get(node["parent"]) if node.get("parent") else None
-            data: dict[str, Any] = {}
-            for node in reversed(chain):
-                delta = node.get("delta")
-                if delta and node.get("parent") is not None:
-                    data = dict(data)
-                    data.update(registry.restore(delta.get("updates", {})))
-                    for key in delta.get("deletions", []):
-                        data.pop(key, None)
-                else:
-                    data = registry.restore(node["data"])
-            return data
-        return None
-
-
-
 def force_start_timers(workflow: BpmnWorkflow, now: datetime) -> None:
     """An instance started by a start timer: its timer start event fires once, now.
 
@@ -939,7 +886,9 @@ def comparable_state(state_json: str) -> dict[str, Any]:
             return [norm(v) for v in value]
         return value
 
-    return norm(json.loads(state_json))
+    dct = json.loads(state_json)
+    dct.pop("tigao_parts", None)  # the list of parts a state read from parts carries
+    return norm(dct)
 
 
 def fingerprint(workflow: BpmnWorkflow) -> list[dict[str, Any]]:

@@ -71,14 +71,14 @@ class TaskApi:
         """The data a task sees (its process variables), for filling its form."""
         with self._tx(read=True) as s:
             row = self._task_row(s, task_id)
-            version, state = s.execute(select(Instance.version, Instance.state)
-                                       .where(Instance.id == row.instance_id)).one()
+            inst = s.get(Instance, row.instance_id)
+            version = inst.version
             cached = self._wf_cache.get(row.instance_id)
             if cached is not None and cached[0] == version:
                 t = cached[1].get_task_from_id(UUID(row.spiff_id))
                 return deepcopy(t.data) if t is not None else {}
             # Only the task's own branch of the stored state is read, not the whole workflow.
-            return self.serializer.task_data(state, row.spiff_id) or {}
+            return self.serializer.task_data(inst.state, row.spiff_id) or {}
 
     def task_form(self: Engine, task_id: int) -> dict[str, Any] | None:
         with self._tx(read=True) as s:

@@ -48,3 +48,16 @@ def check(name: str, proc: Any, ns: dict[str, str], problems: list[Problem]) -> 
                 problems.append(Problem(name, "an error start event always interrupts (BPMN); remove "
                                               "isInterrupting=\"false\"", element=start.get("id"),
                                         line=start.sourceline))
+    # An embedded subprocess (or a transaction) starts when the flow reaches it: its start event
+    # must be a plain one; a trigger there would never be waited for (BPMN, and Camunda's parser).
+    for sub in proc.iter(f"{{{ns['bpmn']}}}subProcess", f"{{{ns['bpmn']}}}transaction"):
+        if sub.get("triggeredByEvent") == "true":
+            continue
+        for start in sub.findall("bpmn:startEvent", ns):
+            kinds = [tag for tag in _TRIGGERS if start.find(f"bpmn:{tag}EventDefinition", ns) is not None]
+            if kinds:
+                problems.append(Problem(name, f"the start event of embedded subprocess '{sub.get('id')}' has a "
+                                              f"{kinds[0]} trigger; an embedded subprocess starts when the flow "
+                                              "reaches it: use a plain start event, or make it an event "
+                                              "subprocess (triggeredByEvent) or catch the event before it",
+                                        element=start.get("id"), line=start.sourceline))

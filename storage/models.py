@@ -8,12 +8,16 @@ in the same transaction, so no query ever has to load serialized state.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.orm import DeclarativeBase, Mapped
+from sqlalchemy import select
+from sqlalchemy.ext.hybrid import hybrid_property
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, object_session
 
 from . import schema
+from .state_parts import FORMAT_PARTS, compose
 from .schema import LIST_ORDER, JsonType, UTCDateTime
 
 __all__ = ["LIST_ORDER", "JsonType", "UTCDateTime"]  # re-exported: they used to live here
@@ -54,8 +58,10 @@ class Instance(Base):
     process_key: Mapped[str]
     business_key: Mapped[str | None]
     status: Mapped[str]
-    state: Mapped[str]
+    # `state` reads either format as the whole state (see the hybrid below); the column is the head.
+    state_head: Mapped[str] = column_property(schema.instances.c.state)
     state_format: Mapped[int]
+    state_changes: Mapped[str | None]
     started_at: Mapped[datetime]
     started_by: Mapped[str | None]
     ended_at: Mapped[datetime | None]
@@ -66,7 +72,43 @@ class Instance(Base):
     # state, not when a command only appends history (a claim keeps cached workflows valid).
     version: Mapped[int]
 
-    __mapper_args__ = {"version_id_col": schema.instances.c.version, "version_id_generator": False}
+    __mapper_args__ = {"version_id_col": schema.instances.c.version, "version_id_generator": False,
+                       "exclude_properties": ["state"]}
+
+    @hybrid_property
+    def state(self) -> str:
+        """The whole stored state as one JSON text, whichever format holds it."""
+        if self.state_format != FORMAT_PARTS:
+            return self.state_head
+        session = object_session(self)
+        assert session is not None, "a state in parts is read through the instance's session"
+        rows = session.execute(select(StatePart.part, StatePart.body)
+                               .where(StatePart.instance_id == self.id)).all()
+        return compose(self.state_head, {part: body for part, body in rows})
+
+    @state.inplace.setter
+    def _state_setter(self, text: str) -> None:
+        """Store a whole state (format 1); parts the instance had are dropped."""
+        had_parts = self.state_format == FORMAT_PARTS
+        self.state_head = text
+        self.state_format = 1
+        if had_parts:
+            self.state_changes = json.dumps({"all": True})
+
+    @state.inplace.expression
+    @classmethod
+    def _state_expression(cls) -> Any:
+        return cls.state_head
+
+
+class StatePart(Base):
+    """One part (a task) of an instance's state stored in parts."""
+
+    __table__ = schema.state_parts
+
+    instance_id: Mapped[int]
+    part: Mapped[str]
+    body: Mapped[str]
 
 
 class HumanTask(Base):

@@ -33,7 +33,7 @@ from sqlalchemy.types import TypeDecorator
 
 # The newest Alembic revision (storage/migrations/versions): a database whose `alembic_version`
 # holds it has exactly these tables. tests/test_storage.py checks it against the migrations.
-SCHEMA_REVISION = "0012"
+SCHEMA_REVISION = "0013"
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -102,8 +102,12 @@ instances = Table(
     Column("process_key", String(200), nullable=False),
     Column("business_key", String(200), index=True),
     Column("status", String(20), index=True, nullable=False),
+    # Format 1: the whole SpiffWorkflow state. Format 2: its head, the tasks being rows of
+    # `state_parts` (storage/state_parts.py).
     Column("state", Text, nullable=False),
     Column("state_format", Integer, default=1, nullable=False),
+    # Parts to write, applied to `state_parts` by a trigger in the same UPDATE (then NULL again).
+    Column("state_changes", Text, nullable=True),
     Column("started_at", UTCDateTime, nullable=False),
     Column("started_by", String(200)),
     Column("ended_at", UTCDateTime),
@@ -114,6 +118,15 @@ instances = Table(
     # state, not when a command only appends history (a claim keeps cached workflows valid).
     Column("version", Integer, nullable=False, default=1),
     Index("ix_instances_key_status", "process_key", "status"),
+)
+
+# One part (a task) of an instance's state stored in parts; written by the trigger of migration
+# 0013 from `instances.state_changes`.
+state_parts = Table(
+    "state_parts", metadata,
+    Column("instance_id", ForeignKey("instances.id"), primary_key=True),
+    Column("part", String(64), primary_key=True),
+    Column("body", Text, nullable=False),
 )
 
 

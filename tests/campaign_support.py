@@ -23,17 +23,15 @@ from typing import Any
 
 from lxml import etree
 from sqlalchemy import select
-from SpiffWorkflow.bpmn.specs.mixins.unstructured_join import UnstructuredJoin
-from SpiffWorkflow.util.task import TaskState
 
 from engine import Engine, TaskView, Worker
 from engine_modes import new_engine
+from engine.prune import taken_flows
 from campaign.demo import FORMS, ORG, PROCESSES, prepare_database, reduced_org
 from storage.models import Definition, Instance
 
 CST = timezone(timedelta(hours=8))
 BPMN_NS = "{http://www.omg.org/spec/BPMN/20100524/MODEL}"
-REACHED = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.COMPLETED | TaskState.ERROR
 
 # ---------------------------------------------------------------------------------------------
 # Setting up
@@ -223,25 +221,12 @@ def flows_taken(engine: Engine) -> set[tuple[str, str]]:
             assert d is not None
             built = engine._built(d)
             wf = engine.serializer.loads(inst.state, built.spec, built.subprocess_specs, engine.script_engine)
-            for task in wf.get_tasks():
-                parent = task.parent
-                if parent is None or not (task.has_state(REACHED) or _waited_at_join(task)):
-                    continue
-                src = getattr(parent.task_spec, "bpmn_id", None)
-                dst = getattr(task.task_spec, "bpmn_id", None)
-                if not src or not dst:
-                    continue
-                flow = index.get((task.workflow.spec.name, src, dst))
+            # The live tree, and what pruning cut from it (engine/prune.py).
+            for flow_key in taken_flows(wf):
+                flow = index.get(flow_key)
                 if flow is not None:
                     taken.add(flow)
     return taken
-
-
-def _waited_at_join(task: Any) -> bool:
-    """A join's task of a branch that arrived before the others: SpiffWorkflow cancels it when
-    the last branch arrives, but its token did go along the flow into the join."""
-    return (task.has_state(TaskState.CANCELLED) and isinstance(task.task_spec, UnstructuredJoin)
-            and task.parent.has_state(TaskState.COMPLETED))
 
 
 def record_flows(engine: Engine) -> set[tuple[str, str]]:

@@ -119,11 +119,13 @@ def test_verify__changed_stored_state__replay_reports_divergence(engine: Engine,
     complete(engine, iid, "Task_fill", {"name": "honest"})
     sa = create_engine(normalise_url(db_url))
     with sa.begin() as c:
-        state = c.execute(text(f"SELECT state FROM instances WHERE id = {iid}")).scalar_one()
-        c.execute(text("UPDATE instances SET state = :s WHERE id = :i"),
-                  {"s": state.replace('"honest"', '"forged"'), "i": iid})
+        # The task's data is in a part of the state (state_parts), the head in instances.state.
+        body = c.execute(text("SELECT body FROM state_parts WHERE instance_id = :i AND body LIKE :h"),
+                         {"i": iid, "h": '%"honest"%'}).scalar_one()
+        c.execute(text("UPDATE state_parts SET body = :b WHERE instance_id = :i AND body = :old"),
+                  {"b": body.replace('"honest"', '"forged"'), "i": iid, "old": body})
     sa.dispose()
-    assert '"forged"' in state.replace('"honest"', '"forged"')
+    assert '"forged"' in body.replace('"honest"', '"forged"')
     failures = Auditor(engine).verify([iid])[1]
     assert [f.kind for f in failures] == ["replay divergence"]
     result = CliRunner().invoke(main, ["--db", db_url, "verify", str(iid)])

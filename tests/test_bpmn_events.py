@@ -507,6 +507,8 @@ def test_link__throw_goes_on_at_the_catch_of_its_name_in_its_own_scope(ev: Engin
     ("conditional_catch.bpmn", "Event_ready", "conditional events are not supported"),
     ("event_subprocess_refused.bpmn", "StartEvent_error", "an error start event always interrupts"),
     ("event_subprocess_refused.bpmn", "StartEvent_plain", "the start event of an event subprocess needs a trigger"),
+    ("embedded_signal_start.bpmn", "StartEvent_inner_signal",
+     "the start event of embedded subprocess 'Sub_wait' has a signal trigger"),
 ])
 def test_deploy__construct_the_engine_cannot_run__is_refused_by_element(engine: Engine, file: str, element: str,
                                                                        says: str) -> None:

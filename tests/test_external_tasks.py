@@ -159,12 +159,16 @@ def test_failure__retries_and_timeout__then_incident__retry_resolves(fresh: Call
     _replays(fresh(), iid)
 
 
-def test_bpmn_error__caught_by_boundary__unknown_code_changes_nothing(fresh: Callable[[], Engine]) -> None:
+def test_bpmn_error__caught_by_boundary__unknown_code_opens_an_incident(fresh: Callable[[], Engine]) -> None:
     iid = _charge(fresh)
     [got] = _lock(fresh)
-    with pytest.raises(Conflict, match="no error boundary"):
-        fresh().bpmn_error(got["id"], "w1", "other_code", "?")
+    fresh().bpmn_error(got["id"], "w1", "other_code", "?")
     assert fresh().instance(iid)["status"] == "running"
+    [inc] = fresh().incidents()
+    assert "BPMN error 'other_code' from Task_charge is caught by no error boundary event" in inc["message"]
+    assert _lock(fresh) == []  # it waits for an operator
+    fresh().retry_incident(inc["id"], "alice")
+    [got] = _lock(fresh)
     fresh().bpmn_error(got["id"], "w1", "card_declined", "insufficient funds", {"reason": "funds"})
     inst = fresh().instance(iid)
     assert inst["status"] == "completed" and inst["data"]["reason"] == "funds"
@@ -367,11 +371,17 @@ def test_send_task_and_message_throw__as_external_tasks(fresh: Callable[[], Engi
     inst = fresh().instance(iid)
     assert inst["status"] == "completed" and inst["data"] == {"mail": True, "rules": True, "notify": True}
     _replays(fresh(), iid)
-    # A business rule task written so is refused (SpiffWorkflow's parser needs its decision), by element.
+    # A business rule task written so runs the same way: an external task (Camunda's pattern).
     text = (HERE / "send_throw.bpmn").read_text(encoding="utf-8").replace('id="send_throw"', 'id="brt_ext"')
     text = text.replace('<bpmn:serviceTask id="Rule_ext"', '<bpmn:businessRuleTask id="Rule_ext"', 1)
     text = text.replace("</bpmn:serviceTask>", "</bpmn:businessRuleTask>", 1)
+    assert "<bpmn:businessRuleTask id=\"Rule_ext\"" in text
     p = tmp_path / "brt.bpmn"
     p.write_text(text, encoding="utf-8")
-    with pytest.raises(DefinitionError, match="Rule_ext.*business rule task"):
-        fresh().deploy([p], actor="dora")
+    fresh().deploy([p], actor="dora")
+    iid = fresh().start("brt_ext", {}, actor="alice")
+    for topic in ("mail", "rules", "notify"):
+        [got] = fresh().fetch_and_lock("w", [{"topic": topic, "lock_duration": 1000}])
+        fresh().complete_external(got["id"], "w", {topic: True})
+    assert fresh().instance(iid)["status"] == "completed"
+    _replays(fresh(), iid)

@@ -17,7 +17,8 @@ from storage.models import Definition, HumanTask, Instance
 from engine.clock import Clock
 from engine.definitions import build
 from engine.scripting import TigaoScriptEngine
-from engine.spiff import StateSerializer, TigaoWorkflow
+from engine.spiff import TigaoWorkflow
+from engine.state import StateSerializer
 
 NO_ENV = {"TIGAO_USER": None, "TIGAO_DB": None}
 

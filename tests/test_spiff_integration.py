@@ -10,7 +10,8 @@ from conftest import BPMN, T0
 from engine.clock import SettableClock
 from engine.definitions import build, read_bundle
 from engine.scripting import TigaoScriptEngine
-from engine.spiff import StateSerializer, TigaoWorkflow
+from engine.spiff import TigaoWorkflow
+from engine.state import StateSerializer
 
 
 def _loop_back() -> TigaoWorkflow:

@@ -190,6 +190,10 @@ def test_edited_stored_state__is_a_replay_divergence(engine: Engine, db_url: str
     complete(engine, iid, "Task_fill", {"name": "honest"})
 
     def forge(conn: Connection) -> None:
+        # The task's data is in a part of the state (state_parts), its head in instances.state.
+        forged = conn.execute(text("UPDATE state_parts SET body = replace(body, '\"honest\"', '\"forged\"') "
+                                   f"WHERE instance_id = {iid} AND body LIKE '%\"honest\"%'")).rowcount
+        assert forged > 0
         state = conn.execute(text(f"SELECT state FROM instances WHERE id = {iid}")).scalar_one()
         conn.execute(update(Instance.__table__).where(Instance.id == iid)
                      .values(state=state.replace('"honest"', '"forged"')))

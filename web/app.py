@@ -68,12 +68,12 @@ SWAGGER_STATIC = Path(fastapi_offline.__file__).parent / "static"
 def _routers() -> list[tuple[Any, str]]:
     from .api import definitions, instances, migrate, misc, session, tasks, tokens
 
-    from . import external_tasks
+    from . import camunda_starts, external_tasks
     from .api import incidents
 
     return [(session.router, API), (tokens.router, API), (definitions.router, API), (instances.router, API),
             (tasks.router, API), (misc.router, API), (incidents.router, API), (migrate.router, API),
-            (external_tasks.router, problems.CAMUNDA_PREFIX)]
+            (external_tasks.router, problems.CAMUNDA_PREFIX), (camunda_starts.router, problems.CAMUNDA_PREFIX)]
 
 
 def create_app(db_url: str | None = None, *, worker: bool = True, worker_interval: float = 2.0,

@@ -39,6 +39,19 @@ def start(key: Key, engine: EngineDep, commands: CommandsDep, who: Staff,
     return _summary(engine.instance(instance_id))
 
 
+@router.get("/processes/{key}/start-form", responses=responses(404))
+def get_start_form(key: Key, engine: EngineDep, who: Reader) -> dict[str, Any]:
+    """The start form of the latest version of `key`: its form key, JSON Schema and fields
+    (`schema` null when the process has none)."""
+    from engine.camunda_start import start_form
+    from engine.formview import fields
+
+    check_text(key, "key")
+    form = start_form(engine, key)
+    form["fields"] = [f.to_json() for f in fields(form["schema"])] if form["schema"] else []
+    return form
+
+
 def _summary(inst: dict[str, Any]) -> dict[str, Any]:
     waiting = inst.get("waiting", [])  # every catch event it waits on; split out the two kinds asked for most
     inst["timers"] = [w for w in waiting if w.get("due") is not None]

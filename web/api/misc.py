@@ -72,6 +72,19 @@ def send_message(body: MessageBody, commands: CommandsDep, who: Staff) -> dict[s
                                             instance_id=body.instance))
 
 
+class SignalBody(Body):
+    name: Name
+    data: dict[str, Any] | None = None
+
+
+@router.post("/signals", tags=["messages"], responses=responses(404, 422))
+def send_signal(body: SignalBody, engine: EngineDep, who: Staff) -> dict[str, Any]:
+    """Broadcast a signal: every instance waiting for it receives it, every process starting with it
+    starts (404 when nothing waits for it, as `tigao signal`)."""
+    check_text(body.name, "name")
+    return engine.signal(body.name, body.data, actor=who.user)
+
+
 # ----------------------------------------------------------------------------- notifications
 @router.get("/notifications", tags=["notifications"])
 def list_notifications(engine: EngineDep, who: Reader, unread: bool = False, limit: Limit = 50,
