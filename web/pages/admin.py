@@ -15,7 +15,7 @@ from engine.timeutil import parse_duration_parts
 
 from ..uploads import MAX_FILE_BYTES, collect, write_bundle
 from .common import Page
-from .deps import require_admin, require_csrf, signed_in
+from .deps import admin_form, require_admin, signed_in
 from .drawing import definition_svg, legend
 
 router = APIRouter()
@@ -85,10 +85,7 @@ def deploy_page(page: Page = Depends(signed_in)) -> Response:
 
 @router.post("/deploy")
 async def deploy_post(request: Request, page: Page = Depends(signed_in)) -> Response:
-    require_admin(page)
-    form = await request.form()
-    require_csrf(page, form)
-    assert page.me is not None
+    form = await admin_form(page, request)
     uploads = [f for f in form.getlist("files") if hasattr(f, "filename") and f.filename]
     if not uploads:
         return page.render("deploy.html", status=400, section="deploy", problems=None, results=None,
@@ -143,10 +140,7 @@ def instance_page(instance_id: int, page: Page = Depends(signed_in)) -> Response
 
 @router.post("/instances/{instance_id}/cancel")
 async def instance_cancel(instance_id: int, request: Request, page: Page = Depends(signed_in)) -> Response:
-    require_admin(page)
-    form = await request.form()
-    require_csrf(page, form)
-    assert page.me is not None
+    form = await admin_form(page, request)
     reason = str(form.get("reason") or "").strip()
     try:
         page.engine.cancel(instance_id, reason, actor=page.me.user)
@@ -168,9 +162,7 @@ def directory_page(page: Page = Depends(signed_in)) -> Response:
 
 @router.post("/clock")
 async def clock_post(request: Request, page: Page = Depends(signed_in)) -> Response:
-    require_admin(page)
-    form = await request.form()
-    require_csrf(page, form)
+    form = await admin_form(page, request)
     back = str(form.get("back") or "/instances")
     back = back if back.startswith("/") and not back.startswith("//") else "/instances"
     step = str(form.get("advance") or "").strip().upper()

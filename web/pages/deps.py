@@ -67,6 +67,15 @@ def require_admin(page: Page) -> None:
         raise NotAllowed("only an administrator may do this")
 
 
+async def admin_form(page: Page, request: Any) -> Any:
+    """The submitted form of an administrator's action, after the role and CSRF checks."""
+    require_admin(page)
+    form = await request.form()
+    require_csrf(page, form)
+    assert page.me is not None
+    return form
+
+
 def require_reader_of_audit(page: Page) -> None:
     if page.me is None or not (page.me.is_admin or page.me.is_auditor):
         raise NotAllowed("only an auditor or an administrator may do this")

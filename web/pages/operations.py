@@ -24,7 +24,7 @@ from engine.errors import EngineError, NotFound, ScriptError
 from storage.models import Definition, ExternalTask
 
 from .common import Page
-from .deps import require_admin, require_csrf, require_reader_of_audit, signed_in
+from .deps import admin_form, require_admin, require_reader_of_audit, signed_in
 from .vocabulary import N_
 
 router = APIRouter()
@@ -77,9 +77,7 @@ def _incidents(page: Page, error: dict[str, Any] | None = None) -> Response:
 
 @router.post("/incidents/{incident_id}/retry")
 async def incident_retry(incident_id: int, request: Request, page: Page = Depends(signed_in)) -> Response:
-    require_admin(page)
-    require_csrf(page, await request.form())
-    assert page.me is not None
+    await admin_form(page, request)
     try:
         page.engine.retry_incident(incident_id, page.me.user)
     except EngineError as exc:
@@ -138,10 +136,7 @@ def _external(page: Page, error: dict[str, Any] | None = None) -> Response:
 
 @router.post("/external-tasks/{task_id}/unlock")
 async def external_unlock(task_id: int, request: Request, page: Page = Depends(signed_in)) -> Response:
-    require_admin(page)
-    form = await request.form()
-    require_csrf(page, form)
-    assert page.me is not None
+    form = await admin_form(page, request)
     back = str(form.get("back") or "/external-tasks")
     back = back if back.startswith("/") and not back.startswith("//") else "/external-tasks"
     try:
@@ -235,10 +230,7 @@ def render_instance(page: Page, instance_id: int, status: int = 200, **extra: An
 
 @router.post("/instances/{instance_id}/modify")
 async def instance_modify(instance_id: int, request: Request, page: Page = Depends(signed_in)) -> Response:
-    require_admin(page)
-    form = await request.form()
-    require_csrf(page, form)
-    assert page.me is not None
+    form = await admin_form(page, request)
     values = {k: str(form.get(k) or "").strip() for k in ("action", "element", "name", "value", "reason")}
     action = values["action"]
     error = None
@@ -355,10 +347,7 @@ def _migrate(page: Page, instance_id: int, form: Any, error: dict[str, Any] | No
 
 @router.post("/instances/{instance_id}/migrate")
 async def migrate_post(instance_id: int, request: Request, page: Page = Depends(signed_in)) -> Response:
-    require_admin(page)
-    form = await request.form()
-    require_csrf(page, form)
-    assert page.me is not None
+    form = await admin_form(page, request)
     raw = str(form.get("to") or "").strip()
     reason = str(form.get("reason") or "").strip()
     mapping = _mapping_from(form)
