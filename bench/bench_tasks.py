@@ -285,7 +285,7 @@ PROFILE_POINTS = [
     ("  Engine._load_run (lock + load state)", "engine/instances.py", "_load_run"),
     ("    StateSerializer.loads (0 calls: engine cache hit)", "engine/state.py", "loads"),
     ("  forms.validate (jsonschema)", "engine/forms.py", "validate"),
-    ("  Run.run_task + Run.advance (Spiff steps)", "engine/run.py", "_guard"),
+    ("  Run.apply (Spiff steps, engine/apply.py)", "engine/run.py", "_guard"),
     ("  Run.finish (projection + save)", "engine/run.py", "finish"),
     ("    record_fired_timers", "engine/deadlines.py", "record_fired_timers"),
     ("    sync_timers", "engine/deadlines.py", "sync_timers"),

@@ -49,7 +49,7 @@ from .escalation import escalate, mark_overdue, notify, responsible
 from .incident_record import open_incident
 from .lease import Lease
 from .retry import Busy, Contention, pause
-from .spiff import force_start_timers, next_timer_due, pop_fired, pop_skipped
+from .spiff import next_timer_due, pop_fired, pop_skipped
 from .timeutil import add_iso_duration, fmt, parse_cycle, parse_datetime, skip_past
 
 if TYPE_CHECKING:
@@ -360,8 +360,7 @@ class Worker:
                 return
             run.trigger_pending = True  # the first occurrence recorded is this pass's input (replay)
             run.actor_for_timers = "system"
-            run._guard(run.wf.refresh_timers)
-            run.advance()
+            run.apply("timer_fired", {})
             run.finish("system")
             return
         row = s.get(HumanTask, timer.task_id) if timer.task_id else None
@@ -387,10 +386,6 @@ class Worker:
         payload = dict(timer.payload or {})
         run = engine._new_run(s, d, built, {}, None, "system",
                               {"via": "timer", "element": timer.element_id, "due_at": timer.due_at.isoformat()})
-        force_start_timers(run.wf, now)
-        run.advance()
-        run._guard(run.wf.refresh_timers)  # a cycle start event completes once its one occurrence fired
-        run.advance()
         run.finish("system")
         n = int(payload.get("occurrence", 0)) + 1
         nxt = _start_occurrence(payload["kind"], payload["value"], datetime.fromisoformat(payload["anchor"]), n)

@@ -8,8 +8,9 @@ event of the task); `extend_lock` and `unlock` manage the lock. A lock that expi
 by another worker, and the first holder may then no longer report.
 
 Every lock, failure and result is a history event in the instance's chain. Completion and BPMN
-errors are inputs: replay (engine/replay.py) applies them through `apply_result`/`apply_error`,
-the same code the live commands run; locks and failures are checked against the replayed state.
+errors are inputs: the live commands and replay (engine/replay.py) apply them through
+engine/apply.py (`apply_result`/`apply_error` below); locks and failures are checked against the
+replayed state.
 
 On PostgreSQL, fetching claims rows with `FOR UPDATE SKIP LOCKED` and then each row's instance with
 `SKIP LOCKED`, so two workers never get the same task and neither waits for the other.
@@ -267,12 +268,12 @@ class ExternalTaskApi:
 
         def body(run: Run) -> None:
             row = self._locked_row(run.s, task_id, worker_id)
-            t = self._started_task(run, row)
+            self._started_task(run, row)
             run.event("external_task_completed", actor or worker_id,
                       {"external_task": row.id, "spiff_id": row.spiff_id, "worker": worker_id, "data": data},
                       element_id=row.element_id)
             row.state, row.ended_at, row.lock_expires_at = "completed", run.now, None
-            run._guard(lambda: apply_result(t, data))
+            run.apply("external_task_completed", {"spiff_id": row.spiff_id, "data": data})
 
         self._run_on(self._instance_of(task_id), actor, body, acting=True)
 
@@ -304,7 +305,7 @@ class ExternalTaskApi:
                        "message": message, "data": data}, element_id=row.element_id)
             row.state, row.ended_at, row.lock_expires_at = "completed", run.now, None
             row.error_message = f"BPMN error {code}" + (f": {message}" if message else "")
-            run._guard(lambda: apply_error(t, code, data))
+            run.apply("external_task_bpmn_error", {"spiff_id": row.spiff_id, "code": code, "data": data})
 
         self._run_on(self._instance_of(task_id), actor, body, acting=True)
 
@@ -436,12 +437,4 @@ def replay_external(replayer: Any, e: Any) -> str | None:
         return None  # the replayed flow left the task already (checked by the final state)
     if t is None or t.state != TaskState.STARTED:
         return f"{e.type}: external task {p.get('external_task')} ({e.element_id}) was not waiting in the replay"
-    if e.type in ("external_task_completed", "handler_completed"):
-        apply_result(t, p.get("data") or {})
-    elif e.type in ("external_task_bpmn_error", "handler_bpmn_error"):
-        apply_error(t, str(p.get("code")), p.get("data") or {})
-    else:
-        return None  # a lock, failure or unlock: the task was waiting, as recorded
-    replayer._steps()
-    replayer.unclaimed = replayer._new_ready()
-    return None
+    return None  # waiting, as recorded; a result is then applied by replay through engine/apply.py

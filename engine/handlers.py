@@ -131,7 +131,6 @@ def run_step(engine: Any, s: Any, timer: Any, inst: Any) -> None:
     from storage.models import ExternalTask, Notification
 
     from .errors import ScriptError
-    from .external import apply_result
     from .scripting import ensure_json
 
     row = s.get(ExternalTask, int((timer.payload or {}).get("external_task", 0)))
@@ -163,8 +162,7 @@ def run_step(engine: Any, s: Any, timer: Any, inst: Any) -> None:
     for recipient, message in ctx.notices:
         s.add(Notification(recipient=recipient, at=run.now, kind="handler", instance_id=inst.id, message=message))
     row.state, row.ended_at = "completed", run.now
-    run._guard(lambda: apply_result(t, result))
-    run.advance()
+    run.apply("handler_completed", {"spiff_id": row.spiff_id, "data": result})
     run.finish("system")
 
 
@@ -175,7 +173,7 @@ def _bpmn_error(run: Any, row: Any, t: Any, exc: BpmnError, ctx: HandlerContext)
     from storage.models import Notification
 
     from .errors import ScriptError
-    from .external import apply_error, catching_boundary, uncaught_message
+    from .external import catching_boundary, uncaught_message
     from .scripting import ensure_json
 
     if catching_boundary(t, exc.code) is None:
@@ -196,8 +194,7 @@ def _bpmn_error(run: Any, row: Any, t: Any, exc: BpmnError, ctx: HandlerContext)
                                message=message))
     row.state, row.ended_at = "completed", run.now
     row.error_message = f"BPMN error {exc.code}" + (f": {exc.message}" if exc.message else "")
-    run._guard(lambda: apply_error(t, exc.code, exc.variables))
-    run.advance()
+    run.apply("handler_bpmn_error", {"spiff_id": row.spiff_id, "code": exc.code, "data": exc.variables})
     run.finish("system")
 
 

@@ -45,34 +45,34 @@ class InstanceApi:
 
             data = with_start_form(info.start, built.forms, data)  # the start form, with its defaults
             run = self._new_run(s, d, built, data, business_key, actor, {"via": "start"})
-            run.advance()
             run.finish(actor)
             return run.inst.id
 
     def _new_run(self: Engine, s: Session, d: Definition, built: Built, data: dict[str, Any], business_key: str | None,
                  actor: str | None, how: dict[str, Any]) -> Run:
+        """A new instance of `d`, started (its `instance_started` input applied and recorded)."""
+        from .apply import new_workflow
         from .camunda_start import initiator_data
-        from .spiff import TigaoWorkflow
 
         now = self.clock.now()
         self._dir(s)
         data = {**data, **initiator_data(built.analysis.processes[d.key].start, how, actor)}  # camunda:initiator
-        wf = TigaoWorkflow(built.spec, built.subprocess_specs, script_engine=self.script_engine)
-        wf.task_tree.data.update(data)
-        for child in wf.task_tree.children:
-            child.data.update(data)
+        wf = new_workflow(built, self.script_engine)
         inst = Instance(definition_id=d.id, process_key=d.key, business_key=business_key, status="running",
                         state="", started_at=now, started_by=actor, last_seq=0, last_hash=history.GENESIS)
         s.add(inst)
         s.flush()
         run = Run(self, s, inst, built, wf, now)
-        run.event("instance_started", actor, {"data": data, "business_key": business_key,
-                                               "definition": {"key": d.key, "version": d.version}, **how})
+        payload = {"data": data, "business_key": business_key,
+                   "definition": {"key": d.key, "version": d.version}, **how}
+        run.event("instance_started", actor, payload)
+        run.apply("instance_started", payload)
         return run
 
     def _run_on(self: Engine, instance_id: int, actor: str | None, body: Callable[[Run], T],
                 acting: bool = True) -> T:
-        """Load an instance under lock, apply `body`, advance the engine, sync and save; one transaction.
+        """Load an instance under lock, apply `body` (which applies its input through `Run.apply`), sync
+        and save; one transaction.
 
         A script that fails rolls everything back; the failure itself is then recorded as an event.
         """
@@ -81,7 +81,6 @@ class InstanceApi:
                 self._check_actor(s, actor, acting)
                 run = self._load_run(s, instance_id)
                 result = body(run)
-                run.advance()
                 run.finish(actor)
                 return result
         except ScriptError as exc:
@@ -124,8 +123,8 @@ class InstanceApi:
         def body(run: Run) -> None:
             if run.inst.status != "running":
                 raise Conflict(f"instance {instance_id} is {run.inst.status}, not running")
-            run.wf.cancel()
             run.event("instance_cancelled", actor, {"reason": reason})
+            run.apply("instance_cancelled", {"reason": reason})
             run.cancelled = reason
 
         self._run_on(instance_id, actor, body)

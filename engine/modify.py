@@ -1,8 +1,8 @@
 """The administrator's commands on running instances: migrate to another version, cancel an
 activity, start before an element, set a variable.
 
-Each is one transaction through `Engine._run_on` (lock, apply, advance, project, save) and one
-history event that is an input replay applies with the same function (engine/migration.py).
+Each is one transaction through `Engine._run_on` (lock, apply, project, save) and one history
+event, an input that live and replay apply with the same function (engine/apply.py).
 Every refusal raises before anything is changed.
 """
 
@@ -79,9 +79,8 @@ def _pair(text: str) -> tuple[str, str]:
     return old, new
 
 
-def _apply_migration(run: Run, new_def: Definition, mapping: dict[str, str]) -> dict[str, int]:
-    built = run.engine._built(new_def)
-    counts = migration.migrate(run.wf, built.spec, built.subprocess_specs, mapping)
+def _apply_migration(run: Run, new_def: Definition, built: Any, payload: dict[str, Any]) -> dict[str, int]:
+    moved = run.apply("instance_migrated", payload, built_for=lambda _id: built).moved or {}
     run.inst.definition_id = new_def.id
     run.built = built
     # Open task rows follow their task to its (possibly renamed) element.
@@ -92,7 +91,7 @@ def _apply_migration(run: Run, new_def: Definition, mapping: dict[str, str]) -> 
         if spec is not None and getattr(spec, "bpmn_id", None) and spec.bpmn_id != row.element_id:
             row.element_id = spec.bpmn_id
             row.name = spec.bpmn_name or spec.bpmn_id
-    return counts
+    return moved
 
 
 def migrate(engine: Engine, instance_id: int, to_version: int, mapping: dict[str, str] | None,
@@ -117,11 +116,11 @@ def migrate(engine: Engine, instance_id: int, to_version: int, mapping: dict[str
         if problems:
             raise Conflict(f"instance {instance_id} cannot move to version {to_version}, nothing was changed: "
                            + "; ".join(problems))
-        counts = _apply_migration(run, new, mapping)
-        run.event("instance_migrated", actor, {
-            "from": {"id": old.id, "key": old.key, "version": old.version},
-            "to": {"id": new.id, "key": new.key, "version": new.version},
-            "mapping": mapping, "reason": why})
+        payload = {"from": {"id": old.id, "key": old.key, "version": old.version},
+                   "to": {"id": new.id, "key": new.key, "version": new.version},
+                   "mapping": mapping, "reason": why}
+        counts = _apply_migration(run, new, built, payload)
+        run.event("instance_migrated", actor, payload)  # (recorded on the version it moved to)
         return {"instance": instance_id, "from": old.version, "to": new.version, **counts}
 
     return engine._run_on(instance_id, actor, body)
@@ -155,12 +154,12 @@ def migrate_all(engine: Engine, key: str, from_version: int, to_version: int, ma
 
 
 def _modify(engine: Engine, instance_id: int, actor: str | None, reason: str | None, type_: str,
-            payload: dict[str, Any], element: str | None, apply: Any) -> None:
+            payload: dict[str, Any], element: str | None) -> None:
     why = _reason(reason)
 
     def body(run: Run) -> None:
         _admin_running(run, actor)
-        apply(run.wf)
+        run.apply(type_, payload)
         run.event(type_, actor, {**payload, "reason": why}, element_id=element)
 
     engine._run_on(instance_id, actor, body)
@@ -169,15 +168,13 @@ def _modify(engine: Engine, instance_id: int, actor: str | None, reason: str | N
 def cancel_activity(engine: Engine, instance_id: int, element: str, actor: str | None, reason: str | None) -> None:
     """Cancel the activity `element` of a running instance (every token of it in progress)."""
     _element(element)
-    _modify(engine, instance_id, actor, reason, "activity_cancelled", {"element": element}, element,
-            lambda wf: migration.cancel_activity(wf, element))
+    _modify(engine, instance_id, actor, reason, "activity_cancelled", {"element": element}, element)
 
 
 def start_before(engine: Engine, instance_id: int, element: str, actor: str | None, reason: str | None) -> None:
     """Start a new token before `element` of a running instance."""
     _element(element)
-    _modify(engine, instance_id, actor, reason, "started_before", {"element": element}, element,
-            lambda wf: migration.start_before(wf, element))
+    _modify(engine, instance_id, actor, reason, "started_before", {"element": element}, element)
 
 
 def set_variable(engine: Engine, instance_id: int, name: str, value: Any, actor: str | None,
@@ -187,25 +184,9 @@ def set_variable(engine: Engine, instance_id: int, name: str, value: Any, actor:
         raise InputError(f"'{name}' is not a variable name: use letters, digits and _, not starting with a "
                          "digit or _")
     check_data({name: value})
-    _modify(engine, instance_id, actor, reason, "variable_set", {"name": name, "value": value}, None,
-            lambda wf: migration.set_variable(wf, name, value))
+    _modify(engine, instance_id, actor, reason, "variable_set", {"name": name, "value": value}, None)
 
 
 def _element(element: str) -> None:
     if not isinstance(element, str) or not element.strip():
         raise InputError("name the element by its id (as in the diagram, e.g. Task_review)")
-
-
-def replay_input(wf: Any, type_: str, payload: dict[str, Any], built_for: Any) -> Any:
-    """Apply a recorded modification or migration to `wf` in replay; the new Built for a migration."""
-    if type_ == "instance_migrated":
-        built = built_for(payload["to"]["id"])
-        migration.migrate(wf, built.spec, built.subprocess_specs, payload.get("mapping") or {})
-        return built
-    if type_ == "activity_cancelled":
-        migration.cancel_activity(wf, payload["element"])
-    elif type_ == "started_before":
-        migration.start_before(wf, payload["element"])
-    elif type_ == "variable_set":
-        migration.set_variable(wf, payload["name"], payload["value"])
-    return None

@@ -1,8 +1,10 @@
 """Replay: rebuild an instance from its definition version and its recorded inputs, with the clock
 set to the recorded times, step by step, and compare the result with what is stored.
 
-Replay feeds the recorded inputs to SpiffWorkflow again (the same library the engine runs), so it
-checks the history against the engine itself, not against a second implementation.
+Replay feeds the recorded inputs through `engine.apply.apply_input`, the function the live commands
+and the worker run, so it checks the history against the engine itself, not against a second
+implementation; what is replay's alone is here: the recorded clock and directory, the mapping of
+recorded task ids to replayed ones, and the divergence messages.
 """
 
 from __future__ import annotations
@@ -14,25 +16,22 @@ from typing import Any, Callable
 from uuid import UUID
 
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.exceptions import TaskNotFoundException
 from SpiffWorkflow.util.task import TaskState
 
 from .assignment import Directory
 from .chain import EventRecord, Failure
 from .clock import SettableClock
 from .definitions import Built
+from .apply import MODIFICATIONS, NoTarget, apply_input, new_workflow
 from .external import REPLAYED, replay_external
-from .modify import replay_input
+from .history import INPUT_TYPES
 from .scripting import TigaoScriptEngine
-from .spiff import (
-    TigaoWorkflow,
-    fingerprint,
-    force_start_timers,
-)
+from .spiff import fingerprint, pop_thrown_signals
 from .state import StateSerializer
 
-
-# Inputs an administrator gives to a running instance (engine/modify.py).
-MODIFICATIONS = frozenset({"instance_migrated", "activity_cancelled", "started_before", "variable_set"})
+# Inputs replayed with their recorded payload as it is (no task id of the live run to map).
+AS_RECORDED = frozenset({"message_received", "signal_received", "instance_cancelled"}) | MODIFICATIONS
 
 
 @dataclass
@@ -82,17 +81,23 @@ class _Replayer:
         self.serializer = serializer
         self.wf: BpmnWorkflow | None = None
         self.mapping: dict[str, str] = {}  # recorded spiff id -> replayed spiff id
+        self.external_mapping: dict[str, str] = {}  # the same for external tasks (engine/external.py)
         self.task_data: dict[str, dict[str, Any]] = {}  # recorded spiff id -> the task's data
         self.unclaimed: list[Any] = []
-
-    def _steps(self) -> None:
-        assert self.wf is not None
-        self.wf.do_engine_steps()
 
     def _new_ready(self) -> list[Any]:
         assert self.wf is not None
         mapped = set(self.mapping.values())
         return [t for t in self.wf.get_tasks(state=TaskState.READY) if t.task_spec.manual and str(t.id) not in mapped]
+
+    def _apply(self, e: EventRecord, payload: dict[str, Any]) -> None:
+        """The recorded input, through the function live commands run (engine/apply.py)."""
+        assert self.wf is not None
+        applied = apply_input(self.wf, e.type, payload, at=e.at, directory=self.se.directory,
+                              built_for=self.built_for)
+        if applied.built is not None:  # a migration: the instance runs on another version from here
+            self.built = applied.built
+        pop_thrown_signals(self.wf)  # the replay broadcasts nothing: the receivers recorded their own input
 
     def apply(self, e: EventRecord) -> str | None:
         """Apply one event; return a divergence message or None."""
@@ -103,77 +108,78 @@ class _Replayer:
         if e.type == "instance_started":
             if e.definition_id != self.built.definition_id:
                 self.built = self.built_for(e.definition_id)
-            self.wf = TigaoWorkflow(self.built.spec, self.built.subprocess_specs, script_engine=self.se)
-            data = p.get("data") or {}
-            self.wf.task_tree.data.update(data)
-            for child in self.wf.task_tree.children:
-                child.data.update(data)
-            if p.get("via") == "timer":
-                force_start_timers(self.wf, e.at)
-                self._steps()
-                self.wf.refresh_timers()
-            self._steps()
+            self.wf = new_workflow(self.built, self.se)
+            self._apply(e, p)
             self.serializer.prune(self.wf)  # as the live command does when it saves
             self.unclaimed = self._new_ready()
             return None
         if self.wf is None:
             return f"{e.type} before the instance started"
-        if e.type == "task_completed":
-            sid = self.mapping.get(p.get("spiff_id", ""))
-            t = self.wf.get_task_from_id(UUID(sid)) if sid else None
-            if t is None or t.state != TaskState.READY:
-                return f"task {e.task_id} ({e.element_id}) was not open in the replay"
-            t.data.update(p.get("data") or {})
-            self.task_data[p.get("spiff_id", "")] = deepcopy(t.data)
-            t.run()
-            self._steps()
-        elif e.type == "message_received":
-            from .spiff import message_catchers, send_message
-
-            targets = message_catchers(self.wf.get_tasks(state=TaskState.WAITING), p.get("name"))
-            if not targets:
-                return f"message {p.get('name')} had no receiver in the replay"
-            send_message(self.wf, targets[0][0], targets[0][1], p.get("data") or {})
-            self._steps()
-        elif e.type == "signal_received":
-            from .signals import apply_in_replay
-
-            if not apply_in_replay(self.wf, str(p.get("name")), p.get("data") or {}):
-                return f"signal {p.get('name')} had no receiver in the replay"
-        elif e.type == "timer_fired" and p.get("trigger"):
-            self.wf.refresh_timers()
-            self._steps()
-        elif e.type == "instance_cancelled":
-            self.wf.cancel()
-            self._steps()
-        elif e.type in MODIFICATIONS:
-            built = replay_input(self.wf, e.type, p, self.built_for)
-            if built is not None:
-                self.built = built
-            self._steps()
-        elif e.type == "task_created":
-            if not self.unclaimed:
-                self.unclaimed = self._new_ready()
-            match = next((t for t in self.unclaimed if t.task_spec.bpmn_id == e.element_id), None)
-            if match is None:
-                return f"task {e.task_id} ({e.element_id}) was created, but the replay has no such new task"
-            self.unclaimed.remove(match)
-            self.mapping[p["spiff_id"]] = str(match.id)
-            self.task_data[p["spiff_id"]] = deepcopy(match.data)
-            return None
-        elif e.type in REPLAYED:  # external tasks and handlers (engine/external.py)
-            problem = replay_external(self, e)
-            if problem is not None:
-                return problem
-        elif e.type == "instance_completed":
-            if not self.wf.is_completed():
-                return "the instance completed, but the replay has not"
-            return None
-        else:
-            return None
+        try:
+            if e.type == "task_completed":
+                # The recorded task id names the live task: the replay has its own.
+                rec = p.get("spiff_id", "")
+                sid = self.mapping.get(rec)
+                t = self._ready(sid)
+                if t is not None:  # the data it completed with, kept before pruning may drop the task
+                    self.task_data[rec] = deepcopy({**t.data, **(p.get("data") or {})})
+                self._apply(e, {**p, "spiff_id": sid})
+            elif e.type in AS_RECORDED:
+                self._apply(e, p)
+            elif e.type == "timer_fired":
+                if not p.get("trigger"):
+                    return None  # an occurrence the pass fired; only the pass's first is its input
+                self._apply(e, p)
+            elif e.type == "task_created":
+                return self._created(e)
+            elif e.type in REPLAYED:  # external tasks and handlers (engine/external.py)
+                problem = replay_external(self, e)
+                if problem is not None:
+                    return problem
+                if e.type not in INPUT_TYPES:
+                    return None  # a lock, failure or unlock: the task was waiting, as recorded
+                self._apply(e, {**p, "spiff_id": self.external_mapping.get(p.get("spiff_id", ""))})
+            elif e.type == "instance_completed":
+                if not self.wf.is_completed():
+                    return "the instance completed, but the replay has not"
+                return None
+            else:
+                return None
+        except NoTarget as exc:
+            return _no_target(e, exc)
         self.serializer.prune(self.wf)  # as the live command does when it saves
         self.unclaimed = self._new_ready()
         return None
+
+    def _created(self, e: EventRecord) -> str | None:
+        if not self.unclaimed:
+            self.unclaimed = self._new_ready()
+        match = next((t for t in self.unclaimed if t.task_spec.bpmn_id == e.element_id), None)
+        if match is None:
+            return f"task {e.task_id} ({e.element_id}) was created, but the replay has no such new task"
+        self.unclaimed.remove(match)
+        self.mapping[e.payload["spiff_id"]] = str(match.id)
+        self.task_data[e.payload["spiff_id"]] = deepcopy(match.data)
+        return None
+
+    def _ready(self, sid: str | None) -> Any:
+        """The replayed task `sid` if it is open, else None."""
+        assert self.wf is not None
+        try:
+            t = self.wf.get_task_from_id(UUID(sid)) if sid else None
+        except (ValueError, TaskNotFoundException):
+            return None
+        return t if t is not None and t.state == TaskState.READY else None
+
+
+def _no_target(e: EventRecord, exc: NoTarget) -> str:
+    """The divergence when a recorded input finds nothing to act on in the replay."""
+    p = e.payload
+    if e.type == "task_completed":
+        return f"task {e.task_id} ({e.element_id}) was not open in the replay"
+    if e.type in ("message_received", "signal_received"):
+        return f"{e.type.split('_')[0]} {p.get('name')} had no receiver in the replay"
+    return f"{e.type}: the replay is {exc.message}"
 
 
 def _data(wf: BpmnWorkflow) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:

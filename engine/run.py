@@ -1,5 +1,5 @@
-"""One instance loaded inside a transaction: apply inputs, advance, project tasks, timers and
-subscriptions, save."""
+"""One instance loaded inside a transaction: apply inputs (engine/apply.py), project tasks, timers
+and subscriptions, save."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from .values import READ_ONLY_ROLE, process_data
 if TYPE_CHECKING:
     from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 
+    from .apply import Applied
     from .core import Engine
     from .definitions import Built
 
@@ -76,23 +77,20 @@ class Run:
             err.element = element  # type: ignore[attr-defined]
             raise err from exc
 
-    def run_task(self, t: Any) -> None:
-        self._guard(t.run)
+    def apply(self, kind: str, payload: dict[str, Any],
+              built_for: Callable[[int], Built] | None = None) -> Applied:
+        """Apply one input to the workflow now (engine/apply.py, the code replay runs too), inside
+        the process's limits; NotFound naming the instance when it has nothing to act on."""
+        from .apply import NoTarget, apply_input
 
-    def advance(self) -> None:
-        self._guard(self.wf.do_engine_steps)
+        try:
+            return self._guard(lambda: apply_input(self.wf, kind, payload, at=self.now, built_for=built_for))
+        except NoTarget as exc:
+            raise NotFound(f"instance {self.inst.id} is {exc.message}") from None
 
     def deliver(self, name: str, data: dict[str, Any], actor: str | None) -> None:
-        from SpiffWorkflow.util.task import TaskState
-
-        from .spiff import message_catchers, send_message
-
-        targets = message_catchers(self.wf.get_tasks(state=TaskState.WAITING), name)
-        if not targets:
-            raise NotFound(f"instance {self.inst.id} is not waiting for message '{name}'")
-        task, ev = targets[0]
-        self.event("message_received", actor, {"name": name, "data": data}, element_id=task.task_spec.bpmn_id)
-        self._guard(lambda: send_message(self.wf, task, ev, data))
+        applied = self.apply("message_received", {"name": name, "data": data})
+        self.event("message_received", actor, {"name": name, "data": data}, element_id=applied.element_id)
 
     def finish(self, actor: str | None) -> None:
         """Project tasks, timers and subscriptions; close the instance if done; save the state."""

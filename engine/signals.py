@@ -66,34 +66,11 @@ def waiting_signals(waiting: list[Any]) -> dict[str, tuple[str, str]]:
 
 
 def deliver(run: Run, name: str, data: dict[str, Any], actor: str | None, origin: int | None) -> None:
-    """Apply signal `name` to one loaded instance (every waiting catch of it in the instance fires)."""
-    from SpiffWorkflow.bpmn.util import BpmnEvent
-    from SpiffWorkflow.util.task import TaskState
-
-    from .spiff import TigaoSignalEventDefinition
-
-    targets = [t for t in run.wf.get_tasks(state=TaskState.WAITING) if _is_signal(t.task_spec, name)]
-    if not targets:
-        raise NotFound(f"instance {run.inst.id} is not waiting for signal '{name}'")
+    """Apply signal `name` to one loaded instance (every waiting catch of it in the instance fires);
+    NotFound when nothing in it waits for the signal."""
+    applied = run.apply("signal_received", {"name": name, "data": data})
     run.event("signal_received", actor, {"name": name, "data": data, "from_instance": origin},
-              element_id=targets[0].task_spec.bpmn_id)
-    ev = TigaoSignalEventDefinition(name)
-    run._guard(lambda: run.wf.send_event(BpmnEvent(ev, payload=dict(data))))
-
-
-def apply_in_replay(wf: Any, name: str, data: dict[str, Any]) -> bool:
-    """Replay's half of `deliver`: False when nothing in the replayed workflow waits for it."""
-    from SpiffWorkflow.bpmn.util import BpmnEvent
-    from SpiffWorkflow.util.task import TaskState
-
-    from .spiff import TigaoSignalEventDefinition, pop_thrown_signals
-
-    if not any(_is_signal(t.task_spec, name) for t in wf.get_tasks(state=TaskState.WAITING)):
-        return False
-    wf.send_event(BpmnEvent(TigaoSignalEventDefinition(name), payload=dict(data)))
-    wf.do_engine_steps()
-    pop_thrown_signals(wf)  # the replay broadcasts nothing: the receivers recorded their own input
-    return True
+              element_id=applied.element_id)
 
 
 def sync(run: Run, waiting: list[Any]) -> None:
@@ -157,9 +134,7 @@ def _start(engine: Engine, d: Any, name: str, data: dict[str, Any], actor: str |
     with engine._tx() as s:
         built = engine._built(d)
         run = engine._new_run(s, d, built, {}, None, actor, {"via": "signal", "signal": name})
-        run.advance()
         deliver(run, name, data, actor, origin)
-        run.advance()
         run.finish(actor)
         return run.inst.id
 

@@ -233,7 +233,6 @@ class TaskApi:
                     if schema is not None:  # values already on the task count: no need to send them again
                         formsmod.validate(row.form_key, schema, with_defaults(schema, t.data, data))
                 now = self.clock.now()
-                t.data.update(data)
                 row.state = "completed"
                 row.completed_at = now
                 row.completed_by = user
@@ -243,8 +242,7 @@ class TaskApi:
                     row.assignee = user
                 run.event("task_completed", user, {"spiff_id": row.spiff_id, "data": data},
                           element_id=row.element_id, task_id=row.id)
-                run.run_task(t)
-                run.advance()
+                run.apply("task_completed", {"spiff_id": row.spiff_id, "data": data})
                 run.finish(user)
         except ScriptError as exc:
             if instance_id is not None:

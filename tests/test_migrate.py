@@ -70,7 +70,6 @@ def start_v1(url: str) -> int:
 
         d = s.scalar(select(Definition).where(Definition.key == "mig", Definition.version == 1))
         run = eng._new_run(s, d, eng._built(d), {"n": 1}, None, "alice", {"via": "start"})
-        run.advance()
         run.finish("alice")
         iid = run.inst.id
     return iid
