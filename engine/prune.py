@@ -139,7 +139,15 @@ def _reroot(w: Any) -> int:
     node = node.parent
     if node is None or node is root or not node.has_state(TaskState.FINISHED_MASK):
         return 0
-    subtree = {t.id for t in node}
+    # An explicit walk: iterating a task stops at SpiffWorkflow's depth limit (1,000), and a long
+    # chain of predicted tasks below it would be cut while still linked.
+    subtree: set[Any] = set()
+    stack = [node.id]
+    while stack:
+        tid = stack.pop()
+        if tid not in subtree:
+            subtree.add(tid)
+            stack.extend(w.tasks[tid]._children)
     cut = [t for tid, t in w.tasks.items() if tid not in subtree]
     # The flow into the new root is taken, and remembered with the cut tasks.
     _record(node, cut + [node], root.internal_data.get(PRUNED_KEY) or {})

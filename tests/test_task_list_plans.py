@@ -48,7 +48,7 @@ def filled(db_url: str) -> Iterator[Engine]:
     rnd = random.Random(11)
     with eng._tx() as s:
         s.execute(insert(Instance), [
-            {"id": 100 + i, "definition_id": 1, "process_key": "user_task", "status": "running", "state": "{}",
+            {"id": 100 + i, "definition_id": 1, "process_key": "user_task", "status": "running", "state_head": "{}",
              "started_at": T0, "last_seq": 0, "last_hash": "0" * 64, "version": 1} for i in range(INSTANCES)])
         s.execute(insert(HumanTask), [
             {"id": 1000 + i, "instance_id": 100 + i % INSTANCES, "spiff_id": f"t{i}", "element_id": "Task_fill",
