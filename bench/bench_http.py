@@ -33,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 
 import httpx
 from common import HERE, ORG, ROOT, database, describe_db, say, table
@@ -71,6 +72,17 @@ def run_lib(eng: Engine, tasks: list[int]) -> float:
     return len(tasks) / (time.perf_counter() - start)
 
 
+
+def _clients_run(client: Callable[[str], None], clients: int) -> float:
+    """Run `clients` threads of `client` (each as a staff user, in turn) to the end; seconds taken."""
+    threads = [threading.Thread(target=client, args=(USERS[i % len(USERS)],)) for i in range(clients)]
+    start = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return time.perf_counter() - start
+
 def run_http(base: str, tokens: dict[str, str], tasks: list[int], clients: int) -> float:
     work: queue.Queue[int] = queue.Queue()
     for t in tasks:
@@ -88,13 +100,7 @@ def run_http(base: str, tokens: dict[str, str], tasks: list[int], clients: int) 
                 if r.status_code != 200:
                     errors.append(f"task {t}: {r.status_code} {r.text[:200]}")
 
-    threads = [threading.Thread(target=client, args=(USERS[i % len(USERS)],)) for i in range(clients)]
-    start = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    elapsed = time.perf_counter() - start
+    elapsed = _clients_run(client, clients)
     if errors:
         raise SystemExit(f"{len(errors)} completions failed; first: {errors[0]}")
     return len(tasks) / elapsed
@@ -115,13 +121,7 @@ def run_group(group: GroupCommit, tasks: list[int], clients: int) -> float:
                 return
             group.run(lambda e: e.complete(t, user, FORM))
 
-    threads = [threading.Thread(target=client, args=(USERS[i % len(USERS)],)) for i in range(clients)]
-    start = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    return len(tasks) / (time.perf_counter() - start)
+    return len(tasks) / _clients_run(client, clients)
 
 
 def start_server(url: str, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
