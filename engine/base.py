@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 WF_CACHE_SIZE = 256  # instances whose last saved workflow object is kept in memory
 MAX_ID = 2**63 - 1  # ids are 64-bit integers in both databases
 MAX_CLOCK_YEAR = 9000  # a simulated clock stays far enough from year 9999 for due dates and cycles
+SETTINGS = ("clock", "sim_now", "directory_version")  # read at the start of every transaction
 
 
 class EngineBase:
@@ -65,6 +66,7 @@ class EngineBase:
         self._directory_stamp: str | None = None
         self.directory_version: int | None = None
         self._tx_directory_stamp: str | None = None
+        self._settings_pending = False  # a folded settings read is still to come (see _tx)
         self.simulated = False
 
     @property
@@ -116,8 +118,15 @@ class EngineBase:
             self._sa = None
 
     @contextmanager
-    def _tx(self, read: bool = False) -> Iterator[Session]:
-        """One transaction; `read=True` for one that only reads (it never takes the write lock)."""
+    def _tx(self, read: bool = False, fold_settings: bool = False) -> Iterator[Session]:
+        """One transaction; `read=True` for one that only reads (it never takes the write lock).
+
+        With `fold_settings` the clock and the directory stamp are not read at once: the command's
+        first query selects them (`settings_columns`) and hands them to `_use_settings`, one
+        statement fewer. Only once a directory is cached (so the command can name its candidate
+        groups before it knows the stamp; it checks the stamp after) and outside a batch (whose
+        shared transaction read them when it began).
+        """
         self._connect()
         assert self._sessions is not None
         batch = self._batch
@@ -130,8 +139,14 @@ class EngineBase:
                     yield session
                 return
             with sessions() as session, session.begin():
-                self._sync_clock(session)
-                yield session
+                if fold_settings and self._directory is not None:
+                    self._settings_pending = True
+                else:
+                    self._sync_clock(session)
+                try:
+                    yield session
+                finally:
+                    self._settings_pending = False
             for run in self._saved_runs:  # committed: these objects are what the database holds
                 self._wf_cache[run.inst.id] = (run.inst.version, run.wf)
                 self._wf_cache.move_to_end(run.inst.id)
@@ -167,14 +182,27 @@ class EngineBase:
 
     def _sync_clock(self, session: Session) -> None:
         try:
-            rows = dict(session.execute(select(Setting.key, Setting.value)
-                                        .where(Setting.key.in_(["clock", "sim_now", "directory_version"]))).all())
+            rows = dict(session.execute(select(Setting.key, Setting.value).where(Setting.key.in_(SETTINGS))).all())
         except (OperationalError, DatabaseError) as exc:
             msg = str(exc).lower()
             if "no such table" in msg or "undefinedtable" in msg or "relation" in msg and "does not exist" in msg:
                 raise StorageError(f"'{self.safe_url}' is not a Tigao database (no tables): run 'tigao init'") \
                     from exc
             raise
+        self._use_settings(rows)
+
+    @staticmethod
+    def settings_columns() -> list[Any]:
+        """The settings a transaction starts from, as columns to add to a command's first query."""
+        return [select(Setting.value).where(Setting.key == key).scalar_subquery().label(f"setting_{key}")
+                for key in SETTINGS]
+
+    def _use_settings(self, rows: Any) -> None:
+        """Set the command's clock and directory stamp from the settings (`rows`: a mapping of
+        key to value, or a row with `settings_columns`)."""
+        if not isinstance(rows, dict):
+            rows = {key: getattr(rows, f"setting_{key}") for key in SETTINGS}
+        self._settings_pending = False
         self.simulated = rows.get("clock") == "simulated"
         self._tx_directory_stamp = rows.get("directory_version")
         if self._given_clock is not None:

@@ -87,8 +87,11 @@ class InstanceApi:
             self._record_failure(instance_id, actor, exc)
             raise
 
-    def _load_run(self: Engine, s: Session, instance_id: int, for_update: bool = True) -> Run:
-        inst = s.scalar(select(Instance).where(Instance.id == instance_id).with_for_update())
+    def _load_run(self: Engine, s: Session, instance_id: int, for_update: bool = True,
+                  inst: Instance | None = None) -> Run:
+        """The instance's Run; `inst`: its row, already read (and locked) by this transaction."""
+        if inst is None:
+            inst = s.scalar(select(Instance).where(Instance.id == instance_id).with_for_update())
         # A definition row never changes: once built, it is not read again.
         built = self.built.peek(inst.definition_id) if inst is not None else None
         if built is None:

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from storage.models import HumanTask, Instance, Notification, TaskCandidate
@@ -112,9 +112,13 @@ class TaskApi:
             (users if c.kind == "user" else groups).append(c.value)
         return users, groups
 
-    def _may_work(self: Engine, s: Session, d: Directory, row: HumanTask, user: str) -> bool:
+    def _may_work(self: Engine, s: Session, d: Directory, row: HumanTask, user: str,
+                  candidate: bool | None = None) -> bool:
+        """`user` may work on `row`: its assignee, or a candidate (`candidate`, if already read)."""
         if row.assignee is not None:
             return row.assignee == user
+        if candidate is not None:
+            return candidate
         users, groups = self._candidates(s, row.id)
         return user in users or bool(set(groups) & set(d.groups_of(user)))
 
@@ -134,27 +138,48 @@ class TaskApi:
         return row, d
 
     def _open_task_with_siblings(self: Engine, s: Session, task_id: int, user: str | None) \
-            -> tuple[HumanTask, Directory, list[HumanTask]]:
+            -> tuple[HumanTask, Directory, list[HumanTask], bool | None, Instance | None]:
         """As `_open_task`, with the instance's open tasks read (and locked) in the same query, so
-        the completion does not read them again when it projects the tasks."""
+        the completion does not read them again when it projects the tasks; with them, whether
+        `user` is a candidate of the task (None: not known, ask `_may_work`), the instance row and,
+        when the transaction folded them (`Engine._tx`), the settings: one statement for all."""
         if not user:
             raise InputError("say who you are with --as USER")
-        d = self._check_actor(s, user)
+        folded = self._settings_pending
+        # With the settings folded, the cached directory names the user's groups; the stamp read
+        # with the row says whether it still holds (if not, the candidates are read again below).
+        guess = self._directory if folded else self._check_actor(s, user)
+        assert guess is not None
         of_instance = select(HumanTask.instance_id).where(HumanTask.id == task_id).scalar_subquery()
         # The instance first, then its rows: the one lock order (see _open_task). SQLite has no row
         # locks (a writer holds the whole database from BEGIN IMMEDIATE), so it needs no statement.
         if s.get_bind().dialect.name != "sqlite":
             s.execute(select(Instance.id).where(Instance.id == of_instance).with_for_update())
-        rows = list(s.scalars(select(HumanTask).where(or_(
-            HumanTask.id == task_id, and_(HumanTask.instance_id == of_instance, HumanTask.state == "open")))
-            .with_for_update()))
-        row = next((r for r in rows if r.id == task_id), None)
-        if row is None:
+        c = TaskCandidate
+        groups = guess.groups_of(user)
+        may = exists().where(c.task_id == HumanTask.id, or_(
+            and_(c.kind == "user", c.value == user),
+            and_(c.kind == "group", c.value.in_(groups or [""]))))
+        q = (select(HumanTask, may.label("may"), Instance, *(self.settings_columns() if folded else ()))
+             .join(Instance, Instance.id == HumanTask.instance_id)
+             .where(or_(HumanTask.id == task_id, and_(HumanTask.instance_id == of_instance, HumanTask.state == "open")))
+             .with_for_update(of=HumanTask))
+        found = s.execute(q).all()
+        if folded:
+            if found:
+                self._use_settings(found[0])
+            else:
+                self._sync_clock(s)
+        d = self._check_actor(s, user) if folded else guess
+        rows = [r[0] for r in found]
+        hit = next((r for r in found if r[0].id == task_id), None)
+        if hit is None:
             raise NotFound(f"no task {task_id}; 'tigao tasks --as USER' lists yours")
+        row = hit[0]
         if row.state != "open":
             raise Conflict(f"task {task_id} is already {row.state}"
                            + (f" (by {row.completed_by})" if row.completed_by else ""))
-        return row, d, rows
+        return row, d, rows, (bool(hit.may) if d is guess else None), hit[2]
 
     @retrying
     def claim(self: Engine, task_id: int, user: str) -> None:
@@ -216,14 +241,14 @@ class TaskApi:
         data = check_data(data)
         instance_id = None
         try:
-            with self._tx() as s:
-                row, d, open_rows = self._open_task_with_siblings(s, task_id, user)
+            with self._tx(fold_settings=True) as s:
+                row, d, open_rows, candidate, inst = self._open_task_with_siblings(s, task_id, user)
                 instance_id = row.instance_id
-                if not self._may_work(s, d, row, user):
+                if not self._may_work(s, d, row, user, candidate):
                     if row.assignee:
                         raise NotAllowed(f"task {task_id} ({row.name}) is assigned to {row.assignee}, not {user}")
                     raise NotAllowed(f"{user} is not a candidate for task {task_id} ({row.name})")
-                run = self._load_run(s, row.instance_id)
+                run = self._load_run(s, row.instance_id, inst=inst)
                 run.open_rows = open_rows
                 t = run.wf.get_task_from_id(UUID(row.spiff_id))
                 if t is None or t.state != TaskState.READY:
