@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import and_, bindparam, exists, func, or_, select
 from sqlalchemy.orm import Session
 
 from storage.models import HumanTask, Instance, Notification, TaskCandidate
@@ -150,21 +150,13 @@ class TaskApi:
         # with the row says whether it still holds (if not, the candidates are read again below).
         guess = self._directory if folded else self._check_actor(s, user)
         assert guess is not None
-        of_instance = select(HumanTask.instance_id).where(HumanTask.id == task_id).scalar_subquery()
         # The instance first, then its rows: the one lock order (see _open_task). SQLite has no row
         # locks (a writer holds the whole database from BEGIN IMMEDIATE), so it needs no statement.
         if s.get_bind().dialect.name != "sqlite":
-            s.execute(select(Instance.id).where(Instance.id == of_instance).with_for_update())
-        c = TaskCandidate
+            s.execute(_instance_lock_of_task(), {"task_id": task_id})
         groups = guess.groups_of(user)
-        may = exists().where(c.task_id == HumanTask.id, or_(
-            and_(c.kind == "user", c.value == user),
-            and_(c.kind == "group", c.value.in_(groups or [""]))))
-        q = (select(HumanTask, may.label("may"), Instance, *(self.settings_columns() if folded else ()))
-             .join(Instance, Instance.id == HumanTask.instance_id)
-             .where(or_(HumanTask.id == task_id, and_(HumanTask.instance_id == of_instance, HumanTask.state == "open")))
-             .with_for_update(of=HumanTask))
-        found = s.execute(q).all()
+        q = _task_with_siblings(folded)
+        found = s.execute(q, {"task_id": task_id, "user": user, "groups": groups or [""]}).all()
         if folded:
             if found:
                 self._use_settings(found[0])
@@ -292,3 +284,37 @@ class TaskApi:
                 n.read_at = self.clock.now()
             return n
 
+
+
+# The statements of a completion's first read, built once: a statement object keeps its cache key
+# and finds its compiled form at once, where one built per call costs as much as running it.
+_STATEMENTS: dict[Any, Any] = {}
+
+
+def _instance_lock_of_task() -> Any:
+    q = _STATEMENTS.get("lock")
+    if q is None:
+        of_instance = select(HumanTask.instance_id).where(HumanTask.id == bindparam("task_id")).scalar_subquery()
+        q = _STATEMENTS["lock"] = select(Instance.id).where(Instance.id == of_instance).with_for_update()
+    return q
+
+
+def _task_with_siblings(folded: bool) -> Any:
+    """The task row (`task_id`) and its instance's open rows, each with whether `user` (or one of
+    `groups`) is a candidate, the instance row and, if `folded`, the settings (`Engine._tx`)."""
+    q = _STATEMENTS.get(("siblings", folded))
+    if q is None:
+        from .core import Engine
+
+        c = TaskCandidate
+        task_id = bindparam("task_id")
+        of_instance = select(HumanTask.instance_id).where(HumanTask.id == task_id).scalar_subquery()
+        may = exists().where(c.task_id == HumanTask.id, or_(
+            and_(c.kind == "user", c.value == bindparam("user")),
+            and_(c.kind == "group", c.value.in_(bindparam("groups", expanding=True)))))
+        q = (select(HumanTask, may.label("may"), Instance, *(Engine.settings_columns() if folded else ()))
+             .join(Instance, Instance.id == HumanTask.instance_id)
+             .where(or_(HumanTask.id == task_id, and_(HumanTask.instance_id == of_instance, HumanTask.state == "open")))
+             .with_for_update(of=HumanTask))
+        _STATEMENTS[("siblings", folded)] = q
+    return q
