@@ -23,7 +23,7 @@ from . import history, signals
 from .assignment import Dept, Directory, Person, parse_directory_file
 from .clock import Clock, SettableClock
 from .errors import Conflict, EngineError, InputError, NotAllowed, StorageError
-from .retry import Busy, Contention, is_bad_value, is_busy, is_contention, retrying
+from .retry import Busy, Contention, Overtaken, is_bad_value, is_busy, is_contention, retrying
 from .values import PUBLIC_ACTOR, READ_ONLY_ROLE, short_error as _short
 
 if TYPE_CHECKING:
@@ -58,6 +58,8 @@ class EngineBase:
         self._sa: Any = None
         self._sessions: sessionmaker[Session] | None = None
         self._read_sessions: sessionmaker[Session] | None = None
+        self._optimistic_sessions: sessionmaker[Session] | None = None  # SQLite only (see _tx)
+        self._overtaken = False  # the last optimistic transaction met another writer: lock the next
         self._directory: Directory | None = None
         self._wf_cache: OrderedDict[int, tuple[int, BpmnWorkflow]] = OrderedDict()
         self._saved_runs: list[Run] = []
@@ -108,6 +110,9 @@ class EngineBase:
                 raise StorageError(str(exc)) from exc
             self._sessions = dbmod.session_factory(self._sa)
             self._read_sessions = dbmod.read_session_factory(self._sa)
+            if self._sa.dialect.name == "sqlite":
+                self._optimistic_sessions = dbmod.optimistic_session_factory(self._sa)
+                event.listen(self._optimistic_sessions, "before_commit", history.flush_pending)
             # History events are inserted in one batch, with the chain head, just before commit.
             event.listen(self._sessions, "before_commit", history.flush_pending)
         return self._sa
@@ -118,7 +123,7 @@ class EngineBase:
             self._sa = None
 
     @contextmanager
-    def _tx(self, read: bool = False, fold_settings: bool = False) -> Iterator[Session]:
+    def _tx(self, read: bool = False, fold_settings: bool = False, optimistic: bool = False) -> Iterator[Session]:
         """One transaction; `read=True` for one that only reads (it never takes the write lock).
 
         With `fold_settings` the clock and the directory stamp are not read at once: the command's
@@ -126,6 +131,13 @@ class EngineBase:
         statement fewer. Only once a directory is cached (so the command can name its candidate
         groups before it knows the stamp; it checks the stamp after) and outside a batch (whose
         shared transaction read them when it began).
+
+        With `optimistic` (SQLite, outside a batch) the transaction begins deferred: the command
+        reads and runs SpiffWorkflow without the write lock, so a long step does not hold up the
+        other writers; its first write takes the lock, or fails at once when another writer holds it
+        or committed since the command began (`Overtaken`: `retrying` runs the command again at
+        once, and that run takes the lock up front). The instance's version is checked at the
+        write besides (the UPDATE names it), as on PostgreSQL.
         """
         self._connect()
         assert self._sessions is not None
@@ -133,6 +145,12 @@ class EngineBase:
         if batch is None:
             self._saved_runs: list[Run] = []
         sessions = self._read_sessions if read else self._sessions
+        deferred = False
+        if optimistic and not read and batch is None and self._optimistic_sessions is not None:
+            if self._overtaken:
+                self._overtaken = False  # the run again after being overtaken: behind the lock
+            else:
+                sessions, deferred = self._optimistic_sessions, True
         try:
             if batch is not None:  # one savepoint of a shared transaction (engine/groupcommit.py)
                 with batch.savepoint(self) as session:
@@ -169,6 +187,9 @@ class EngineBase:
         except IntegrityError as exc:
             raise Conflict(f"a concurrent change collided with this one; try again ({_short(exc)})") from exc
         except (OperationalError, DatabaseError) as exc:
+            if deferred and is_busy(exc):
+                self._overtaken = True
+                raise Overtaken("another writer came first (" + _short(exc) + ")") from exc
             if is_contention(exc):  # aborted for locks, nothing changed: the command may run again
                 raise Contention("the database was busy with a conflicting change (" + _short(exc) + ")") from exc
             if is_busy(exc):

@@ -10,7 +10,9 @@ What is retried is decided by the database's own error code, never by guessing: 
 ``40P01`` (deadlock detected), ``40001`` (serialization failure), ``55P03`` (lock not available).
 SQLite has one writer at a time and every transaction waits for it (the busy timeout) before it
 begins, so a command that still finds it ``database is locked`` has waited already: that is
-`Busy`, a storage error the user sees (exit 9), which only the worker retries.
+`Busy`, a storage error the user sees (exit 9), which only the worker retries. The exception
+is a command that ran optimistically (`Overtaken`): it began deferred, met another writer at its
+first write, and runs again at once, this time waiting for the lock from the start.
 """
 
 from __future__ import annotations
@@ -38,6 +40,11 @@ class Contention(Conflict):
 
     A command reports it only after it was retried a few times; the message says to try again.
     """
+
+
+class Overtaken(Contention):
+    """An optimistic SQLite command (begun deferred) found another writer at its first write; it
+    wrote nothing and runs again at once, behind the write lock."""
 
 
 class Busy(StorageError):
@@ -82,7 +89,7 @@ def retrying(fn: F) -> F:
                     # (A SQLite still locked after its busy timeout is `Busy`, exit 9, not retried here.)
                     raise Contention(f"{exc.message}; it was tried {COMMAND_ATTEMPTS} times, try again "
                                      "in a moment") from exc
-                wait = pause(attempt)
+                wait = 0.0 if isinstance(exc, Overtaken) else pause(attempt)
                 log.info("%s lost a race for locks (%s); retrying in %.2f s", fn.__name__, exc.message, wait)
                 time.sleep(wait)
         raise AssertionError("unreachable")  # pragma: no cover

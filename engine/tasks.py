@@ -233,7 +233,7 @@ class TaskApi:
         data = check_data(data)
         instance_id = None
         try:
-            with self._tx(fold_settings=True) as s:
+            with self._tx(fold_settings=True, optimistic=True) as s:
                 row, d, open_rows, candidate, inst = self._open_task_with_siblings(s, task_id, user)
                 instance_id = row.instance_id
                 if not self._may_work(s, d, row, user, candidate):

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 DEFAULT_DB = "tigao.db"
 READ_ONLY = "tigao_read_only"  # execution option of the connections that only read
+DEFERRED_WRITE = "tigao_deferred_write"  # SQLite: a writer that takes the write lock at its first write
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_SECONDS = 15.0  # how long one attempt waits for SQLite's one writer
 
@@ -81,7 +82,10 @@ def make_engine(url: str) -> SAEngine:
             # writer before it, e.g. the worker, which leaves a gap after each of its transactions
             # so that waiting commands get their turn. A reader begins deferred: under WAL it reads
             # its snapshot and never waits for, nor blocks, a writer.
-            if conn.get_execution_options().get(READ_ONLY):
+            # A deferred writer (`optimistic_session_factory`) reads and works unlocked as well, and
+            # takes the lock at its first write, which fails at once if another writer came between.
+            options = conn.get_execution_options()
+            if options.get(READ_ONLY) or options.get(DEFERRED_WRITE):
                 conn.exec_driver_sql("BEGIN")
             else:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
@@ -126,6 +130,17 @@ def session_factory(engine: SAEngine) -> sessionmaker[Session]:
     from sqlalchemy.orm import sessionmaker
 
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def optimistic_session_factory(engine: SAEngine) -> sessionmaker[Session]:
+    """SQLite sessions that write, begun deferred: what they read and compute before their first
+    write holds no lock; at that write SQLite takes the write lock, or fails at once with
+    SQLITE_BUSY (another writer holds it) or SQLITE_BUSY_SNAPSHOT (another writer committed since
+    this transaction's snapshot): nothing was written, and the caller runs the command again
+    behind the lock (engine/base.py `Engine._tx`)."""
+    from sqlalchemy.orm import sessionmaker
+
+    return sessionmaker(engine.execution_options(**{DEFERRED_WRITE: True}), expire_on_commit=False)
 
 
 def read_only(engine: SAEngine) -> SAEngine:
