@@ -203,7 +203,7 @@ class EngineBase:
 
     def _sync_clock(self, session: Session) -> None:
         try:
-            rows = dict(session.execute(select(Setting.key, Setting.value).where(Setting.key.in_(SETTINGS))).all())
+            rows = dict(session.execute(_settings_query()).all())
         except (OperationalError, DatabaseError) as exc:
             msg = str(exc).lower()
             if "no such table" in msg or "undefinedtable" in msg or "relation" in msg and "does not exist" in msg:
@@ -360,6 +360,18 @@ class EngineBase:
         """Anyone in the directory may read the history; unknown users may not."""
         with self._tx(read=True) as s:
             self._check_actor(s, user, acting=False)
+
+
+_SETTINGS_QUERY: Any = None
+
+
+def _settings_query() -> Any:
+    """The settings read that starts a transaction, built once: a statement object keeps its cache
+    key and compiled form, where one built per transaction costs more than running it."""
+    global _SETTINGS_QUERY
+    if _SETTINGS_QUERY is None:
+        _SETTINGS_QUERY = select(Setting.key, Setting.value).where(Setting.key.in_(SETTINGS))
+    return _SETTINGS_QUERY
 
 
 def _storage_message(url: str, exc: Exception) -> str:

@@ -17,7 +17,7 @@ from . import history
 from .assignment import Directory
 from .errors import Conflict, InputError, NotAllowed, NotFound, ScriptError
 from .retry import retrying
-from .tasklist import TaskView, task_list_query
+from .tasklist import TaskView, task_list_query, task_list_select
 from .values import check_data
 
 if TYPE_CHECKING:
@@ -37,9 +37,15 @@ class TaskApi:
         "mine" (assigned to the user), "all" (every task).
         """
         with self._tx(read=True) as s:
-            q = task_list_query(self._check_actor(s, user, acting=False), self.clock.now(), user, scope, group, instance_id, overdue, state,
-                                department, limit, due_before, unassigned, process_key, offset)
-            return self._task_views(s, q)
+            from .reader import VIEW_COLUMNS, task_views
+
+            # Core rows of the shown columns, on the session's connection: no ORM objects to build.
+            cols = tuple(HumanTask.__table__.c[name] for name in VIEW_COLUMNS)
+            now = self.clock.now()
+            q = task_list_select(self._check_actor(s, user, acting=False), now, user, scope, group, instance_id,
+                                 overdue, state, department, limit, due_before, unassigned, process_key, offset,
+                                 columns=cols)
+            return task_views(s.connection(), q, now)
 
     def task_count(self: Engine, user: str | None = None, scope: str = "available", group: str | None = None,
                    instance_id: int | None = None, overdue: bool = False, state: str = "open",
@@ -91,7 +97,8 @@ class TaskApi:
         from .reader import VIEW_COLUMNS, task_views
 
         cols = HumanTask.__table__.c
-        return task_views(s, q.with_only_columns(*(cols[name] for name in VIEW_COLUMNS)), self.clock.now())
+        return task_views(s.connection(), q.with_only_columns(*(cols[name] for name in VIEW_COLUMNS)),
+                          self.clock.now())
 
     def _task_row(self: Engine, s: Session, task_id: int, lock: bool = False) -> HumanTask:
         q = select(HumanTask).where(HumanTask.id == task_id)
