@@ -142,7 +142,7 @@ def with_start_form(start: StartInfo | None, forms: dict[str, Any], data: dict[s
 def start_form(engine: Engine, key: str) -> dict[str, Any]:
     """The start form of the newest version of `key`: its keys and JSON Schema (None without one)."""
     with engine._tx(read=True) as s:
-        d = engine._latest_definitions(s).get(key)
+        d = engine._latest_definition(s, key)
         if d is None:
             raise NotFound(f"no process '{key}' is deployed; 'tigao definitions' lists what is")
         built = engine._built(d)

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import and_, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy.orm import Session, defer
 
 from storage.models import Definition, Instance
 
@@ -75,10 +75,21 @@ class DeploymentApi:
             return results
 
     def _latest_definitions(self: Engine, s: Session) -> dict[str, Definition]:
+        """The newest version of every process key. Their files are read only if a spec must be
+        built (`_built`): the cache usually has it."""
         sub = select(Definition.key, func.max(Definition.version).label("v")).group_by(Definition.key).subquery()
         rows = s.scalars(select(Definition).join(sub, and_(Definition.key == sub.c.key,
-                                                           Definition.version == sub.c.v)))
+                                                           Definition.version == sub.c.v))
+                         .options(defer(Definition.files)))
         return {d.key: d for d in rows}
+
+    def _latest_definition(self: Engine, s: Session, key: str) -> Definition | None:
+        """The newest version of one process key (as `_latest_definitions(s).get(key)`), one row."""
+        global _LATEST
+        if _LATEST is None:
+            _LATEST = (select(Definition).where(Definition.key == bindparam("key"))
+                       .order_by(Definition.version.desc()).limit(1).options(defer(Definition.files)))
+        return s.scalar(_LATEST, {"key": key})
 
     def process_keys(self: Engine) -> list[str]:
         """The keys of every deployed process (cheap: no files are read)."""
@@ -105,4 +116,8 @@ class DeploymentApi:
             return dict(d.files)
 
     def _built(self: Engine, d: Definition) -> Built:
-        return self.built.get(d.id, d.key, d.files)
+        cached = self.built.peek(d.id)  # a definition row never changes: its files are not needed
+        return cached if cached is not None else self.built.get(d.id, d.key, d.files)
+
+
+_LATEST: Any = None  # the statement of `_latest_definition`, built once

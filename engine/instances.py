@@ -33,7 +33,7 @@ class InstanceApi:
         data = check_data(data)
         with self._tx() as s:
             self._check_actor(s, actor)
-            d = self._latest_definitions(s).get(key)
+            d = self._latest_definition(s, key)
             if d is None:
                 raise NotFound(f"no process '{key}' is deployed; 'tigao definitions' lists what is")
             built = self._built(d)

@@ -119,10 +119,13 @@ class Run:
                 self.event("task_cancelled", actor, {"spiff_id": sid}, element_id=row.element_id, task_id=row.id)
         limits.check_count(sum(1 for t in ready if str(t.id) not in open_rows), "max_new_tasks",
                            "human tasks created by one command")
-        for t in ready:
-            if str(t.id) in open_rows:
-                continue
-            row = self._create_task(t, directory)
+        # The new rows first, inserted in one flush (one INSERT); then each one's candidates,
+        # event and deadline timers, in the order of the tasks.
+        created = [self._new_task(t, directory) for t in ready if str(t.id) not in open_rows]
+        if created:
+            s.flush()
+        for row, cand_users, cand_groups in created:
+            self._record_task(row, cand_users, cand_groups)
             on_task_created(self, row)
         sync_timers(self, waiting)
         from .external import sync as sync_external
@@ -155,7 +158,9 @@ class Run:
         s.flush()
         self.engine._saved_runs.append(self)
 
-    def _create_task(self, t: Any, directory: Directory) -> HumanTask:
+    def _new_task(self, t: Any, directory: Directory) -> tuple[HumanTask, list[str], list[str]]:
+        """The task row of a READY manual task (added to the session, not yet flushed) and its
+        candidate users and groups."""
         spec = t.task_spec
         meta = self.built.task_meta.get((t.workflow.spec.name, spec.bpmn_id))
         if meta is None:
@@ -201,16 +206,19 @@ class Run:
                         form_key=meta.form_key if meta else None, created_at=self.now, due_at=due,
                         follow_up_at=follow, escalation_level=0)
         self.s.add(row)
-        self.s.flush()
+        return row, cand_users, cand_groups
+
+    def _record_task(self, row: HumanTask, cand_users: list[str], cand_groups: list[str]) -> None:
+        """The candidates and the `task_created` event of a new row (flushed: it has its id)."""
         self.s.add_all([TaskCandidate(task_id=row.id, kind="user", value=u) for u in dict.fromkeys(cand_users)])
         self.s.add_all([TaskCandidate(task_id=row.id, kind="group", value=g) for g in dict.fromkeys(cand_groups)])
         self.event("task_created", None, {
             "spiff_id": row.spiff_id, "name": row.name, "assignee": row.assignee,
             "candidate_users": list(dict.fromkeys(cand_users)), "candidate_groups": list(dict.fromkeys(cand_groups)),
-            "due_at": due.isoformat() if due else None, "form_key": row.form_key, "priority": priority,
+            "due_at": row.due_at.isoformat() if row.due_at else None, "form_key": row.form_key,
+            "priority": row.priority,
         }, element_id=row.element_id, task_id=row.id)
         self.new_tasks.append(row)
-        return row
 
     def _when(self, v: Any, attr: str, element: str) -> datetime | None:
         if v is None:
