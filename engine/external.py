@@ -373,6 +373,8 @@ class ExternalTaskApi:
     def unlock(self: Engine, task_id: int, actor: str | None = None) -> None:
         """Release the lock (anyone allowed to act may): the task can be fetched at once."""
         with self._tx() as s:
+            if actor is not None:
+                self._check_actor(s, actor)  # known to the directory, and not only an auditor
             row = self._locked_row(s, task_id, None, check_owner=False)
             inst = s.get(Instance, row.instance_id)
             assert inst is not None
@@ -386,7 +388,7 @@ class ExternalTaskApi:
                        state: str = "open", locked: bool | None = None, task_id: int | None = None,
                        handlers: bool = False, limit: int = 500, offset: int = 0) -> list[dict[str, Any]]:
         """External tasks (and, with `handlers`, handler steps) from the projection table."""
-        with self._tx() as s:
+        with self._tx(read=True) as s:
             now = self.clock.now()
             q = select(ExternalTask)
             if not handlers:

@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from conftest import ORG, set_simulated
-from engine import Conflict, DefinitionError, Engine, InputError, NotFound
+from engine import Conflict, DefinitionError, Engine, InputError, NotAllowed, NotFound
 from engine import handlers as handlers_mod
 from engine.audit import Auditor
 from engine.deadlines import Worker
@@ -125,6 +125,10 @@ def test_extend_lock_and_unlock(fresh: Callable[[], Engine]) -> None:
     assert _lock(fresh, "w2") == []
     with pytest.raises(Conflict):
         fresh().extend_lock(got["id"], "w2", 1000)
+    for who in ("mallory", "system"):  # not on file; the engine's own name
+        with pytest.raises(NotAllowed):
+            fresh().unlock(got["id"], actor=who)
+    assert _lock(fresh, "w2") == []  # still locked: the refusals changed nothing
     fresh().unlock(got["id"], actor="alice")
     [again] = _lock(fresh, "w2")
     assert again["id"] == got["id"]
