@@ -39,20 +39,25 @@ class IncidentApi:
     """incidents, stuck_instances, retry_incident (mixed into Engine)."""
 
     def incidents(self: Engine, include_resolved: bool = False, instance_id: int | None = None,
-                  limit: int = 500) -> list[dict[str, Any]]:
-        """Incidents, oldest first; open ones only unless `include_resolved`."""
-        with self._tx() as s:
+                  limit: int = 500, resolved_only: bool = False) -> list[dict[str, Any]]:
+        """Incidents, oldest first; open ones only unless `include_resolved`. With `resolved_only`,
+        the resolved ones, the last resolved first (what an operator looks back at)."""
+        with self._tx(read=True) as s:
             q = select(Incident)
-            if not include_resolved:
-                q = q.where(Incident.resolved_at.is_(None))
+            if resolved_only:
+                q = q.where(Incident.resolved_at.is_not(None)).order_by(Incident.resolved_at.desc(), Incident.id.desc())
+            else:
+                if not include_resolved:
+                    q = q.where(Incident.resolved_at.is_(None))
+                q = q.order_by(Incident.created_at, Incident.id)
             if instance_id is not None:
                 q = q.where(Incident.instance_id == instance_id)
-            return [view(i) for i in s.scalars(q.order_by(Incident.created_at, Incident.id).limit(limit))]
+            return [view(i) for i in s.scalars(q.limit(limit))]
 
     def stuck_instances(self: Engine, limit: int = 500) -> list[dict[str, Any]]:
         """Running instances that wait for nothing and have no open incident."""
         iid = Instance.id
-        with self._tx() as s:
+        with self._tx(read=True) as s:
             q = select(Instance.id, Instance.process_key, Instance.started_at).where(
                 Instance.status == "running",
                 ~exists().where(HumanTask.instance_id == iid, HumanTask.state == "open"),

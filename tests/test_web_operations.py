@@ -67,6 +67,27 @@ def test_incidents__admin_sees_and_retries__resolved_listed_apart(site: tuple[En
     assert row2["retries"] == 1
 
 
+def test_incidents__many_resolved__a_new_open_one_is_still_shown(site: tuple[Engine, TestClient],
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from web.pages import operations
+
+    monkeypatch.setattr(operations, "LIMIT", 2)  # a page of two rows: five resolved fill it over
+    e, c = site
+    old = [with_incident(e)[1] for _ in range(5)]
+    for inc in old:
+        e.retry_incident(inc["id"], "ada")
+    _iid, new = with_incident(e)
+    login(c, "ada")
+    page = c.get("/incidents", headers=EN).text
+    open_part, resolved_part = page.split('data-testid="resolved-incidents"')
+    assert f'data-incident-id="{new["id"]}"' in open_part.split('data-testid="open-incidents"')[1]
+    assert 'data-testid="more-open"' not in page
+    # The last resolved first, two of five, with a word that there are more.
+    shown = re.findall(r'data-incident-id="(\d+)"', resolved_part)
+    assert shown == [str(old[4]["id"]), str(old[3]["id"])]
+    assert "The last 2 resolved are shown." in page
+
+
 def test_incidents__retry_twice__refused_in_chinese__nothing_changes(site: tuple[Engine, TestClient]) -> None:
     e, c = site
     _iid, inc = with_incident(e)

@@ -14,6 +14,9 @@ ZH_OPERATIONS = {
     "Running, but waiting for no task, timer, message or external task: nothing will move them. Cancel them, or change them on their page.":
         "仍在執行,但不等待任何任務、計時器、訊息或外部任務:沒有任何事物會推動它們。請取消,或在實例頁面上修改。",
     "No open incidents.": "沒有未解決的異常。",
+    "Only the oldest %(n)s are shown; retry or resolve them to see the others.":
+        "僅顯示最早的 %(n)s 筆;重試或解決後即可看到其餘的。",
+    "The last %(n)s resolved are shown.": "顯示最近解決的 %(n)s 筆。",
     "No stuck instances.": "沒有停滯的實例。",
     "None yet.": "目前沒有。",
     "Error": "錯誤",

@@ -66,13 +66,15 @@ def incidents_page(page: Page = Depends(signed_in)) -> Response:
 
 
 def _incidents(page: Page, error: dict[str, Any] | None = None) -> Response:
-    every = page.engine.incidents(include_resolved=True, limit=LIMIT * 2)
-    open_ = [i for i in every if i["resolved_at"] is None]
-    resolved = sorted((i for i in every if i["resolved_at"] is not None), key=lambda i: i["resolved_at"],
-                      reverse=True)[:LIMIT]
-    stuck = page.engine.stuck_instances(limit=LIMIT)
+    # Each list read on its own, with one row past the page to tell that there are more: however
+    # many incidents were resolved over the years, a new open one is on the page.
+    open_ = page.engine.incidents(limit=LIMIT + 1)
+    resolved = page.engine.incidents(resolved_only=True, limit=LIMIT + 1)
+    stuck = page.engine.stuck_instances(limit=LIMIT + 1)
+    more = {"open": len(open_) > LIMIT, "resolved": len(resolved) > LIMIT, "stuck": len(stuck) > LIMIT}
     return page.render("incidents.html", status=error["status"] if error else 200, section="incidents",
-                       incidents=open_, resolved=resolved, stuck=stuck, error=error)
+                       incidents=open_[:LIMIT], resolved=resolved[:LIMIT], stuck=stuck[:LIMIT], more=more,
+                       limit=LIMIT, error=error)
 
 
 @router.post("/incidents/{incident_id}/retry")
