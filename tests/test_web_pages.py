@@ -84,8 +84,10 @@ def test_task_form__field_error_shown_next_to_field__then_completed(site: tuple[
     good = {**bad, "cost": "12.5", "email": "a@b.example", "lanes_blocked": "2", "summary": "Pothole",
             "location.road": "S203", "location.km": "14.2", "tags": "asphalt\nnight", "urgent": "true",
             "reported_at": "2012-03-01T10:30", "seen_on": "2012-03-01"}
+    before = c.app.state.group.commands
     r = c.post(f"/tasks/{tid}/complete", data=good, follow_redirects=False)
     assert r.status_code == 303 and r.headers["location"] == "/tasks"
+    assert c.app.state.group.commands == before + 1  # in the server's group commit
     done = c.get("/tasks", headers={"Accept-Language": "en"})
     assert 'class="flash ok"' in done.text and f'data-task-id="{tid}"' not in done.text
     data = e.instance(iid)["data"]
@@ -151,10 +153,13 @@ def test_claim_and_delegate__from_the_task_page(site: tuple[Engine, TestClient])
     tid = _task_id(e, iid, "Task_check")
     login(c, "carol")
     token = csrf_of(c.get(f"/tasks/{tid}").text)
+    group = c.app.state.group  # the page's commands go through the server's group commit
+    before = group.commands
     r = c.post(f"/tasks/{tid}/claim", data={"csrf": token}, follow_redirects=True)
     assert r.status_code == 200 and e.task(tid).assignee == "carol"
     r = c.post(f"/tasks/{tid}/delegate", data={"csrf": token, "user": "dora"}, follow_redirects=True)
     assert e.task(tid).assignee == "dora"
+    assert group.commands == before + 2
 
 
 def test_task_list__filters_and_counts(site: tuple[Engine, TestClient]) -> None:

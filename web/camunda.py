@@ -253,9 +253,10 @@ def claim(task_id: TaskId, engine: EngineDep, commands: CommandsDep, who: Staff,
 
 
 @router.post("/task/{task_id}/unclaim", status_code=204)
-def unclaim(task_id: TaskId, engine: EngineDep, who: Staff) -> Response:
+def unclaim(task_id: TaskId, engine: EngineDep, commands: CommandsDep, who: Staff) -> Response:
     """Give a claimed task back to its candidates."""
-    engine.unclaim(_task(engine, task_id).id, who.user)
+    tid = _task(engine, task_id).id
+    commands.run(lambda e: e.unclaim(tid, who.user))
     return Response(status_code=204)
 
 

@@ -79,17 +79,18 @@ def claim(task_id: Id, engine: EngineDep, commands: CommandsDep, who: Staff) -> 
 
 
 @router.post("/tasks/{task_id}/unclaim", responses=responses(404, 409))
-def unclaim(task_id: Id, engine: EngineDep, who: Staff) -> dict[str, Any]:
+def unclaim(task_id: Id, engine: EngineDep, commands: CommandsDep, who: Staff) -> dict[str, Any]:
     """Give a claimed task back to its candidates."""
-    engine.unclaim(task_id, who.user)
+    commands.run(lambda e: e.unclaim(task_id, who.user))
     return jsonable(engine.task(task_id))
 
 
 @router.post("/tasks/{task_id}/delegate", responses=responses(404, 409))
-def delegate(task_id: Id, body: DelegateBody, engine: EngineDep, who: Staff) -> dict[str, Any]:
+def delegate(task_id: Id, body: DelegateBody, engine: EngineDep, commands: CommandsDep,
+             who: Staff) -> dict[str, Any]:
     """Hand a task the caller may work on to another user."""
     check_text(body.user, "user")
-    engine.delegate(task_id, who.user, body.user)
+    commands.run(lambda e: e.delegate(task_id, who.user, body.user))
     return jsonable(engine.task(task_id))
 
 

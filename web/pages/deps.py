@@ -79,3 +79,15 @@ async def admin_form(page: Page, request: Any) -> Any:
 def require_reader_of_audit(page: Page) -> None:
     if page.me is None or not (page.me.is_admin or page.me.is_auditor):
         raise NotAllowed("only an auditor or an administrator may do this")
+
+
+async def run_command(page: Page, command: Any) -> Any:
+    """Run a command that changes state (`command(engine)`) as the API does (web/deps.py
+    `Commands`: in the server's group commit when it is on) on a worker thread, so that the event
+    loop serves other requests while this one waits for its commit."""
+    from starlette.concurrency import run_in_threadpool
+
+    from ..deps import Commands
+
+    commands = Commands(page.engine, getattr(page.request.app.state, "group", None))
+    return await run_in_threadpool(commands.run, command)

@@ -12,7 +12,7 @@ from engine.errors import EngineError, FormError, NotFound
 
 from .. import formrender
 from .common import Page
-from .deps import require_csrf, signed_in
+from .deps import require_csrf, run_command, signed_in
 
 router = APIRouter()
 PAGE_SIZE = 50
@@ -112,7 +112,8 @@ async def task_complete(task_id: int, request: Request, page: Page = Depends(sig
         errors = typing_errors
     else:
         try:
-            page.engine.complete(task_id, page.me.user, data)
+            user = page.me.user
+            await run_command(page, lambda e: e.complete(task_id, user, data))
         except FormError as exc:
             errors = formrender.errors_by_name(exc.errors)
         else:
@@ -140,17 +141,17 @@ def _action(name: str) -> Any:
         form = await request.form()
         require_csrf(page, form)
         assert page.me is not None
-        e = page.engine
+        user = page.me.user
         try:
             if name == "claim":
-                e.claim(task_id, page.me.user)
+                await run_command(page, lambda e: e.claim(task_id, user))
                 msg = page._("You claimed task %(id)s.", id=task_id)
             elif name == "unclaim":
-                e.unclaim(task_id, page.me.user)
+                await run_command(page, lambda e: e.unclaim(task_id, user))
                 msg = page._("Task %(id)s went back to its candidates.", id=task_id)
             else:
                 to = str(form.get("user") or "")
-                e.delegate(task_id, page.me.user, to)
+                await run_command(page, lambda e: e.delegate(task_id, user, to))
                 msg = page._("Task %(id)s delegated to %(user)s.", id=task_id, user=to)
         except EngineError as exc:
             return page.redirect(f"/tasks/{task_id}", ("bad", exc.message))
