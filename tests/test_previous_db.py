@@ -138,3 +138,48 @@ def test_previous_release_database__upgrades_verifies_and_runs_to_completion(pre
     # The loop six passes in: pruned at its next command, so it ends smaller than it began.
     assert _stored_tasks(engine)[2] < before[2]
     engine.close()
+
+
+def test_downgrade_to_the_previous_release__puts_each_state_back_in_one_column(previous_url: str) -> None:
+    """`alembic downgrade 0012` (going back to the previous release): every state in parts is put
+    back together in `instances.state`; upgraded again, the instances verify and run on."""
+    import json
+
+    from alembic import command
+    from alembic.config import Config
+
+    from storage.db import MIGRATIONS, make_engine, normalise_url
+
+    url = previous_url
+    engine = Engine(url)
+    engine.init()
+    engine.load_directory(ORG)
+    running = [i["id"] for i in engine.instances(status="running") if i["key"] != "complaint"]
+    t = min((t for t in engine.tasks(scope="all", limit=1000) if t.instance_id in running), key=lambda v: v.id)
+    engine.complete(t.id, _who(engine, t), _sample(engine, t))  # at least one state now in parts
+    with engine._tx(read=True) as s:
+        expected = {i.id: json.loads(i.state)["tasks"].keys() for i in s.scalars(select(Instance))}
+        assert 2 in {i.state_format for i in s.scalars(select(Instance))}
+    engine.close()
+    sa = make_engine(normalise_url(url))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with sa.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, PREVIOUS_HEAD)
+    with sa.connect() as conn:
+        tables = set(conn.dialect.get_table_names(conn))
+        assert "state_parts" not in tables
+        columns = {c["name"] for c in conn.dialect.get_columns(conn, "instances")}
+        assert "state_changes" not in columns
+        for iid, fmt, state in conn.execute(text("SELECT id, state_format, state FROM instances")):
+            whole = json.loads(state)
+            assert fmt == 1 and "tigao_parts" not in whole
+            assert whole["tasks"].keys() == expected[iid]  # every task of the state, back in its place
+    sa.dispose()
+    engine = Engine(url)
+    assert engine.init() == "upgraded"
+    assert Auditor(engine).verify()[1] == []  # each replay ends in the state stored
+    _run_to_end(engine, running)
+    assert Auditor(engine).verify()[1] == []
+    engine.close()

@@ -11,10 +11,12 @@ the workflow without its tasks, naming the task parts it consists of. Each task 
 `instances.state_changes` with the same UPDATE of the instance row; the trigger created here
 applies them to `state_parts` and clears the column, so saving a state costs no extra statement.
 """
+import json
+
 from alembic import op
 import sqlalchemy as sa
 
-from storage.state_parts import PG_FUNCTION, PG_TRIGGER, SQLITE_TRIGGER
+from storage.state_parts import FORMAT_PARTS, PARTS_KEY, PG_FUNCTION, PG_TRIGGER, SQLITE_TRIGGER, compose
 
 revision = '0013'
 down_revision = '0012'
@@ -39,4 +41,25 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    raise NotImplementedError("states stored in parts cannot be put back into one column by a downgrade")
+    """Put every state in parts back together into `instances.state` (format 1, as the release
+    before stored it), then drop the parts, the trigger and the column."""
+    bind = op.get_bind()
+    if bind.dialect.name == "postgresql":
+        op.execute(sa.text("DROP TRIGGER IF EXISTS instances_state_parts ON instances"))
+        op.execute(sa.text("DROP FUNCTION IF EXISTS tigao_state_parts()"))
+    else:
+        op.execute(sa.text("DROP TRIGGER IF EXISTS instances_state_parts"))
+    ids = [row[0] for row in bind.execute(sa.text("SELECT id FROM instances WHERE state_format = :f ORDER BY id"),
+                                          {"f": FORMAT_PARTS})]
+    for iid in ids:  # one instance at a time: a big database is not read into memory at once
+        head = bind.execute(sa.text("SELECT state FROM instances WHERE id = :i"), {"i": iid}).scalar_one()
+        parts = dict(bind.execute(sa.text("SELECT part, body FROM state_parts WHERE instance_id = :i"),
+                                  {"i": iid}).all())
+        whole = json.loads(compose(head, parts))
+        whole.pop(PARTS_KEY, None)
+        bind.execute(sa.text("UPDATE instances SET state = :s, state_format = 1 WHERE id = :i"),
+                     {"s": json.dumps(whole), "i": iid})
+    op.drop_table("state_parts")
+    # (ALTER TABLE ... DROP COLUMN, SQLite 3.35 and later: a batch copy of `instances` would have
+    # to drop the table the history's foreign keys point to.)
+    op.execute(sa.text("ALTER TABLE instances DROP COLUMN state_changes"))
