@@ -267,6 +267,21 @@ def init(c: Ctx, simulated: str | None) -> None:
     click.echo(f"{what} database {c.engine.safe_url}" + (f" (simulated clock at {fmt(start, zone=True)})" if start else ""))
 
 
+@main.command()
+@click.argument("revision")
+@click.option("--yes", is_flag=True, help="Confirm: what later revisions added is dropped.")
+@pass_ctx
+@handled
+def downgrade(c: Ctx, revision: str, yes: bool) -> None:
+    """Take the database's schema back to REVISION, to go back to an earlier release (e.g. 0012:
+    states stored in parts are put back in one column). `tigao init` upgrades again."""
+    if not yes:
+        raise InputError(f"downgrading drops what the revisions after {revision} added; "
+                         "back the database up, then run again with --yes")
+    before = c.engine.downgrade(revision)
+    click.echo(f"downgraded database {c.engine.safe_url} from {before} to {revision}")
+
+
 def _check_actor(c: Ctx, actor: str) -> None:
     """An acting user the engine does not check itself: known to the directory, not only an auditor."""
     c.engine.check_acting(actor)

@@ -262,6 +262,21 @@ class EngineBase:
                 raise InputError("this database runs on the real clock; --simulated only applies to a new one")
         return "upgraded"
 
+    def downgrade(self, revision: str) -> str:
+        """Take the database's schema back to `revision`, for an earlier release (each migration
+        after it undoes itself); the revision it was at before."""
+        sa = self._connect()
+        try:
+            with sa.connect() as conn:
+                before = dbmod.schema_revision(conn)
+            dbmod.downgrade(sa, revision)
+        except dbmod.DatabaseProblem as exc:
+            raise InputError(str(exc)) from exc
+        except (OperationalError, DatabaseError) as exc:
+            raise StorageError(_storage_message(self.safe_url, exc)) from exc
+        self.close()  # what this Engine cached belongs to the schema it no longer has
+        return before or "?"
+
     def now(self) -> datetime:
         with self._tx(read=True):
             return self.clock.now()

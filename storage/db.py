@@ -107,6 +107,29 @@ def check_exists(url: str) -> None:
         raise DatabaseProblem(f"no database at '{path}': run 'tigao init' first (or pass --db)")
 
 
+def downgrade(engine: SAEngine, revision: str) -> None:
+    """Take the schema back to `revision` (for going back to an earlier release): each migration
+    after it runs its downgrade, in one transaction. An unknown revision is a DatabaseProblem."""
+    from alembic import command
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+    from alembic.util.exc import CommandError
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    known = [s.revision for s in ScriptDirectory.from_config(cfg).walk_revisions()]
+    if revision not in known:
+        raise DatabaseProblem(f"no schema revision '{revision}'; the revisions are {', '.join(sorted(known))}")
+    with engine.begin() as conn:
+        if schema_revision(conn) is None:
+            raise DatabaseProblem("this is not a Tigao database (no schema revision); nothing to downgrade")
+        cfg.attributes["connection"] = conn
+        try:
+            command.downgrade(cfg, revision)
+        except CommandError as exc:
+            raise DatabaseProblem(f"cannot downgrade to '{revision}': {exc}") from exc
+
+
 def upgrade(engine: SAEngine) -> None:
     """Create or upgrade the schema to the newest Alembic revision."""
     from alembic import command

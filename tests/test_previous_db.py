@@ -141,14 +141,15 @@ def test_previous_release_database__upgrades_verifies_and_runs_to_completion(pre
 
 
 def test_downgrade_to_the_previous_release__puts_each_state_back_in_one_column(previous_url: str) -> None:
-    """`alembic downgrade 0012` (going back to the previous release): every state in parts is put
-    back together in `instances.state`; upgraded again, the instances verify and run on."""
+    """`tigao downgrade 0012 --yes` (going back to the previous release): every state in parts is
+    put back together in `instances.state`; upgraded again, the instances verify and run on."""
     import json
 
-    from alembic import command
-    from alembic.config import Config
+    from click.testing import CliRunner
 
-    from storage.db import MIGRATIONS, make_engine, normalise_url
+    from cli import main
+    from storage.db import make_engine, normalise_url
+    from storage.schema import SCHEMA_REVISION
 
     url = previous_url
     engine = Engine(url)
@@ -161,12 +162,16 @@ def test_downgrade_to_the_previous_release__puts_each_state_back_in_one_column(p
         expected = {i.id: json.loads(i.state)["tasks"].keys() for i in s.scalars(select(Instance))}
         assert 2 in {i.state_format for i in s.scalars(select(Instance))}
     engine.close()
+    runner = CliRunner()
+    refused = runner.invoke(main, ["--db", url, "downgrade", PREVIOUS_HEAD])
+    assert refused.exit_code != 0 and "--yes" in refused.output
+    unknown = runner.invoke(main, ["--db", url, "downgrade", "0999", "--yes"])
+    assert unknown.exit_code != 0 and "no schema revision '0999'" in unknown.output
+    assert "Traceback" not in unknown.output
+    done = runner.invoke(main, ["--db", url, "downgrade", PREVIOUS_HEAD, "--yes"])
+    assert done.exit_code == 0, done.output
+    assert f"from {SCHEMA_REVISION} to {PREVIOUS_HEAD}" in done.output
     sa = make_engine(normalise_url(url))
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS))
-    with sa.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, PREVIOUS_HEAD)
     with sa.connect() as conn:
         tables = set(conn.dialect.get_table_names(conn))
         assert "state_parts" not in tables
