@@ -212,12 +212,6 @@ class EngineBase:
             raise
         self._use_settings(rows)
 
-    @staticmethod
-    def settings_columns() -> list[Any]:
-        """The settings a transaction starts from, as columns to add to a command's first query."""
-        return [select(Setting.value).where(Setting.key == key).scalar_subquery().label(f"setting_{key}")
-                for key in SETTINGS]
-
     def _use_settings(self, rows: Any) -> None:
         """Set the command's clock and directory stamp from the settings (`rows`: a mapping of
         key to value, or a row with `settings_columns`)."""
@@ -375,6 +369,13 @@ class EngineBase:
         """Anyone in the directory may read the history; unknown users may not."""
         with self._tx(read=True) as s:
             self._check_actor(s, user, acting=False)
+
+
+def settings_columns() -> list[Any]:
+    """The settings a transaction starts from, as columns to add to a command's first query (read
+    back by `Engine._use_settings`)."""
+    return [select(Setting.value).where(Setting.key == key).scalar_subquery().label(f"setting_{key}")
+            for key in SETTINGS]
 
 
 _SETTINGS_QUERY: Any = None

@@ -15,6 +15,7 @@ from storage.models import HumanTask, Instance, Notification, TaskCandidate
 
 from . import history
 from .assignment import Directory
+from .base import settings_columns
 from .errors import Conflict, InputError, NotAllowed, NotFound, ScriptError
 from .retry import retrying
 from .tasklist import TaskView, task_list_query, task_list_select
@@ -311,15 +312,13 @@ def _task_with_siblings(folded: bool) -> Any:
     `groups`) is a candidate, the instance row and, if `folded`, the settings (`Engine._tx`)."""
     q = _STATEMENTS.get(("siblings", folded))
     if q is None:
-        from .core import Engine
-
         c = TaskCandidate
         task_id = bindparam("task_id")
         of_instance = select(HumanTask.instance_id).where(HumanTask.id == task_id).scalar_subquery()
         may = exists().where(c.task_id == HumanTask.id, or_(
             and_(c.kind == "user", c.value == bindparam("user")),
             and_(c.kind == "group", c.value.in_(bindparam("groups", expanding=True)))))
-        q = (select(HumanTask, may.label("may"), Instance, *(Engine.settings_columns() if folded else ()))
+        q = (select(HumanTask, may.label("may"), Instance, *(settings_columns() if folded else ()))
              .join(Instance, Instance.id == HumanTask.instance_id)
              .where(or_(HumanTask.id == task_id, and_(HumanTask.instance_id == of_instance, HumanTask.state == "open")))
              .with_for_update(of=HumanTask))
