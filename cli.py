@@ -672,11 +672,16 @@ def tasks(c: Ctx, actor: str | None, mine: bool, all_: bool, group: str | None, 
     """Tasks USER may work on: assigned to them, or unassigned with them a candidate."""
     scope = "mine" if mine else "all" if (all_ or (actor is None and (group or instance_id or overdue))) \
         else "available"
-    from engine.reader import list_tasks
+    from engine import quickread
 
-    # SQLAlchemy Core on the projections, without the Engine's imports; the Engine answers what the
-    # reader leaves to it (an older schema, an unknown user, a database error).
-    rows = list_tasks(c.db, actor, scope, group, instance_id, overdue, state, limit)
+    # On SQLite the standard library's sqlite3 alone (engine/quickread.py); elsewhere SQLAlchemy
+    # Core without the Engine's imports (engine/reader.py); the Engine answers what both leave to
+    # it (an older schema, an unknown user, a database error), with its messages.
+    rows = quickread.list_tasks(c.db, actor, scope, group, instance_id, overdue, state, limit)
+    if rows is None:
+        from engine.reader import list_tasks
+
+        rows = list_tasks(c.db, actor, scope, group, instance_id, overdue, state, limit)
     if rows is None:
         rows = c.engine.tasks(actor, scope=scope, group=group, instance_id=instance_id, overdue=overdue,
                               state=state, limit=limit)

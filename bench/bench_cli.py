@@ -158,8 +158,9 @@ def main() -> None:
     medians = {row[0]: row[2] for row in rows}
     cpu = {row[0]: row[6] for row in rows}
     sa = "python -c 'import sqlalchemy'"
-    say(f"tigao tasks beyond importing SQLAlchemy: {medians['tigao tasks --as alice'] - medians[sa]:.3f} s wall, "
-        f"{cpu['tigao tasks --as alice'] - cpu[sa]:.3f} s cpu (medians); tigao tasks / import sqlalchemy = "
+    # On SQLite `tigao tasks` imports no SQLAlchemy at all (engine/quickread.py): the ratio says
+    # what the whole command costs next to that one import.
+    say(f"tigao tasks / import sqlalchemy = {medians['tigao tasks --as alice'] / medians[sa]:.2f} (median wall), "
         f"{cpu['tigao tasks --as alice'] / cpu[sa]:.2f} (cpu)")
     for name in ("tigao --help", "tigao tasks --as alice"):
         verdict = "reached" if medians[name] < TARGET else "not reached"

@@ -27,9 +27,9 @@ from .errors import (
 if TYPE_CHECKING:
     from .core import DeployResult, Engine
     from .deadlines import Worker
-    from .tasklist import TaskView
+    from .taskview import TaskView
 
-_LAZY = {"DeployResult": ".core", "Engine": ".core", "TaskView": ".tasklist", "Worker": ".deadlines"}
+_LAZY = {"DeployResult": ".core", "Engine": ".core", "TaskView": ".taskview", "Worker": ".deadlines"}
 
 
 def __getattr__(name: str) -> Any:

@@ -26,12 +26,10 @@ from storage import schema
 
 from .assignment import Dept, Directory, Person
 from .errors import StorageError
-from .tasklist import TaskView, task_list_select
+from .tasklist import task_list_select
+from .taskview import VIEW_COLUMNS, TaskView
 
 SETTINGS = ("clock", "sim_now", "directory_version")
-# The columns of human_tasks a TaskView shows (the list's order and filters use others too).
-VIEW_COLUMNS = ("id", "instance_id", "element_id", "name", "role", "assignee", "state", "priority", "form_key",
-                "created_at", "due_at", "follow_up_at", "completed_at", "completed_by")
 
 
 def list_tasks(url: str | None, user: str | None = None, scope: str = "available", group: str | None = None,

@@ -15,7 +15,6 @@ same statement selecting the ORM class, for the Engine's sessions.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -24,39 +23,7 @@ from sqlalchemy import Select, and_, exists, false, or_, select
 from storage.schema import human_tasks, instances, task_candidates
 
 from .assignment import Directory
-from .errors import InputError
-
-SCOPES = ("available", "mine", "all")
-
-
-@dataclass
-class TaskView:
-    id: int
-    instance_id: int
-    element_id: str
-    name: str | None
-    role: str | None
-    assignee: str | None
-    candidate_users: list[str]
-    candidate_groups: list[str]
-    state: str
-    priority: int
-    form_key: str | None
-    created_at: datetime
-    due_at: datetime | None
-    follow_up_at: datetime | None
-    completed_at: datetime | None
-    completed_by: str | None
-    overdue: bool
-    process_key: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        d = asdict(self)
-        for k, v in d.items():
-            if isinstance(v, datetime):
-                d[k] = v.isoformat()
-        return d
-
+from .taskview import SCOPES, TaskView, check_scope  # noqa: F401 - TaskView is part of this module's API
 
 def _candidate_of(*conditions: Any) -> Any:
     return exists().where(task_candidates.c.task_id == human_tasks.c.id, or_(*conditions))
@@ -89,10 +56,7 @@ def task_list_select(d: Directory, now: datetime, user: str | None = None, scope
     the Core table, of some of its `columns`, or of the ORM class mapped onto it. With `limit`
     None the query is unordered and unbounded: the base of a count.
     """
-    if scope not in SCOPES:
-        raise InputError(f"unknown task scope '{scope}'; use available, mine or all")
-    if scope != "all" and not user:
-        raise InputError("say who you are with --as USER (or use --all)")
+    check_scope(scope, user)
     t = human_tasks.c
     q = select(*columns)
     if instance_id is not None:

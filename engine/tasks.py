@@ -18,7 +18,8 @@ from .assignment import Directory
 from .base import settings_columns
 from .errors import Conflict, InputError, NotAllowed, NotFound, ScriptError
 from .retry import retrying
-from .tasklist import TaskView, task_list_query, task_list_select
+from .tasklist import task_list_query, task_list_select
+from .taskview import TaskView
 from .values import check_data
 
 if TYPE_CHECKING:
@@ -38,7 +39,8 @@ class TaskApi:
         "mine" (assigned to the user), "all" (every task).
         """
         with self._tx(read=True) as s:
-            from .reader import VIEW_COLUMNS, task_views
+            from .reader import task_views
+            from .taskview import VIEW_COLUMNS
 
             # Core rows of the shown columns, on the session's connection: no ORM objects to build.
             cols = tuple(HumanTask.__table__.c[name] for name in VIEW_COLUMNS)
@@ -95,7 +97,8 @@ class TaskApi:
 
     def _task_views(self: Engine, s: Session, q: Any) -> list[TaskView]:
         # The same row building as the quick reader of `tigao tasks` (engine/reader.py).
-        from .reader import VIEW_COLUMNS, task_views
+        from .reader import task_views
+        from .taskview import VIEW_COLUMNS
 
         cols = HumanTask.__table__.c
         return task_views(s.connection(), q.with_only_columns(*(cols[name] for name in VIEW_COLUMNS)),

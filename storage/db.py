@@ -19,7 +19,7 @@ from sqlalchemy.exc import ArgumentError
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
-DEFAULT_DB = "tigao.db"
+from .basics import DEFAULT_DB  # noqa: E402,F401 - the database of a command given no --db and no TIGAO_DB
 READ_ONLY = "tigao_read_only"  # execution option of the connections that only read
 DEFERRED_WRITE = "tigao_deferred_write"  # SQLite: a writer that takes the write lock at its first write
 MIGRATIONS = Path(__file__).parent / "migrations"

@@ -31,9 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import TypeDecorator
 
-# The newest Alembic revision (storage/migrations/versions): a database whose `alembic_version`
-# holds it has exactly these tables. tests/test_storage.py checks it against the migrations.
-SCHEMA_REVISION = "0013"
+from .basics import SCHEMA_REVISION  # noqa: E402,F401 - the revision these tables match
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -1,9 +1,11 @@
 """A quick command line: the heavy modules are imported only by the commands that need them.
 
-`tigao tasks` reads the list with SQLAlchemy Core (engine/reader.py): no ORM, no Alembic, no
-SpiffWorkflow. What it prints must be what the Engine would list, so the reader is compared with
-`Engine.tasks` filter by filter on both databases, and what it leaves to the Engine (an older
-schema, an unknown user, a bad id) is checked to still get the Engine's answer.
+`tigao tasks` reads the list with the standard library's sqlite3 on a SQLite file
+(engine/quickread.py: no SQLAlchemy at all) and with SQLAlchemy Core elsewhere (engine/reader.py:
+no ORM, no Alembic, no SpiffWorkflow). What it prints must be what the Engine would list, so both
+readers are compared with `Engine.tasks` filter by filter (and the quick reader's query plans with
+the Core query's), and what they leave to the Engine (an older schema, an unknown user, a bad id)
+is checked to still get the Engine's answer.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from sqlalchemy import create_engine, text
 from cli import main
 from conftest import BPMN, ORG, T0
 from engine import Engine
+from engine import quickread
 from engine.reader import list_tasks
 from storage.db import normalise_url
 
@@ -62,14 +65,14 @@ def test_help__runs_without_the_engine() -> None:
     assert not loaded_after(code) & set(HEAVY)
 
 
-def test_task_list__reads_projections_without_spiffworkflow(tmp_path: Path) -> None:
+def test_task_list_on_sqlite__reads_the_projections_without_sqlalchemy(tmp_path: Path) -> None:
     db = str(tmp_path / "t.db")
     subprocess.run([sys.executable, "-m", "cli", "--db", db, "init"], cwd=ROOT, check=True, capture_output=True)
     code = (f"import cli\ntry:\n    cli.main(['--db', {db!r}, 'tasks', '--all'], standalone_mode=False)\n"
             "except SystemExit:\n    pass")
-    loaded = loaded_after(code)
-    assert "sqlalchemy" in loaded  # it did read the database
-    assert not loaded & {"SpiffWorkflow", "lxml", "jsonschema", "RestrictedPython"}
+    modules, printed = modules_after(code)
+    assert "(no tasks)" in printed and "sqlite3" in modules  # it did read the database
+    assert not {m.split(".")[0] for m in modules} & set(HEAVY)
 
 
 @pytest.fixture
@@ -90,8 +93,8 @@ def staffed(tmp_path: Path) -> str:
 def test_staff_task_list__imports_no_orm_no_alembic_no_spiffworkflow(staffed: str) -> None:
     modules, printed = modules_after(run_cli(["--db", staffed, "tasks", "--as", "bob"]))
     assert "Fill in the form" in printed and "Review" in printed  # the list was read and printed
-    assert "sqlite3" in modules and "sqlalchemy.engine" in modules
-    assert heavy_in(modules) == set()
+    assert "sqlite3" in modules and "engine.quickread" in modules
+    assert heavy_in(modules) == set() and not {m for m in modules if m.startswith("sqlalchemy")}
 
 
 def test_task_list_as_json__imports_no_orm_either(staffed: str) -> None:
@@ -108,14 +111,14 @@ def test_task_list_on_an_older_schema__is_left_to_the_engine(staffed: str) -> No
     with sa.begin() as c:
         c.execute(text("UPDATE alembic_version SET version_num = '0010'"))
     sa.dispose()
-    assert list_tasks(staffed, "bob") is None
+    assert list_tasks(staffed, "bob") is None and quickread.list_tasks(staffed, "bob") is None
     modules, printed = modules_after(run_cli(["--db", staffed, "tasks", "--as", "bob"]))
     assert "sqlalchemy.orm" in modules
     assert printed == expected
 
 
 def test_task_list_of_an_unknown_user__gets_the_engines_refusal(staffed: str) -> None:
-    assert list_tasks(staffed, "mallory") is None
+    assert list_tasks(staffed, "mallory") is None and quickread.list_tasks(staffed, "mallory") is None
     result = CliRunner(env=NO_ENV).invoke(main, ["--db", staffed, "tasks", "--as", "mallory"])
     assert result.exit_code == 7 and "unknown user 'mallory'" in result.stderr
 
@@ -166,7 +169,36 @@ def test_reader__lists_what_the_engine_lists_for_every_filter(engine: Engine, db
                                 state=state, limit=limit)
             got = list_tasks(db_url, user, scope, group, instance_id, overdue, state, limit)
             assert got == want, (user, scope, group, instance_id, overdue, state, limit)
+            quick = quickread.list_tasks(db_url, user, scope, group, instance_id, overdue, state, limit)
+            if engine.dialect == "sqlite":
+                assert quick == want, ("quick", user, scope, group, instance_id, overdue, state, limit)
+                _same_plan(engine, user, scope, group, instance_id, overdue, state, limit)
+            else:
+                assert quick is None  # PostgreSQL: SQLAlchemy Core (engine/reader.py)
             listed += len(got)
     assert listed > 20
     assert any(t.overdue for t in engine.tasks(None, scope="all"))
     assert any(t.state == "completed" for t in engine.tasks(None, scope="all", state="any"))
+
+
+def _same_plan(engine: Engine, user: Any, scope: str, group: Any, instance_id: Any, overdue: bool, state: str,
+               limit: int) -> None:
+    """The quick reader's SELECT is planned as the Core query is: the same index walk (which
+    tests/test_task_list_plans.py holds to the page)."""
+    from sqlalchemy.dialects import sqlite
+
+    from engine.tasklist import task_list_select
+    from engine.taskview import VIEW_COLUMNS
+    from storage import schema
+
+    d, now = engine.directory(), engine.now()
+    core = task_list_select(d, now, user, scope, group, instance_id, overdue, state, limit=limit,
+                            columns=tuple(schema.human_tasks.c[n] for n in VIEW_COLUMNS))
+    compiled = core.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True})
+    quick_sql, quick_params = quickread.select_sql(now, user, scope, group, instance_id, overdue, state, limit,
+                                                   d.groups_of(user or ""))
+    with engine._tx(read=True) as s:
+        conn = s.connection().connection.driver_connection
+        want = [r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + str(compiled))]
+        got = [r[3] for r in conn.execute("EXPLAIN QUERY PLAN " + quick_sql, quick_params)]
+    assert got == want, (got, want)
