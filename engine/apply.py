@@ -115,7 +115,7 @@ def _completed(wf: BpmnWorkflow, kind: str, p: dict[str, Any], at: datetime, bui
 
 
 def _message(wf: BpmnWorkflow, kind: str, p: dict[str, Any], at: datetime, built_for: Any) -> Applied:
-    from .spiff import message_catchers, send_message
+    from .spiff_events import message_catchers, send_message
 
     name = p.get("name")
     targets = message_catchers(wf.get_tasks(state=TaskState.WAITING), name)
@@ -129,7 +129,7 @@ def _message(wf: BpmnWorkflow, kind: str, p: dict[str, Any], at: datetime, built
 def _signal(wf: BpmnWorkflow, kind: str, p: dict[str, Any], at: datetime, built_for: Any) -> Applied:
     from SpiffWorkflow.bpmn.util import BpmnEvent
 
-    from .spiff import TigaoSignalEventDefinition
+    from .spiff_events import TigaoSignalEventDefinition
 
     name = str(p.get("name"))
     targets = [t for t in wf.get_tasks(state=TaskState.WAITING)

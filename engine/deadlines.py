@@ -49,7 +49,7 @@ from .escalation import escalate, mark_overdue, notify, responsible
 from .incident_record import open_incident
 from .lease import Lease
 from .retry import Busy, Contention, pause
-from .spiff import next_timer_due, pop_fired, pop_skipped
+from .spiff_events import next_timer_due, pop_fired, pop_skipped
 from .timeutil import add_iso_duration, fmt, parse_cycle, parse_datetime, skip_past
 
 if TYPE_CHECKING:

@@ -32,13 +32,13 @@ from SpiffWorkflow.bpmn.parser.BpmnParser import BpmnValidator
 from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.exceptions import SpiffWorkflowException
 
-from . import camunda, camunda_forms, camunda_io, camunda_start, cron, feel, handlers, services, unsupported
+from . import camunda, camunda_forms, camunda_io, camunda_start, cron, feel, handlers, limits, services, unsupported
 from .assignment import Directory
 from .errors import DefinitionError, InputError, Problem
 from .juel import JuelError, expression_source
-from . import limits
 from .scripting import ScriptCheckError, check_source, is_expression, strip_expression
-from .spiff import TigaoParser, upgrade_specs
+from .spiff import upgrade_specs
+from .spiff_parser import TigaoParser
 from .timeutil import check_timer_literal, due_from
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"

@@ -209,7 +209,7 @@ class InstanceApi:
     def instance(self: Engine, instance_id: int) -> dict[str, Any]:
         from SpiffWorkflow.util.task import TaskState
 
-        from .spiff import next_timer_due
+        from .spiff_events import next_timer_due
 
         with self._tx(read=True) as s:
             inst, d, built = self._instance_built(s, instance_id)

@@ -27,7 +27,8 @@ from .apply import MODIFICATIONS, NoTarget, apply_input, new_workflow
 from .external import REPLAYED, replay_external
 from .history import INPUT_TYPES
 from .scripting import TigaoScriptEngine
-from .spiff import fingerprint, pop_thrown_signals
+from .spiff_events import pop_thrown_signals
+from .spiff_state import fingerprint
 from .state import StateSerializer
 
 # Inputs replayed with their recorded payload as it is (no task id of the live run to map).

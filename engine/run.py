@@ -134,7 +134,7 @@ class Run:
         if self.built.has_messages:
             self._sync_subscriptions(waiting)
         if self.built.has_signals:
-            from .spiff import pop_thrown_signals
+            from .spiff_events import pop_thrown_signals
 
             signals.sync(self, waiting)
             self.thrown_signals, self.finish_actor = pop_thrown_signals(self.wf), actor
@@ -231,7 +231,7 @@ class Run:
             raise ScriptError(f"camunda:{attr} of {element}: {exc}") from exc
 
     def _sync_subscriptions(self, waiting: list[Any]) -> None:
-        from .spiff import message_catchers
+        from .spiff_events import message_catchers
         from .subscriptions import project
 
         project(self.s, self.inst.id, "message",

@@ -46,7 +46,7 @@ class Broadcast:
 
 
 def _is_signal(spec: Any, name: str | None = None) -> bool:
-    from .spiff import TigaoSignalEventDefinition
+    from .spiff_events import TigaoSignalEventDefinition
 
     ev = getattr(spec, "event_definition", None)
     return isinstance(ev, TigaoSignalEventDefinition) and (name is None or ev.name == name)

@@ -14,7 +14,7 @@ from typing import Any
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer
 from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
 
-from .spiff import _SPECS, _config
+from .spiff_state import _SPECS, _config
 
 
 class StateSerializer:

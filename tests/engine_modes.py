@@ -20,7 +20,7 @@ from sqlalchemy import select
 
 from engine import Engine
 from engine.definitions import BuiltCache
-from engine.spiff import fingerprint
+from engine.spiff_state import fingerprint
 from storage.models import Definition, Event, HumanTask, Instance
 
 _MODE = {"name": "cached"}

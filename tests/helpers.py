@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from engine import Engine
-from engine.spiff import comparable_state
+from engine.spiff_state import comparable_state
 from storage.models import Definition, Instance
 
 

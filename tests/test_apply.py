@@ -2,7 +2,7 @@
 
 The drivers of tests/test_bpmn_coverage.py run here again, unchanged; after each one, every
 instance it left is replayed from its history and the replayed workflow must have the same
-fingerprint (engine.spiff.fingerprint) as the live one. A layer check then shows that the live
+fingerprint (engine.spiff_state.fingerprint) as the live one. A layer check then shows that the live
 commands and replay hold no SpiffWorkflow input handling of their own.
 """
 
@@ -22,7 +22,7 @@ import test_bpmn_coverage as coverage
 from engine import Engine
 from engine.apply import NoTarget, apply_input, new_workflow
 from engine.audit import Auditor
-from engine.spiff import fingerprint
+from engine.spiff_state import fingerprint
 from storage.models import Definition, Instance
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ENGINE = ROOT / "engine"
 MAX_LINES = 450
 # Modules that predate the limit and await their own split; each may not grow past its size today.
-PENDING_SPLIT = {"definitions": 749, "spiff": 922}
+PENDING_SPLIT = {"definitions": 749}
 
 
 def _is_type_checking(node: ast.If) -> bool:

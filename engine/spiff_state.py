@@ -1,0 +1,187 @@
+"""The stored state of a workflow: SpiffWorkflow's serializer without the process specs, task data
+stored as changes compared by JSON type, and the comparisons replay makes (`fingerprint`). (Part
+of the engine's plug into SpiffWorkflow; see engine/spiff.py.)
+
+The specs are rebuilt from the definition version's files (cached per process), so a save writes
+only the instance's own state. The serializer stores class names, not module paths, so states
+saved before this module was split out of engine/spiff.py load as they did.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from typing import Any
+
+from SpiffWorkflow.bpmn.serializer.default.event_definition import TimerConditionalEventDefinitionConverter
+from SpiffWorkflow.bpmn.serializer.default.workflow import (
+    BpmnSubWorkflowConverter,
+    BpmnWorkflowConverter,
+    TaskConverter,
+    WorkflowConverter,
+)
+from SpiffWorkflow.task import Task
+from SpiffWorkflow.bpmn.util.subworkflow import BpmnSubWorkflow
+from SpiffWorkflow.bpmn.specs.defaults import InclusiveGateway, ParallelGateway
+from SpiffWorkflow.bpmn.specs.event_definitions.item_aware_event import SignalEventDefinition
+from SpiffWorkflow.bpmn.util import BpmnEvent
+from SpiffWorkflow.bpmn.workflow import BpmnWorkflow
+from SpiffWorkflow.camunda.serializer.config import CAMUNDA_CONFIG
+from SpiffWorkflow.camunda.specs.event_definitions import MessageEventDefinition as CamundaMessageEventDefinition
+from SpiffWorkflow.camunda.specs.multiinstance_task import ParallelMultiInstanceTask as CamundaParallelMI
+from SpiffWorkflow.camunda.specs.multiinstance_task import SequentialMultiInstanceTask as CamundaSequentialMI
+from SpiffWorkflow.util.task import TaskState
+
+from .spiff import TigaoInclusiveGateway, TigaoParallelGateway, TigaoParallelMultiInstance, TigaoSequentialMultiInstance, TigaoSubWorkflow, TigaoWorkflow
+from .spiff_events import ClockCycle, ClockDuration, ClockTimeDate, FIRED_KEY, TigaoMessageEventDefinition, TigaoSignalEventDefinition
+
+# ---------------------------------------------------------------------------------------------
+# Serializer
+
+_SPECS: contextvars.ContextVar[tuple[Any, dict[str, Any]]] = contextvars.ContextVar("tigao_specs")
+
+
+class SpeclessWorkflowConverter(BpmnWorkflowConverter):
+    """Stores a workflow without its specs; restores it with the specs given in context."""
+
+    def to_dict(self, workflow: Any) -> dict[str, Any]:
+        dct = WorkflowConverter.to_dict(self, workflow)
+        dct["subprocesses"] = self.mapping_to_dict(workflow.subprocesses)
+        dct["bpmn_events"] = self.registry.convert(workflow.bpmn_events)
+        return dct
+
+    def from_dict(self, dct: dict[str, Any]) -> Any:
+        from uuid import UUID
+
+        spec, subprocess_specs = _SPECS.get()
+        workflow = TigaoWorkflow(spec, subprocess_specs, deserializing=True)
+        workflow.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=workflow)
+        workflow.task_tree = workflow.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(workflow, dct)
+        self.subprocesses_from_dict(dct["subprocesses"], workflow)
+        workflow.bpmn_events = self.registry.restore(dct.pop("bpmn_events", []))
+        return workflow
+
+
+class TigaoSubWorkflowConverter(BpmnSubWorkflowConverter):
+    def from_dict(self, dct: dict[str, Any], task: Any, top_workflow: Any) -> Any:
+        from uuid import UUID
+
+        # A calledElement="${...}" was resolved when the activity started (engine/camunda.py).
+        spec = top_workflow.subprocess_specs.get(task.internal_data.get("called_element") or task.task_spec.spec)
+        subprocess = TigaoSubWorkflow(spec, task.id, top_workflow, deserializing=True)
+        subprocess.tasks = self.mapping_from_dict(dct["tasks"], UUID, workflow=subprocess)
+        subprocess.task_tree = subprocess.tasks.get(UUID(dct["root"]))
+        self.set_default_attributes(subprocess, dct)
+        return subprocess
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal as JSON values: `True`, `1` and `1.0` are three different values."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    return bool(a == b)
+
+
+class TigaoTaskConverter(TaskConverter):
+    """Stores a task's data as its changes from its parent's, as SpiffWorkflow does, but compares
+    values by JSON type: SpiffWorkflow's `!=` takes `True` for `1`, so a task that turned a 1 into
+    true would restore as 1."""
+
+    def to_dict(self, task: Any) -> dict[str, Any]:
+        parent = task.parent
+        if parent is None:
+            data, delta = task.data, {}
+        else:
+            before, after = parent.data, task.data
+            data = {}
+            delta = {"updates": {k: v for k, v in after.items() if k not in before or not _same(before[k], v)},
+                     "deletions": [k for k in before if k not in after]}
+        return {
+            "id": str(task.id),
+            "parent": str(task._parent) if parent is not None else None,
+            "children": [str(child) for child in task._children],
+            "last_state_change": task.last_state_change,
+            "state": task.state,
+            "task_spec": task.task_spec.name,
+            "triggered": task.triggered,
+            "internal_data": self.registry.convert(task.internal_data),
+            "data": data,
+            "delta": delta,
+        }
+
+
+def _config() -> dict[Any, Any]:
+    config = dict(CAMUNDA_CONFIG)
+    config[Task] = TigaoTaskConverter
+    # Both names restore the engine's classes (states written before the subclasses existed
+    # name SpiffWorkflow's own).
+    config[BpmnWorkflow] = SpeclessWorkflowConverter
+    config[TigaoWorkflow] = SpeclessWorkflowConverter
+    config[BpmnSubWorkflow] = TigaoSubWorkflowConverter
+    config[TigaoSubWorkflow] = TigaoSubWorkflowConverter
+    config[ClockTimeDate] = TimerConditionalEventDefinitionConverter
+    config[ClockDuration] = TimerConditionalEventDefinitionConverter
+    config[ClockCycle] = TimerConditionalEventDefinitionConverter
+    config[TigaoMessageEventDefinition] = config[CamundaMessageEventDefinition]
+    config[TigaoSignalEventDefinition] = config[SignalEventDefinition]
+    config[TigaoParallelGateway] = config[ParallelGateway]
+    config[TigaoParallelMultiInstance] = config[CamundaParallelMI]
+    config[TigaoSequentialMultiInstance] = config[CamundaSequentialMI]
+    config[TigaoInclusiveGateway] = config[InclusiveGateway]
+    return config
+
+
+def comparable_state(state_json: str) -> dict[str, Any]:
+    """Stored state as a dict in which SpiffWorkflow's set-ordered lists (a task's data delta
+    `deletions`) are sorted, so two equal states compare equal."""
+    import json
+
+    def norm(value: Any) -> Any:
+        if isinstance(value, dict):
+            out = {k: norm(v) for k, v in value.items()}
+            delta = out.get("delta")
+            if isinstance(delta, dict) and isinstance(delta.get("deletions"), list):
+                delta["deletions"] = sorted(delta["deletions"], key=str)
+            return out
+        if isinstance(value, list):
+            return [norm(v) for v in value]
+        return value
+
+    dct = json.loads(state_json)
+    dct.pop("tigao_parts", None)  # the list of parts a state read from parts carries
+    return norm(dct)
+
+
+def fingerprint(workflow: BpmnWorkflow) -> list[dict[str, Any]]:
+    """The workflow's state without its random task ids and wall-clock stamps, for comparing a
+    replayed instance with the stored one: every task in tree order (subprocesses included) with
+    its element, state, data and internal data, task ids replaced by their position."""
+    tasks = workflow.get_tasks()
+    index = {str(t.id): i for i, t in enumerate(tasks)}
+
+    def scrub(value: Any) -> Any:
+        if isinstance(value, str):
+            return f"#task{index[value]}" if value in index else value
+        if isinstance(value, dict):
+            return {scrub(k): scrub(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [scrub(v) for v in value]
+        if isinstance(value, BpmnEvent):  # an event-based gateway's seen events: compared by content
+            ev = value.event_definition
+            return {"event": type(ev).__name__, "name": getattr(ev, "name", None), "payload": scrub(value.payload)}
+        return value
+
+    out = []
+    for t in tasks:
+        out.append({
+            "element": getattr(t.task_spec, "bpmn_id", None) or t.task_spec.name,
+            "state": TaskState.get_name(t.state),
+            "parent": index.get(str(t.parent.id)) if t.parent is not None else None,
+            "data": scrub(t.data),
+            "internal": scrub({k: v for k, v in t.internal_data.items() if k != FIRED_KEY}),
+        })
+    return out
