@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Select, and_, exists, false, or_, select
+from sqlalchemy import Select, and_, case, exists, false, or_, select
 
 from storage.schema import human_tasks, instances, task_candidates
 
@@ -67,7 +67,10 @@ def task_list_select(d: Directory, now: datetime, user: str | None = None, scope
         q = q.where(t.assignee == user)
     elif scope == "available":
         cand = _candidate_of(_is_candidate("user", [user or ""]), _is_candidate("group", d.groups_of(user or "")))
-        q = q.where(or_(t.assignee == user, and_(t.assignee.is_(None), cand)))
+        # One condition on the row, not an OR of two indexable ones: with statistics (ANALYZE),
+        # SQLite otherwise reads the user's tasks and all unassigned ones through two index
+        # searches and sorts them (MULTI-INDEX OR, a temporary B-tree over every unassigned task).
+        q = q.where(case((t.assignee.is_(None), cand), else_=t.assignee == user))
     if group:
         q = q.where(_candidate_of(_is_candidate("group", [group])))
     if overdue:
