@@ -129,10 +129,11 @@ def select_sql(now: datetime, user: str | None, scope: str, group: str | None, i
     elif scope == "available":
         user_cond, user_params = _is_candidate("user", [user or ""])
         group_cond, group_params = _is_candidate("group", groups)
-        where.append("(human_tasks.assignee = ? OR human_tasks.assignee IS NULL AND (EXISTS (SELECT * FROM "
-                     "task_candidates WHERE task_candidates.task_id = human_tasks.id AND "
-                     f"({user_cond} OR {group_cond}))))")
-        params += [user, *user_params, *group_params]
+        # One condition on the row, as tasklist.py writes it (see there why not an OR).
+        where.append("CASE WHEN (human_tasks.assignee IS NULL) THEN EXISTS (SELECT * FROM task_candidates "
+                     f"WHERE task_candidates.task_id = human_tasks.id AND ({user_cond} OR {group_cond})) "
+                     "ELSE human_tasks.assignee = ? END = 1")
+        params += [*user_params, *group_params, user]
     if group:
         cond, cond_params = _is_candidate("group", [group])
         where.append("(EXISTS (SELECT * FROM task_candidates WHERE task_candidates.task_id = human_tasks.id AND "
