@@ -29,6 +29,7 @@ from storage.basics import DEFAULT_DB, SCHEMA_REVISION
 from .taskview import VIEW_COLUMNS, TaskView, check_scope
 
 BUSY_MS = 5000  # a reader waits this long at most for a database being recovered or checkpointed
+MMAP_BYTES = 1 << 30  # storage.db.SQLITE_MMAP_BYTES (not imported: storage.db imports SQLAlchemy)
 _COLUMNS = ", ".join(f"human_tasks.{c}" for c in VIEW_COLUMNS)
 
 
@@ -59,6 +60,7 @@ def list_tasks(url: str | None, user: str | None = None, scope: str = "available
         return None
     try:
         con.execute(f"PRAGMA busy_timeout={BUSY_MS}")
+        con.execute(f"PRAGMA mmap_size={MMAP_BYTES}")  # as storage.db sets it (see there why)
         con.execute("BEGIN")  # deferred: a snapshot for every statement below, and no write lock
         try:
             return _list(con, user, scope, group, instance_id, overdue, state, limit)
@@ -130,14 +132,14 @@ def select_sql(now: datetime, user: str | None, scope: str, group: str | None, i
         user_cond, user_params = _is_candidate("user", [user or ""])
         group_cond, group_params = _is_candidate("group", groups)
         # One condition on the row, as tasklist.py writes it (see there why not an OR).
-        where.append("CASE WHEN (human_tasks.assignee IS NULL) THEN EXISTS (SELECT * FROM task_candidates "
-                     f"WHERE task_candidates.task_id = human_tasks.id AND ({user_cond} OR {group_cond})) "
-                     "ELSE human_tasks.assignee = ? END = 1")
+        where.append("CASE WHEN (human_tasks.assignee IS NULL) THEN EXISTS (SELECT 1 FROM task_candidates "
+                     f"WHERE task_candidates.task_id = human_tasks.id AND ({user_cond} OR {group_cond}) "
+                     "LIMIT -1 OFFSET 0) ELSE human_tasks.assignee = ? END = 1")
         params += [*user_params, *group_params, user]
     if group:
         cond, cond_params = _is_candidate("group", [group])
-        where.append("(EXISTS (SELECT * FROM task_candidates WHERE task_candidates.task_id = human_tasks.id AND "
-                     f"{cond}))")
+        where.append("(EXISTS (SELECT 1 FROM task_candidates WHERE task_candidates.task_id = human_tasks.id AND "
+                     f"{cond} LIMIT -1 OFFSET 0))")
         params += cond_params
     if overdue:
         # The index's own expression, so the walk starts at the first due task (as tasklist.py).

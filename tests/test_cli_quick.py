@@ -194,7 +194,10 @@ def _same_plan(engine: Engine, user: Any, scope: str, group: Any, instance_id: A
     d, now = engine.directory(), engine.now()
     core = task_list_select(d, now, user, scope, group, instance_id, overdue, state, limit=limit,
                             columns=tuple(schema.human_tasks.c[n] for n in VIEW_COLUMNS))
-    compiled = core.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True})
+    # SQLite's compiler writes the LIMIT it needs before an OFFSET as a parameter even with
+    # literal_binds (the fence of tasklist._probe): it stands for -1, no limit.
+    compiled = str(core.compile(dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}))
+    compiled = compiled.replace("LIMIT ? OFFSET 0)", "LIMIT -1 OFFSET 0)")
     quick_sql, quick_params = quickread.select_sql(now, user, scope, group, instance_id, overdue, state, limit,
                                                    d.groups_of(user or ""))
     with engine._tx(read=True) as s:
