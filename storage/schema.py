@@ -157,7 +157,8 @@ human_tasks = Table(
     Index("ix_human_tasks_state_due", "state", "due_at"),
     Index("ix_human_tasks_instance_state", "instance_id", "state"),
     # Task lists in display order (migration 0003): no sort over all open tasks.
-    Index("ix_human_tasks_list", "state", *LIST_ORDER),
+    # The assignee last (migration 0014): whether a row walked is the user's is read from the index.
+    Index("ix_human_tasks_list", "state", *LIST_ORDER, "assignee"),
     Index("ix_human_tasks_assignee_list", "assignee", "state", *LIST_ORDER),
     Index("ix_human_tasks_instance_list", "instance_id", "state", *LIST_ORDER),
     Index("ix_human_tasks_any_list", *LIST_ORDER),
