@@ -55,7 +55,7 @@ from .timeutil import add_iso_duration, fmt, parse_cycle, parse_datetime, skip_p
 if TYPE_CHECKING:
     from .core import Engine
     from .run import Run
-    from .definitions import ProcessInfo
+    from .bpmn_checks import ProcessInfo
 
 log = logging.getLogger("tigao.worker")
 

@@ -31,7 +31,8 @@ class DeploymentApi:
     """validate, deploy, process_keys, definitions, definition_files."""
 
     def validate(self: Engine, paths: list[str | Path]) -> Analysis:
-        from .definitions import analyse, read_bundle, with_deployed_forms
+        from .bundles import read_bundle, with_deployed_forms
+        from .definitions import analyse
 
         bundle = read_bundle(paths)
         with self._tx(read=True) as s:
@@ -42,7 +43,8 @@ class DeploymentApi:
 
     @retrying
     def deploy(self: Engine, paths: list[str | Path], actor: str | None = None) -> list[DeployResult]:
-        from .definitions import analyse, content_hash, files_for, read_bundle, with_deployed_forms
+        from .bundles import content_hash, read_bundle, with_deployed_forms
+        from .definitions import analyse, files_for
 
         bundle = read_bundle(paths)
         with self._tx() as s:

@@ -77,7 +77,7 @@ class PublicStart:
 
 def public_start(files: dict[str, str], key: str) -> PublicStart | None:
     """The public start event of process `key` in a version's files, or None."""
-    from .definitions import parse_xml
+    from .bundles import parse_xml
 
     for name, text in files.items():
         if not name.endswith((".bpmn", ".bpmn20.xml", ".xml")) or name.startswith("forms/"):

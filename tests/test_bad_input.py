@@ -22,7 +22,7 @@ from sqlalchemy.pool import NullPool
 
 from cli import main
 from engine import Engine
-from engine.definitions import MAX_FILE_BYTES
+from engine.bundles import MAX_FILE_BYTES
 from storage.db import normalise_url
 
 from conftest import BPMN, ORG, _admin_url, scratch_pg_database

@@ -17,7 +17,7 @@ import pytest
 from conftest import BPMN, ORG
 from engine import Engine
 from engine.audit import Auditor
-from engine.definitions import read_bundle
+from engine.bundles import read_bundle
 from engine.errors import DefinitionError
 
 

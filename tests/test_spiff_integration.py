@@ -8,7 +8,8 @@ from SpiffWorkflow.util.task import TaskState
 
 from conftest import BPMN, T0
 from engine.clock import SettableClock
-from engine.definitions import build, read_bundle
+from engine.bundles import read_bundle
+from engine.definitions import build
 from engine.scripting import TigaoScriptEngine
 from engine.spiff import TigaoWorkflow
 from engine.state import StateSerializer

@@ -17,7 +17,7 @@ from typing import Any
 
 from lxml import etree
 
-from engine.definitions import parse_xml
+from engine.bundles import parse_xml
 from engine.errors import InputError
 
 BPMN = "http://www.omg.org/spec/BPMN/20100524/MODEL"

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from lxml import etree
 
-from engine.definitions import parse_xml
+from engine.bundles import parse_xml
 from engine.errors import InputError
 
 BPMN = "http://www.omg.org/spec/BPMN/20100524/MODEL"
