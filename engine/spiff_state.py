@@ -75,14 +75,39 @@ class TigaoSubWorkflowConverter(BpmnSubWorkflowConverter):
         return subprocess
 
 
+_ATOMS = frozenset({str, int, float, bool, type(None)})
+
+
 def _same(a: Any, b: Any) -> bool:
-    """Equal as JSON values: `True`, `1` and `1.0` are three different values."""
-    if type(a) is not type(b):
+    """Equal as JSON values: `True`, `1` and `1.0` are three different values.
+
+    Called for every value of every task's data at every save (a task's data is stored as its
+    changes from its parent's), so the common cases come first: the same object (a deep copy keeps
+    strings and numbers as they are), then atoms, then containers that `==` (in C) already tells
+    apart; only equal containers are walked for their types.
+    """
+    if a is b:
+        return True
+    t = type(a)
+    if t is not type(b):
         return False
+    if t in _ATOMS:
+        return bool(a == b)
     if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_same(v, b[k]) for k, v in a.items())
+        if len(a) != len(b) or a != b:
+            return False
+        for k, v in a.items():
+            w = b[k]
+            if v is not w and not _same(v, w):
+                return False
+        return True
     if isinstance(a, list):
-        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+        if len(a) != len(b) or a != b:
+            return False
+        for v, w in zip(a, b):
+            if v is not w and not _same(v, w):
+                return False
+        return True
     return bool(a == b)
 
 
@@ -98,7 +123,9 @@ class TigaoTaskConverter(TaskConverter):
         else:
             before, after = parent.data, task.data
             data = {}
-            delta = {"updates": {k: v for k, v in after.items() if k not in before or not _same(before[k], v)},
+            missing = object()
+            delta = {"updates": {k: v for k, v in after.items()
+                                 if (w := before.get(k, missing)) is not v and (w is missing or not _same(w, v))},
                      "deletions": [k for k in before if k not in after]}
         return {
             "id": str(task.id),
