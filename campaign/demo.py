@@ -122,7 +122,9 @@ class Simulation:
         self.complaints = complaints
         self.progress = progress or (lambda _line: None)
         self.end = end
-        self.worker = Worker(engine, name="demo")
+        # The demo runs the worker between its own commands, in this one thread: no command of
+        # another process waits for the lock, so the worker leaves no gap after its transactions.
+        self.worker = Worker(engine, name="demo", yield_gap=False)
         self.directory = engine.directory()
         self.tz = display_tz()
         self.plans: dict[int, _Plan] = {}
@@ -149,6 +151,16 @@ class Simulation:
         self._schedule_outside_world()
         self.now = self.engine.now()
         self.month = self._month_of(self.now)
+        # The worker keeps its lease over the whole year (renewed by its heartbeat), rather than
+        # taking it and giving it back in two more transactions around each of its passes.
+        if not self.worker.acquire_lease():
+            raise Conflict("a worker is running on this database; stop it before the demo plays the year")
+        try:
+            return self._play(campaign)
+        finally:
+            self.worker.release_lease()
+
+    def _play(self, campaign: int) -> int:
         while True:
             self._plan_new_tasks()
             now = self.now

@@ -181,9 +181,13 @@ class Worker:
     retried after a growing pause; it never ends the worker.
     """
 
-    def __init__(self, engine: Engine, name: str | None = None):
+    def __init__(self, engine: Engine, name: str | None = None, yield_gap: bool = True):
+        """`yield_gap`: on SQLite, pause after each transaction so that other processes' commands
+        waiting for the write lock get their turn (see `run_once`). A caller that runs the worker
+        between its own commands, in one thread, has nobody waiting and turns it off."""
         self.engine = engine
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self.yield_gap = yield_gap
         self.stopping = False
         self._held = False
         self.lease = Lease(self.name)
@@ -223,7 +227,8 @@ class Worker:
         yet, and giving it back at the end in that case); another worker's live lease is refused.
         """
         held_before = self._held
-        if not self.acquire_lease():
+        # A lease held and fresh needs no write; a heartbeat renews it when due (below, too).
+        if not (held_before and not self.lease.beat_due()) and not self.acquire_lease():
             raise Conflict("another worker is running on this SQLite database (one at a time on SQLite); "
                            "wait for it to stop, or use PostgreSQL for several workers")
         done: list[Fired] = []
@@ -246,12 +251,12 @@ class Worker:
                     _time.sleep(wait)
                     continue
                 failures = 0
-                if sqlite:
+                if fired is None:
+                    break  # the pass ends here: nothing was written, no turn to give
+                if sqlite and self.yield_gap:
                     # SQLite has one writer at a time and its busy handler polls: leave a gap after
                     # each transaction so that users' commands waiting for the lock get their turn.
                     _time.sleep(min(0.1, max(0.005, _time.monotonic() - began)))
-                if fired is None:
-                    break
                 if fired.outcome == "skipped":
                     skip.add(fired.timer_id)
                     continue
