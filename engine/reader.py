@@ -79,9 +79,10 @@ def _clock_and_directory(conn: Any) -> tuple[datetime, Directory]:
     return now, Directory(users, depts, roles)
 
 
-def task_views(conn: Any, q: Any, now: datetime) -> list[TaskView]:
-    """The rows of a `task_list_select` as TaskViews, with their candidates and process keys."""
-    rows = conn.execute(q).all()
+def task_views(conn: Any, q: Any, now: datetime, params: dict[str, Any] | None = None) -> list[TaskView]:
+    """The rows of a `task_list_select` (or of a `task_list_statement` with its `params`) as
+    TaskViews, with their candidates and process keys."""
+    rows = conn.execute(q, params).all() if params is not None else conn.execute(q).all()
     if not rows:
         return []
     cands: dict[int, tuple[list[str], list[str]]] = {r.id: ([], []) for r in rows}

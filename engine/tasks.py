@@ -18,9 +18,12 @@ from .assignment import Directory
 from .base import settings_columns
 from .errors import Conflict, InputError, NotAllowed, NotFound, ScriptError
 from .retry import retrying
-from .tasklist import task_list_query, task_list_select
-from .taskview import TaskView
+from .tasklist import task_list_statement
+from .taskview import VIEW_COLUMNS, TaskView
 from .values import check_data
+
+# What a list shows of a task: always the same tuple, so the list's statement is kept per shape.
+_VIEW_COLUMNS = tuple(HumanTask.__table__.c[name] for name in VIEW_COLUMNS)
 
 if TYPE_CHECKING:
     from .core import Engine
@@ -40,15 +43,14 @@ class TaskApi:
         """
         with self._tx(read=True) as s:
             from .reader import task_views
-            from .taskview import VIEW_COLUMNS
 
-            # Core rows of the shown columns, on the session's connection: no ORM objects to build.
-            cols = tuple(HumanTask.__table__.c[name] for name in VIEW_COLUMNS)
+            # Core rows of the shown columns, on the session's connection: no ORM objects to build;
+            # the statement of this shape of list is built once (engine/tasklist.py).
             now = self.clock.now()
-            q = task_list_select(self._check_actor(s, user, acting=False), now, user, scope, group, instance_id,
-                                 overdue, state, department, limit, due_before, unassigned, process_key, offset,
-                                 columns=cols)
-            return task_views(s.connection(), q, now)
+            q, params = task_list_statement(self._check_actor(s, user, acting=False), now, user, scope, group,
+                                            instance_id, overdue, state, department, limit, due_before, unassigned,
+                                            process_key, offset, columns=_VIEW_COLUMNS)
+            return task_views(s.connection(), q, now, params)
 
     def task_count(self: Engine, user: str | None = None, scope: str = "available", group: str | None = None,
                    instance_id: int | None = None, overdue: bool = False, state: str = "open",
@@ -61,13 +63,11 @@ class TaskApi:
         """
         with self._tx(read=True) as s:
             d = self._check_actor(s, user, acting=False)
-            if cap is None:
-                q = task_list_query(d, self.clock.now(), user, scope, group, instance_id, overdue, state,
-                                    department, None, due_before, unassigned, process_key)
-            else:  # walk the list's own index, in display order, and stop past the cap
-                q = task_list_query(d, self.clock.now(), user, scope, group, instance_id, overdue, state,
-                                    department, cap + 1, due_before, unassigned, process_key)
-            return int(s.scalar(select(func.count()).select_from(q.with_only_columns(HumanTask.id).subquery())) or 0)
+            # With a cap the list's own index is walked, in display order, and left past the cap.
+            q, params = task_list_statement(d, self.clock.now(), user, scope, group, instance_id, overdue, state,
+                                            department, None if cap is None else cap + 1, due_before, unassigned,
+                                            process_key, columns=(HumanTask.__table__.c.id,), count=True)
+            return int(s.connection().execute(q, params).scalar() or 0)
 
     def task(self: Engine, task_id: int) -> TaskView:
         with self._tx(read=True) as s:
