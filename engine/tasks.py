@@ -58,7 +58,7 @@ class TaskApi:
                    process_key: str | None = None, cap: int | None = None) -> int:
         """How many tasks `tasks` would list with the same filters and no limit.
 
-        With `cap`, counting stops after `cap` + 1 tasks (a page shows "1,000+"), so its cost
+        With `cap`, counting stops after `cap` + 1 tasks (a page shows "99+"), so its cost
         follows the cap, not the number of open tasks.
         """
         with self._tx(read=True) as s:

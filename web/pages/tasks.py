@@ -16,7 +16,9 @@ from .deps import require_csrf, run_command, signed_in
 
 router = APIRouter()
 PAGE_SIZE = 50
-COUNT_CAP = 999  # counts per filter stop here ("999+"): their cost follows the cap, not the open tasks
+# Counts per filter stop here ("99+"): their cost follows the cap, not the open tasks. At 1M open
+# tasks a count to 999 walked some 28k rows of the list (25 ms), and the page shows one per filter.
+COUNT_CAP = 99
 FILTERS = ("available", "mine", "overdue", "today", "week")
 
 
