@@ -153,7 +153,9 @@ def _cancelled(wf: BpmnWorkflow, kind: str, p: dict[str, Any], at: datetime, bui
 
 def _modified(wf: BpmnWorkflow, kind: str, p: dict[str, Any], at: datetime, built_for: Any) -> Applied:
     from . import migration
+    from .spiff_state import forget_saved
 
+    forget_saved(wf)  # these write into the tree from outside SpiffWorkflow's steps
     if kind == "instance_migrated":
         if built_for is None:
             raise ValueError("a migration needs the version it moves to")

@@ -111,13 +111,44 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a == b)
 
 
+# Set (tests/conftest.py) to check every reuse of a saved task against a fresh conversion.
+CHECK_REUSE = False
+_FINISHED = TaskState.FINISHED_MASK
+
+
 class TigaoTaskConverter(TaskConverter):
     """Stores a task's data as its changes from its parent's, as SpiffWorkflow does, but compares
     values by JSON type: SpiffWorkflow's `!=` takes `True` for `1`, so a task that turned a 1 into
-    true would restore as 1."""
+    true would restore as 1.
+
+    A finished task under a finished parent (or none) no longer changes its data, and its parent's
+    data does not change either (SpiffWorkflow writes data into a task while it is ready or running;
+    a child inherits a deep copy): its dict is kept on the task and given again while the same
+    data objects are there and nothing else it holds has moved (its parent and children, which
+    pruning changes, its state and stamp, which a reset changes, its internal data). A save then
+    converts the live frontier, not every task of the tree; `dumps_parts` reuses the JSON text of a
+    dict given again.
+    """
 
     def to_dict(self, task: Any) -> dict[str, Any]:
         parent = task.parent
+        if not (task._state & _FINISHED and (parent is None or parent._state & _FINISHED)):
+            return self._convert(task, parent)
+        pdata = parent.data if parent is not None else None
+        meta = (task._parent, tuple(task._children), task.last_state_change, task._state, task.triggered,
+                task.task_spec, repr(task.internal_data), self.registry._encoder_mode)
+        saved = task.__dict__.get("_tigao_saved")
+        if saved is not None and saved[1] is task.data and saved[2] is pdata and saved[0] == meta:
+            if CHECK_REUSE:
+                fresh = self._convert(task, parent)  # (the registry adds the typename after)
+                kept = {k: v for k, v in saved[3].items() if k != "typename"}
+                assert kept == fresh, f"stale saved task {task.id}: {kept} != {fresh}"
+            return saved[3]
+        dct = self._convert(task, parent)
+        task._tigao_saved = (meta, task.data, pdata, dct)  # holds the data objects: their ids stay theirs
+        return dct
+
+    def _convert(self, task: Any, parent: Any) -> dict[str, Any]:
         if parent is None:
             data, delta = task.data, {}
         else:
@@ -139,6 +170,15 @@ class TigaoTaskConverter(TaskConverter):
             "data": data,
             "delta": delta,
         }
+
+
+def forget_saved(wf: Any) -> None:
+    """Drop every task's kept dict (TigaoTaskConverter): for the changes made to a tree from
+    outside SpiffWorkflow's steps (a migration, a modification, a variable set by an operator),
+    which may write into a finished task's data in place."""
+    for w in [wf, *getattr(wf, "subprocesses", {}).values()]:
+        for t in w.tasks.values():
+            t.__dict__.pop("_tigao_saved", None)
 
 
 def _config() -> dict[Any, Any]:

@@ -49,16 +49,25 @@ class StateSerializer:
             dct[inner.VERSION_KEY] = inner.VERSION
             parts: dict[str, str] = {}
             listing: dict[str, list[str]] = {}
+            # A task's dict given again (spiff_state.TigaoTaskConverter: a finished task) has the
+            # text it had at the last save.
+            texts_before = getattr(workflow, "tigao_texts", None) or {}
+            texts: dict[str, tuple[dict[str, Any], str]] = {}
+            encoder = inner._encoder_cls
             for owner, holder in [("", dct), *dct.get("subprocesses", {}).items()]:
                 tasks = holder.pop("tasks")
                 holder["tasks"] = {}
                 listing[owner] = list(tasks)
                 for task_id, task in tasks.items():
-                    parts[task_id] = json.dumps(task, cls=inner._encoder_cls)
+                    seen = texts_before.get(task_id)
+                    text = seen[1] if seen is not None and seen[0] is task else json.dumps(task, cls=encoder)
+                    parts[task_id] = text
+                    texts[task_id] = (task, text)
             dct[PARTS_KEY] = listing
-            head = json.dumps(dct, cls=inner._encoder_cls)
+            head = json.dumps(dct, cls=encoder)
         finally:
             inner.registry._encoder_mode = False
+        workflow.tigao_texts = texts
         return head, parts
 
     def store(self, inst: Any, workflow: BpmnWorkflow) -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+import engine.spiff_state as spiff_state
 from engine import Engine, SettableClock
 from engine_modes import DigestBook, digest, mode, new_engine
 
@@ -28,6 +29,9 @@ PG_URL = os.environ.get("TIGAO_TEST_PG", "postgresql://postgres@127.0.0.1:5432/t
 REQUIRE_PG = os.environ.get("TIGAO_REQUIRE_PG") == "1"
 T0 = datetime(2012, 3, 1, 9, 0, tzinfo=timezone.utc)
 _TEMPLATE = f"tigao_tpl_{os.getpid()}"
+# Every task dict a save reuses (a finished task's, engine/spiff_state.py) is checked against a
+# fresh conversion of the task, in every test that saves a state in this process.
+spiff_state.CHECK_REUSE = True
 
 
 def _admin_url(dbname: str) -> str:

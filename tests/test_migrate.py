@@ -200,6 +200,21 @@ def test_modify__start_before_cancel_set__replay_holds(url: str) -> None:
         assert t in types
 
 
+def test_modify__one_engine_saves_what_it_changed(url: str) -> None:
+    """A variable set on an instance the engine holds in memory, after a save: the change reaches
+    finished tasks' data (the last completed task), which a save must not take from the dict it
+    kept for them at the save before."""
+    iid = start_v1(url)
+    eng = fresh(url)
+    eng.complete(open_tasks(url, iid)["Task_a"], "alice", {"note": "first"})
+    eng.set_variable(iid, "note", "corrected", actor="root", reason="typo")
+    assert fresh(url).instance(iid)["data"]["note"] == "corrected"
+    eng.complete(open_tasks(url, iid)["Task_b"], "alice", {})
+    assert fresh(url).instance(iid)["data"]["note"] == "corrected"
+    assert eng.instance(iid)["data"] == fresh(url).instance(iid)["data"]
+    holds(url, iid)
+
+
 def test_modify__refusals_change_nothing(url: str) -> None:
     iid = start_v1(url)
     before = stored(url, iid)
