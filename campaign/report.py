@@ -85,7 +85,7 @@ from uuid import UUID
 
 from lxml import etree
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
 from storage.models import Definition, Department, Event, HumanTask, Instance, User
 
@@ -187,7 +187,8 @@ class _Reader:
         self.user_dept = dict(s.execute(select(User.id, User.department)).all())
         self.members = Counter(d for d in self.user_dept.values() if d)
         self.instances = {i.id: i for i in s.scalars(select(Instance).order_by(Instance.id))}
-        self.tasks = list(s.scalars(select(HumanTask).order_by(HumanTask.id)))
+        self.tasks = list(s.scalars(select(HumanTask).options(undefer(HumanTask.completed_data))
+                                    .order_by(HumanTask.id)))
         self.completed = {e.task_id: e for e in s.scalars(
             select(Event).where(Event.type == "task_completed").order_by(Event.id)) if e.task_id is not None}
         self._case_data = self._read_case_data()
@@ -208,23 +209,32 @@ class _Reader:
 
     def _read_case_data(self) -> dict[int, dict[str, Any]]:
         """Process variables of the tasks whose figures depend on them (the department a case
-        was routed to, the department an evaluation is about), read from each instance's stored
-        state: task id -> the task's data."""
+        was routed to, the department an evaluation is about): task id -> the task's data."""
         wanted = {INVESTIGATE, VERIFY, SELF_VERIFY, DISCIPLINE, EVALUATE}
         by_instance: dict[int, list[HumanTask]] = defaultdict(list)
         for t in self.tasks:
             if t.element_id in wanted:
                 by_instance[t.instance_id].append(t)
         out: dict[int, dict[str, Any]] = {}
+        serializer = self.engine.serializer
         for iid, rows in sorted(by_instance.items()):
+            # A completed task's row keeps the data it completed with (migration 0015); the
+            # others are read from the stored state, and rows completed before that from a replay.
+            rest = []
+            for t in rows:
+                if t.state == "completed" and t.completed_data is not None:
+                    out[t.id] = serializer.data_from_text(t.completed_data)
+                else:
+                    rest.append(t)
+            if not rest:
+                continue
             inst = self.instances[iid]
             d = self.s.get(Definition, inst.definition_id)
             assert d is not None
             built = self.engine._built(d)
-            wf = self.engine.serializer.loads(inst.state, built.spec, built.subprocess_specs,
-                                              self.engine.script_engine)
+            wf = serializer.loads(inst.state, built.spec, built.subprocess_specs, self.engine.script_engine)
             cut = []
-            for t in rows:
+            for t in rest:
                 task = _task_in(wf, UUID(t.spiff_id))
                 if task is not None:
                     out[t.id] = dict(task.data)

@@ -117,6 +117,18 @@ class StateSerializer:
             workflow.tigao_parts = parts
         return workflow
 
+    def data_text(self, data: dict[str, Any]) -> str:
+        """Task data as JSON in the state's encoding (dates, decimals and the like as the
+        serializer writes them)."""
+        import json
+
+        return json.dumps(self._inner.registry.convert(data), cls=self._inner._encoder_cls)
+
+    def data_from_text(self, text: str) -> dict[str, Any]:
+        import json
+
+        return dict(self._inner.registry.restore(json.loads(text, cls=self._inner.json_decoder_cls)))
+
     def task_data(self, text: str, task_id: str) -> dict[str, Any] | None:
         """The data of one task of a stored state, without restoring the workflow: its branch of
         the tree is read from the JSON and the data deltas applied from the root down, as the

@@ -80,6 +80,8 @@ class TaskApi:
         """The data a task sees (its process variables), for filling its form."""
         with self._tx(read=True) as s:
             row = self._task_row(s, task_id)
+            if row.state == "completed" and row.completed_data is not None:
+                return self.serializer.data_from_text(row.completed_data)
             inst = s.get(Instance, row.instance_id)
             version = inst.version
             cached = self._wf_cache.get(row.instance_id)
@@ -264,6 +266,8 @@ class TaskApi:
                 row.state = "completed"
                 row.completed_at = now
                 row.completed_by = user
+                # What the task completed with stays on its row: pruning may cut it from the tree.
+                row.completed_data = self.serializer.data_text({**t.data, **data})
                 if row.due_at is not None or row.follow_up_at is not None:
                     run.closed_task_ids.append(row.id)  # (only a task with a deadline has timers to void)
                 if row.assignee is None:

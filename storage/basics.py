@@ -4,6 +4,6 @@ the schema revision and the default database file. This module imports nothing."
 # The newest Alembic revision (storage/migrations/versions): a database whose `alembic_version`
 # holds it has exactly the tables of `storage.schema`. tests/test_storage.py checks it against the
 # migrations.
-SCHEMA_REVISION = "0014"
+SCHEMA_REVISION = "0015"
 
 DEFAULT_DB = "tigao.db"  # the database of a command given no --db and no TIGAO_DB

@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.hybrid import hybrid_property
-from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, object_session
+from sqlalchemy.orm import DeclarativeBase, Mapped, column_property, deferred, object_session
 
 from . import schema
 from .state_parts import FORMAT_PARTS, compose
@@ -135,6 +135,8 @@ class HumanTask(Base):
     completed_by: Mapped[str | None]
     overdue_since: Mapped[datetime | None]
     escalation_level: Mapped[int]
+    # Read only where asked (`task_data`, the report): task lists load rows, not their data.
+    completed_data: Mapped[str | None] = deferred(schema.human_tasks.c.completed_data)
 
 
 class TaskCandidate(Base):

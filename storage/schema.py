@@ -153,6 +153,9 @@ human_tasks = Table(
     Column("completed_by", String(200)),
     Column("overdue_since", UTCDateTime),
     Column("escalation_level", Integer, default=0, nullable=False),
+    # The data the task completed with, its process variables and the form (migration 0015), in
+    # the state's JSON encoding: what the task shows once pruning has cut it from the live tree.
+    Column("completed_data", Text),
     Index("ix_human_tasks_state_assignee", "state", "assignee"),
     Index("ix_human_tasks_state_due", "state", "due_at"),
     Index("ix_human_tasks_instance_state", "instance_id", "state"),

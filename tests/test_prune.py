@@ -15,7 +15,7 @@ from engine.audit import Auditor
 from engine.inspection import element_states
 from engine.prune import prune, task_count, taken_flows
 from engine.state import StateSerializer
-from storage.models import Definition, Instance
+from storage.models import Definition, HumanTask, Instance
 
 
 def _stored_workflow(engine: Engine, iid: int) -> Any:
@@ -55,6 +55,12 @@ def test_loop__220_passes__stored_tree_stays_bounded(engine_mode: str, engine: E
     assert states["Gateway_approved"].state == "completed"
     assert ("loop_back", "Gateway_approved", "Task_draft") in taken_flows(wf)
     assert engine.task_data(next(t for t in engine.tasks(scope="all", instance_id=iid)).id)["text"] == "draft 219"
+    # A pass cut from the tree still shows the data its tasks completed with (their rows keep it).
+    with engine._tx(read=True) as s:
+        first_review, last_review = [r.id for r in s.scalars(select(HumanTask).where(
+            HumanTask.instance_id == iid, HumanTask.element_id == "Task_review").order_by(HumanTask.id))][::219]
+    assert engine.task_data(first_review) == {"text": "draft 0", "approve": False}
+    assert engine.task_data(last_review) == {"text": "draft 219", "approve": False}
     _complete(engine, iid, "Task_draft", {"text": "final"})
     _complete(engine, iid, "Task_review", {"approve": True})
     assert engine.instance(iid)["status"] == "completed"
