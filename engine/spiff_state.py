@@ -125,18 +125,24 @@ class TigaoTaskConverter(TaskConverter):
     data does not change either (SpiffWorkflow writes data into a task while it is ready or running;
     a child inherits a deep copy): its dict is kept on the task and given again while the same
     data objects are there and nothing else it holds has moved (its parent and children, which
-    pruning changes, its state and stamp, which a reset changes, its internal data). A save then
-    converts the live frontier, not every task of the tree; `dumps_parts` reuses the JSON text of a
-    dict given again.
+    pruning changes, its state and stamp, which a reset changes, its internal data). A task with
+    no data yet (a predicted one: it inherits when it becomes ready) is stored as its parent's keys
+    deleted, so it is given again while those keys are the same. A save then converts the ready
+    and running tasks, not every task of the tree; `dumps_parts` reuses the JSON text of a dict
+    given again.
     """
 
     def to_dict(self, task: Any) -> dict[str, Any]:
         parent = task.parent
-        if not (task._state & _FINISHED and (parent is None or parent._state & _FINISHED)):
+        if task._state & _FINISHED and (parent is None or parent._state & _FINISHED):
+            pdata, keys = (parent.data if parent is not None else None), None
+        elif not task.data and parent is not None:
+            # A task with no data yet (a predicted one): its dict is its parent's keys as deletions.
+            pdata, keys = None, tuple(parent.data)
+        else:
             return self._convert(task, parent)
-        pdata = parent.data if parent is not None else None
         meta = (task._parent, tuple(task._children), task.last_state_change, task._state, task.triggered,
-                task.task_spec, repr(task.internal_data), self.registry._encoder_mode)
+                task.task_spec, repr(task.internal_data), self.registry._encoder_mode, keys)
         saved = task.__dict__.get("_tigao_saved")
         if saved is not None and saved[1] is task.data and saved[2] is pdata and saved[0] == meta:
             if CHECK_REUSE:
