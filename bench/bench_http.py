@@ -12,6 +12,9 @@ A "completion" is one user task completed; the instances are started beforehand 
            commits alone), on the same database.
   (no http) diagnostic: C threads of this process hand `engine.complete` to a GroupCommit of
            their own (engine/groupcommit.py): group commit without HTTP, auth or the reply.
+  (empty)  ceiling: the same clients against bench/empty_server.py, FastAPI on uvicorn answering
+           the same POST with `{}` and doing nothing else. No server on this stack can answer
+           faster on this machine; its ratio to SpiffWorkflow bounds every server variant's.
 
 C runs over --clients (default 1, 2, 4, 8). Every round runs every variant once, in turn; min,
 median and max over the rounds are printed, with each variant's median against the library's and
@@ -124,12 +127,13 @@ def run_group(group: GroupCommit, tasks: list[int], clients: int) -> float:
     return len(tasks) / _clients_run(client, clients)
 
 
-def start_server(url: str, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(url: str | None, *extra: str) -> tuple[subprocess.Popen[bytes], str]:
+    """`tigao serve` on the database at url, or, without url, bench/empty_server.py."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    server = subprocess.Popen([sys.executable, "-c", "import cli; cli.main()", "--db", url, "serve",
-                               "--port", str(port), "--no-worker", *extra], cwd=ROOT, stderr=subprocess.DEVNULL,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
+    argv = ([sys.executable, "-c", "import cli; cli.main()", "--db", url, "serve", "--port", str(port), "--no-worker",
+             *extra] if url else [sys.executable, str(HERE / "empty_server.py"), str(port)])
+    server = subprocess.Popen(argv, cwd=ROOT, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
     for _ in range(300):
         try:
             if httpx.get(base + "/api/v1/health", timeout=1).status_code == 200:
@@ -170,6 +174,7 @@ def main() -> None:
         try:
             for mode, extra in modes.items():
                 servers[mode] = start_server(url, *extra)
+            servers["empty"] = start_server(None)
             say(f"bench_http: {args.tasks} completions per variant and round, {args.rounds} rounds, "
                 f"{describe_db(url)}, servers " + ", ".join(f"{m} pid {p.pid}" for m, (p, _b) in servers.items()))
             spiff_rate(20)
@@ -182,14 +187,20 @@ def main() -> None:
                     results[f"http {mode} x{c}"] = []
             for c in clients:
                 results[f"no http, group x{c}"] = []
+            for c in clients:
+                results[f"empty server x{c}"] = []
             group = GroupCommit(url)
             run_group(group, open_tasks(eng, 5), 2)
             for r in range(1, args.rounds + 1):
                 results["spiff (memory)"].append(spiff_rate(args.tasks))
                 results["library"].append(run_lib(eng, open_tasks(eng, args.tasks)))
                 for c in clients:
-                    for mode, (_p, base) in servers.items():
+                    for mode in modes:
+                        base = servers[mode][1]
                         results[f"http {mode} x{c}"].append(run_http(base, tokens, open_tasks(eng, args.tasks), c))
+                    # (the empty server never reads the ids: any ids will do)
+                    results[f"empty server x{c}"].append(run_http(servers["empty"][1], tokens,
+                                                                  list(range(args.tasks)), c))
                 for c in clients:
                     results[f"no http, group x{c}"].append(run_group(group, open_tasks(eng, args.tasks), c))
                 say(f"  round {r}: " + ", ".join(f"{k} {v[-1]:.1f}/s" for k, v in results.items()))

@@ -50,6 +50,7 @@ class WriteMeter:
         self._sa = engine._sa
         self.total = 0
         self.state_by_instance: dict[int, int] = defaultdict(int)
+        self.writes_by_instance: dict[int, int] = defaultdict(int)  # state writes (one per command)
         event.listen(self._sa, "before_cursor_execute", self._on)
 
     @staticmethod
@@ -81,6 +82,7 @@ class WriteMeter:
                 at_id = len(columns) + where.split("instances.id")[0].count("?")
                 for row in rows:
                     self.state_by_instance[int(row[at_id])] += sum(self._size(row[i]) for i in held)
+                    self.writes_by_instance[int(row[at_id])] += 1
 
     def close(self) -> None:
         event.remove(self._sa, "before_cursor_execute", self._on)
@@ -167,10 +169,14 @@ def _campaign_year(staff: int | None, complaints: int) -> dict[str, Any]:
             campaign = max(i.id for i in insts if i.process_key == "campaign")
         eng.close()
     written: dict[int, int] = defaultdict(int)
+    writes: dict[int, int] = defaultdict(int)
     for m in meters:
         for k, v in m.state_by_instance.items():
             written[k] += v
+        for k, v in m.writes_by_instance.items():
+            writes[k] += v
     return {"took": took, "campaign_written": written[campaign], "campaign_final": final[campaign],
+            "campaign_writes": writes[campaign],
             "all_written": sum(written.values()), "all_final": sum(final.values()), "instances": len(final)}
 
 
@@ -229,6 +235,10 @@ def _year_report(staff: int, complaints: int) -> None:
         ["instances", year["instances"]],
         ["campaign instance: state bytes written", year["campaign_written"]],
         ["campaign instance: final stored state, bytes", year["campaign_final"]],
+        ["campaign instance: state writes (commands that changed it)", year["campaign_writes"]],
+        ["campaign instance: bytes per state write", year["campaign_written"] / max(1, year["campaign_writes"])],
+        [f"the same, that a ratio of {TARGET_YEAR:g} allows ({TARGET_YEAR:g} x final ÷ writes)",
+         TARGET_YEAR * year["campaign_final"] / max(1, year["campaign_writes"])],
         ["all instances: state bytes written", year["all_written"]],
         ["all instances: final stored state, bytes", year["all_final"]],
     ]))

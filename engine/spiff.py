@@ -118,7 +118,12 @@ class TigaoInclusiveGateway(_MergingJoin, InclusiveGateway):
 # Multi-instance: what an instance writes becomes a process variable
 
 
+DIGEST_CHARS = 16  # of sha1's hex: 64 bits tell a changed value apart; a child keeps one per variable
+
+
 def _digest(value: Any) -> str:
+    """sha1 of the value's canonical JSON, hex. A child stores its first DIGEST_CHARS characters;
+    states saved before kept all 40, so a stored digest is compared as a prefix."""
     import hashlib
     import json
 
@@ -130,7 +135,8 @@ class _MergingMultiInstance:
     variable written back into the collection, every variable an instance wrote (a submitted form
     field, a script result) becomes a variable of the activity, the later write winning.
     SpiffWorkflow keeps only the element variable. Each child remembers digests of the data it
-    started from, so a child's stale copy of a variable never overwrites a sibling's write."""
+    started from, so a child's stale copy of a variable never overwrites a sibling's write; the
+    digests go once the child is merged (they are needed once, and are most of a child's size)."""
 
     def create_child(self, my_task: Any, item: Any, key_or_index: Any = None) -> None:
         limit = limits.current().max_multi_instance
@@ -141,20 +147,25 @@ class _MergingMultiInstance:
             raise err
         super().create_child(my_task, item, key_or_index)  # type: ignore[misc]
         child = my_task.children[-1]
-        child.internal_data["seen"] = {k: _digest(v) for k, v in my_task.data.items()}
+        child.internal_data["seen"] = {k: _digest(v)[:DIGEST_CHARS] for k, v in my_task.data.items()}
 
     def merge_child(self, workflow: Any, child: Any) -> None:
         my_task = child.parent
         super().merge_child(workflow, child)  # type: ignore[misc]
-        seen = child.internal_data.get("seen")
+        seen = child.internal_data.pop("seen", None)
         if seen is None:
             return
         skip = {ref.bpmn_id for ref in (getattr(self, "data_output", None), getattr(self, "output_item", None),
                                         getattr(self, "data_input", None), getattr(self, "input_item", None))
                 if ref is not None}
-        for key, value in child.data.items():
-            if key not in skip and seen.get(key) != _digest(value):
-                my_task.data[key] = deepcopy(value)
+        my_task.data.update(written(child.data, seen, skip))
+
+
+def written(data: dict[str, Any], seen: dict[str, str], skip: set[str]) -> dict[str, Any]:
+    """The variables of a multi-instance child's data that it wrote (copies): those not in
+    `skip` whose value differs from the one it started with, as `seen` holds its digests."""
+    return {key: deepcopy(value) for key, value in data.items()
+            if key not in skip and not _digest(value).startswith(seen.get(key) or "-")}
 
 
 def _check_collection(spec: Any, my_task: Any) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from uuid import UUID
 
 from click.testing import CliRunner
+from SpiffWorkflow.util.task import TaskState
 from sqlalchemy import select
 
 from cli import main
@@ -120,6 +121,43 @@ def test_task_data__read_from_the_stored_branch__equals_the_restored_task(engine
         assert fresh.task_data(t.id) == expected == engine.task_data(t.id)
         assert expected["reviewer"] == t.assignee
         fresh.close()
+
+
+def test_multi_instance__a_child_keeps_short_digests_until_it_is_merged(engine: Engine) -> None:
+    """A multi-instance child remembers digests of the data it started from (so a stale copy of a
+    variable never overwrites a sibling's write); they are needed once, at its merge, and were
+    most of a child's stored size: DIGEST_CHARS characters each, dropped once merged."""
+    from engine.spiff import DIGEST_CHARS
+
+    iid = engine.start("multi_instance", actor="dora")
+    first = engine.tasks("carol", scope="mine", instance_id=iid)[0]
+    engine.complete(first.id, "carol", {"approve": False})
+    with engine._tx() as s:
+        inst = s.get(Instance, iid)
+        assert inst is not None
+        built = engine._built(s.get(Definition, inst.definition_id))
+        wf = engine.serializer.loads(inst.state, built.spec, built.subprocess_specs, engine.script_engine)
+    children = [t for t in wf.get_tasks() if t.task_spec.name.endswith("[child]")]
+    done = [t for t in children if t.has_state(TaskState.COMPLETED)]
+    waiting = [t for t in children if not t.has_state(TaskState.FINISHED_MASK)]
+    assert len(done) == 1 and len(waiting) == 2
+    assert "seen" not in done[0].internal_data
+    for t in waiting:
+        assert t.internal_data["seen"], "a child that is not merged yet keeps its digests"
+        assert {len(d) for d in t.internal_data["seen"].values()} == {DIGEST_CHARS}
+
+
+def test_multi_instance__digests_of_either_length_tell_what_a_child_wrote() -> None:
+    """A state saved by the previous release holds full 40-character digests; they still tell a
+    child's own writes from its stale copies."""
+    from engine.spiff import DIGEST_CHARS, _digest, written
+
+    started = {"a": 1, "b": [1, 2], "reviewer": "alice"}
+    data = {"a": 1, "b": [1, 2, 3], "reviewer": "alice", "approve": True}
+    for size in (DIGEST_CHARS, 40):
+        seen = {k: _digest(v)[:size] for k, v in started.items()}
+        assert written(data, seen, {"reviewer"}) == {"b": [1, 2, 3], "approve": True}
+    assert written(data, {}, set()) == data
 
 
 def _version(engine: Engine, iid: int) -> int:
