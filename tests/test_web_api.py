@@ -221,3 +221,21 @@ def test_directory__admin_loads_toml(site: Site) -> None:
     assert site.get(f"{API}/session", "bob").status_code == 401  # a token stops working when its user leaves
     r = site.post(f"{API}/directory", "ada", files={"file": ("org.toml", b"[users\nbroken")})
     assert r.status_code == 400 and "org.toml" in r.json()["detail"] and "/tmp" not in r.json()["detail"]
+
+
+def test_request_log__one_line_per_request_with_status_time_and_user(site: Site, caplog) -> None:  # noqa: ANN001
+    """Every request, refused ones included, logs one line: client, method, path, status, time
+    and the authenticated user ("-" without one)."""
+    import logging
+
+    with caplog.at_level(logging.INFO, logger="tigao.http"):
+        ok(site.get(f"{API}/tasks", "alice"))
+        refused = site.post(f"{API}/processes/user_task/instances", "alice", content=b"x=1",
+                            headers={"Content-Type": "text/plain"})
+        assert refused.status_code == 415 and refused.headers["content-type"].startswith("application/problem+json")
+        assert site.get(f"{API}/tasks").status_code == 401
+    lines = [r.getMessage() for r in caplog.records if r.name == "tigao.http"]
+    assert len(lines) == 3, lines
+    assert '"GET /api/v1/tasks" 200 ' in lines[0] and lines[0].endswith(" alice")
+    assert '"POST /api/v1/processes/user_task/instances" 415 ' in lines[1]
+    assert '"GET /api/v1/tasks" 401 ' in lines[2] and lines[2].endswith(" -")

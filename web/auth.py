@@ -213,19 +213,19 @@ async def current_principal(request: Request, identity: IdentityDep) -> Principa
     return who
 
 
-def require_staff(who: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def require_staff(who: Annotated[Principal, Depends(current_principal)]) -> Principal:
     if who.read_only:
         raise NotAllowed(f"'{who.user}' is an auditor and may only read, verify, replay, export and seal")
     return who
 
 
-def require_admin(who: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def require_admin(who: Annotated[Principal, Depends(current_principal)]) -> Principal:
     if not who.is_admin:
         raise NotAllowed(f"only an administrator (directory role '{ADMIN}') may do this; '{who.user}' is not one")
     return who
 
 
-def require_auditor_or_admin(who: Annotated[Principal, Depends(current_principal)]) -> Principal:
+async def require_auditor_or_admin(who: Annotated[Principal, Depends(current_principal)]) -> Principal:
     if not (who.is_admin or who.is_auditor):
         raise NotAllowed(f"only an auditor or an administrator may do this; '{who.user}' is neither")
     return who

@@ -11,10 +11,11 @@ from __future__ import annotations
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, TypeVar
 
 from fastapi import Depends, Request
+from starlette.concurrency import run_in_threadpool
 
 from engine import Engine, StorageError
 from engine.groupcommit import GroupCommit
@@ -36,11 +37,17 @@ class EnginePool:
         self._made: list[Engine] = []
         self._lock = threading.Lock()
 
-    def borrow(self) -> Engine:
+    def idle(self) -> Engine | None:
+        """An idle Engine at once, or None (then `borrow`, which may make one or wait)."""
         try:
             return self._idle.get_nowait()
         except queue.Empty:
-            pass
+            return None
+
+    def borrow(self) -> Engine:
+        e = self.idle()
+        if e is not None:
+            return e
         with self._lock:
             if len(self._made) < self.size:
                 e = Engine(self.url)
@@ -61,9 +68,13 @@ class EnginePool:
                 e.close()
 
 
-def _engine(request: Request) -> Iterator[Engine]:
+# The dependencies below are `async def` because they do not block: FastAPI runs a plain `def`
+# dependency in its thread pool, and each such hop cost more than the dependency itself.
+async def _engine(request: Request) -> AsyncIterator[Engine]:
     pool: EnginePool = request.app.state.pool
-    eng = pool.borrow()
+    eng = pool.idle()
+    if eng is None:  # making an Engine, or waiting for one, happens off the event loop
+        eng = await run_in_threadpool(pool.borrow)
     try:
         yield eng
     finally:
@@ -73,7 +84,7 @@ def _engine(request: Request) -> Iterator[Engine]:
 EngineDep = Annotated[Engine, Depends(_engine)]
 
 
-def _identity(engine: EngineDep) -> Identity:
+async def _identity(engine: EngineDep) -> Identity:
     return Identity(engine)
 
 
@@ -99,7 +110,7 @@ class Commands:
         return self.group.run(command)
 
 
-def _commands(request: Request, engine: EngineDep) -> Commands:
+async def _commands(request: Request, engine: EngineDep) -> Commands:
     return Commands(engine, getattr(request.app.state, "group", None))
 
 
