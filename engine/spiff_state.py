@@ -224,8 +224,9 @@ def comparable_state(state_json: str) -> dict[str, Any]:
             return [norm(v) for v in value]
         return value
 
-    dct = json.loads(state_json)
-    dct.pop("tigao_parts", None)  # the list of parts a state read from parts carries
+    from storage.state_parts import bare
+
+    dct = bare(json.loads(state_json))  # (without the layout a state read from parts carries)
     return norm(dct)
 
 

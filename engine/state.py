@@ -1,8 +1,8 @@
 """The stored state of an instance: SpiffWorkflow's JSON without the process specs, in parts.
 
-A state is stored in parts (format 2, storage/state_parts.py): a head, the workflow and its
-subprocesses without their tasks, and one part per task; a command writes the parts that changed
-since the workflow was loaded or last saved. A whole state (format 1, as releases before the parts
+A state is stored in parts (format 2, storage/state_parts.py): a head, the top workflow without
+its tasks and subprocesses; one part per subprocess, without its tasks; one part per task. A
+command writes the parts that changed since the workflow was loaded or last saved. A whole state (format 1, as releases before the parts
 stored it) loads too. Pruning (engine/prune.py) runs through here, so the live engine and the
 replay cut the tree alike.
 """
@@ -36,11 +36,12 @@ class StateSerializer:
         return self._inner.serialize_json(workflow)
 
     def dumps_parts(self, workflow: BpmnWorkflow) -> tuple[str, dict[str, str]]:
-        """The state in parts (format 2): its head (the workflow and its subprocesses without
-        their tasks, listing the task ids of each) and one JSON text per task, by task id."""
+        """The state in parts (format 2, storage/state_parts.py): its head (the top workflow
+        without its tasks and subprocesses, listing their ids), one JSON text per task, by task
+        id, and one per subprocess (without its tasks, listing their ids)."""
         import json
 
-        from storage.state_parts import PARTS_KEY
+        from storage.state_parts import LAYOUT_KEY, SUB_PREFIX, subprocess_part
 
         inner = self._inner
         inner.registry._encoder_mode = True
@@ -48,22 +49,28 @@ class StateSerializer:
             dct = inner.to_dict(workflow)
             dct[inner.VERSION_KEY] = inner.VERSION
             parts: dict[str, str] = {}
-            listing: dict[str, list[str]] = {}
             # A task's dict given again (spiff_state.TigaoTaskConverter: a finished task) has the
             # text it had at the last save.
             texts_before = getattr(workflow, "tigao_texts", None) or {}
             texts: dict[str, tuple[dict[str, Any], str]] = {}
             encoder = inner._encoder_cls
-            for owner, holder in [("", dct), *dct.get("subprocesses", {}).items()]:
+
+            def task_parts(holder: dict[str, Any]) -> list[str]:
                 tasks = holder.pop("tasks")
-                holder["tasks"] = {}
-                listing[owner] = list(tasks)
                 for task_id, task in tasks.items():
                     seen = texts_before.get(task_id)
                     text = seen[1] if seen is not None and seen[0] is task else json.dumps(task, cls=encoder)
                     parts[task_id] = text
                     texts[task_id] = (task, text)
-            dct[PARTS_KEY] = listing
+                return list(tasks)
+
+            top = task_parts(dct)
+            dct["tasks"] = {}
+            subprocesses = dct.get("subprocesses", {})
+            for sp_id, sp in subprocesses.items():
+                parts[SUB_PREFIX + sp_id] = json.dumps(subprocess_part(sp, task_parts(sp)), cls=encoder)
+            dct[LAYOUT_KEY] = {"tasks": top, "subprocesses": list(subprocesses)}
+            dct["subprocesses"] = {}
             head = json.dumps(dct, cls=encoder)
         finally:
             inner.registry._encoder_mode = False
@@ -95,17 +102,21 @@ class StateSerializer:
     def loads(self, text: str, spec: Any, subprocess_specs: dict[str, Any], script_engine: Any) -> BpmnWorkflow:
         import json
 
-        from storage.state_parts import PARTS_KEY
+        from storage.state_parts import LAYOUT_KEY, PARTS_KEY, SUB_PREFIX, subprocess_part
 
         dct = json.loads(text, cls=self._inner.json_decoder_cls)
         listing = dct.pop(PARTS_KEY, None)
+        layout = dct.pop(LAYOUT_KEY, None)
         parts = None
-        if listing is not None:  # read from parts: what the database holds, as they were written
+        encoder = self._inner._encoder_cls
+        if listing is not None or layout is not None:  # read from parts: what the database holds
             parts = {}
-            for owner in listing:
-                holder = dct if owner == "" else dct["subprocesses"][owner]
+            for holder in [dct, *dct["subprocesses"].values()]:
                 for task_id, task in holder["tasks"].items():
-                    parts[task_id] = json.dumps(task, cls=self._inner._encoder_cls)
+                    parts[task_id] = json.dumps(task, cls=encoder)
+            if layout is not None:  # (a head listing every workflow's tasks held no subprocess parts)
+                for sp_id, sp in dct["subprocesses"].items():
+                    parts[SUB_PREFIX + sp_id] = json.dumps(subprocess_part(sp, list(sp["tasks"])), cls=encoder)
         self._inner.migrate(dct)
         token = _SPECS.set((spec, subprocess_specs))
         try:
@@ -135,8 +146,9 @@ class StateSerializer:
         full restore does. None if the state has no such task."""
         import json
 
-        dct = json.loads(text, cls=self._inner.json_decoder_cls)
-        dct.pop("tigao_parts", None)
+        from storage.state_parts import bare
+
+        dct = bare(json.loads(text, cls=self._inner.json_decoder_cls))
         self._inner.migrate(dct)
         registry = self._inner.registry
         for tasks in [dct["tasks"], *(sp["tasks"] for sp in dct.get("subprocesses", {}).values())]:

@@ -73,8 +73,9 @@ def _stored_tasks(engine: Engine) -> dict[int, int]:
 PREVIOUS_HEAD = "0012"  # the schema revision of the previous release
 
 
-def _copy_to_postgres(url: str) -> None:
-    """The previous release's rows, as they are, in a PostgreSQL database at its schema."""
+def _copy_to_postgres(url: str, source: Path = PREVIOUS, head: str = PREVIOUS_HEAD) -> None:
+    """The rows of a checked-in SQLite database (default: the previous release's), as they are, in
+    a PostgreSQL database at its schema `head`."""
     from alembic import command
     from alembic.config import Config
 
@@ -85,8 +86,8 @@ def _copy_to_postgres(url: str) -> None:
     cfg.set_main_option("script_location", str(MIGRATIONS))
     with pg.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, PREVIOUS_HEAD)
-    old = create_engine(f"sqlite:///{PREVIOUS}")
+        command.upgrade(cfg, head)
+    old = create_engine(f"sqlite:///{source}")
     meta = MetaData()
     meta.reflect(old)
     target = MetaData()
@@ -179,7 +180,7 @@ def test_downgrade_to_the_previous_release__puts_each_state_back_in_one_column(p
         assert "state_changes" not in columns
         for iid, fmt, state in conn.execute(text("SELECT id, state_format, state FROM instances")):
             whole = json.loads(state)
-            assert fmt == 1 and "tigao_parts" not in whole
+            assert fmt == 1 and "tigao_parts" not in whole and "tigao_layout" not in whole
             assert whole["tasks"].keys() == expected[iid]  # every task of the state, back in its place
     sa.dispose()
     engine = Engine(url)

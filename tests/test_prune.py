@@ -3,6 +3,7 @@ the work cut from it stays in the history, the replay and the diagram."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -113,7 +114,9 @@ def test_state_in_parts__a_completion_writes_only_the_tasks_that_changed(engine:
         inst = s.get(Instance, iid)
         assert inst.state_format == 2 and inst.state_changes is None  # applied and cleared
         head = json.loads(inst.state_head)
-        listed = {i for ids in head["tigao_parts"].values() for i in ids}
+        layout = head["tigao_layout"]
+        assert "tigao_parts" not in head and head["subprocesses"] == {} and head["tasks"] == {}
+        listed = set(layout["tasks"]) | {"@" + sp for sp in layout["subprocesses"]}
         stored = dict(s.execute(select(StatePart.part, StatePart.body).where(StatePart.instance_id == iid)).all())
         assert set(stored) == listed  # dropped parts are gone, new ones are there
         [change] = written
@@ -141,5 +144,94 @@ def test_state_stored_whole__replaces_the_parts(engine: Engine) -> None:
         assert s.scalars(select(StatePart.part).where(StatePart.instance_id == iid)).all() == []
     _complete(engine, iid, "Task_draft", {"text": "after"})
     _complete(engine, iid, "Task_review", {"approve": True})
+    assert engine.instance(iid)["status"] == "completed"
+    assert Auditor(engine).verify([iid])[1] == []
+
+
+TWO_SUBPROCESSES = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="Definitions_two_subs" targetNamespace="http://bpmn.io/schema/bpmn">
+  <bpmn:process id="two_subs" isExecutable="true">
+    <bpmn:startEvent id="StartEvent_top"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:parallelGateway id="Split"><bpmn:incoming>f1</bpmn:incoming>
+      <bpmn:outgoing>f2</bpmn:outgoing><bpmn:outgoing>f3</bpmn:outgoing></bpmn:parallelGateway>
+    <bpmn:subProcess id="Sub_a"><bpmn:incoming>f2</bpmn:incoming><bpmn:outgoing>f4</bpmn:outgoing>
+      <bpmn:startEvent id="Start_a"><bpmn:outgoing>a1</bpmn:outgoing></bpmn:startEvent>
+      <bpmn:userTask id="Task_a1" camunda:assignee="alice"><bpmn:incoming>a1</bpmn:incoming><bpmn:outgoing>a2</bpmn:outgoing></bpmn:userTask>
+      <bpmn:userTask id="Task_a2" camunda:assignee="alice"><bpmn:incoming>a2</bpmn:incoming><bpmn:outgoing>a3</bpmn:outgoing></bpmn:userTask>
+      <bpmn:endEvent id="End_a"><bpmn:incoming>a3</bpmn:incoming></bpmn:endEvent>
+      <bpmn:sequenceFlow id="a1" sourceRef="Start_a" targetRef="Task_a1" />
+      <bpmn:sequenceFlow id="a2" sourceRef="Task_a1" targetRef="Task_a2" />
+      <bpmn:sequenceFlow id="a3" sourceRef="Task_a2" targetRef="End_a" />
+    </bpmn:subProcess>
+    <bpmn:subProcess id="Sub_b"><bpmn:incoming>f3</bpmn:incoming><bpmn:outgoing>f5</bpmn:outgoing>
+      <bpmn:startEvent id="Start_b"><bpmn:outgoing>b1</bpmn:outgoing></bpmn:startEvent>
+      <bpmn:userTask id="Task_b" camunda:assignee="bob"><bpmn:incoming>b1</bpmn:incoming><bpmn:outgoing>b2</bpmn:outgoing></bpmn:userTask>
+      <bpmn:endEvent id="End_b"><bpmn:incoming>b2</bpmn:incoming></bpmn:endEvent>
+      <bpmn:sequenceFlow id="b1" sourceRef="Start_b" targetRef="Task_b" />
+      <bpmn:sequenceFlow id="b2" sourceRef="Task_b" targetRef="End_b" />
+    </bpmn:subProcess>
+    <bpmn:parallelGateway id="Join"><bpmn:incoming>f4</bpmn:incoming><bpmn:incoming>f5</bpmn:incoming>
+      <bpmn:outgoing>f6</bpmn:outgoing></bpmn:parallelGateway>
+    <bpmn:endEvent id="EndEvent_top"><bpmn:incoming>f6</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="StartEvent_top" targetRef="Split" />
+    <bpmn:sequenceFlow id="f2" sourceRef="Split" targetRef="Sub_a" />
+    <bpmn:sequenceFlow id="f3" sourceRef="Split" targetRef="Sub_b" />
+    <bpmn:sequenceFlow id="f4" sourceRef="Sub_a" targetRef="Join" />
+    <bpmn:sequenceFlow id="f5" sourceRef="Sub_b" targetRef="Join" />
+    <bpmn:sequenceFlow id="f6" sourceRef="Join" targetRef="EndEvent_top" />
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_state_parts__a_command_in_one_subprocess_rewrites_its_part_not_the_others(engine: Engine,
+                                                                                   tmp_path: Path) -> None:
+    """Each subprocess is a part of its own (without its tasks, listing their ids): the head does
+    not list every task, and a command inside one subprocess leaves the other's part alone."""
+    from sqlalchemy import event
+
+    from storage.models import StatePart
+
+    path = tmp_path / "two_subs.bpmn"
+    path.write_text(TWO_SUBPROCESSES)
+    engine.deploy([path], actor="alice")
+    iid = engine.start("two_subs", actor="alice")
+
+    def stored() -> tuple[dict[str, Any], dict[str, str]]:
+        with engine._tx(read=True) as s:
+            inst = s.get(Instance, iid)
+            return json.loads(inst.state_head), dict(
+                s.execute(select(StatePart.part, StatePart.body).where(StatePart.instance_id == iid)).all())
+
+    head, parts = stored()
+    subs = head["tigao_layout"]["subprocesses"]
+    assert len(subs) == 2 and head["subprocesses"] == {} and all("@" + sp in parts for sp in subs)
+    sub_of = {}
+    for sp in subs:
+        for tid in json.loads(parts["@" + sp])["tigao_tasks"]:
+            sub_of[tid] = sp
+    written: list[dict[str, Any]] = []
+
+    def on_set(_target: Any, value: Any, *_args: Any) -> None:
+        if value is not None:
+            written.append(json.loads(value))
+
+    [a1] = [t for t in engine.tasks(scope="all", instance_id=iid) if t.element_id == "Task_a1"]
+    with engine._tx(read=True) as s:
+        a_sub = sub_of[s.get(HumanTask, a1.id).spiff_id]
+    event.listen(Instance.state_changes, "set", on_set)
+    try:
+        engine.complete(a1.id, "alice", {})
+    finally:
+        event.remove(Instance.state_changes, "set", on_set)
+    [change] = written
+    put = set(change["put"])
+    assert "@" + a_sub in put  # its task list and last task moved on
+    assert not {"@" + sp for sp in subs if sp != a_sub} & put
+    assert not {tid for tid, sp in sub_of.items() if sp != a_sub} & put  # nor the other's tasks
+    for element in ("Task_b", "Task_a2"):
+        [t] = [t for t in engine.tasks(scope="all", instance_id=iid) if t.element_id == element]
+        engine.complete(t.id, t.assignee, {})
     assert engine.instance(iid)["status"] == "completed"
     assert Auditor(engine).verify([iid])[1] == []

@@ -16,7 +16,7 @@ import json
 from alembic import op
 import sqlalchemy as sa
 
-from storage.state_parts import FORMAT_PARTS, PARTS_KEY, PG_FUNCTION, PG_TRIGGER, SQLITE_TRIGGER, compose
+from storage.state_parts import FORMAT_PARTS, PG_FUNCTION, PG_TRIGGER, SQLITE_TRIGGER, bare, compose
 
 revision = '0013'
 down_revision = '0012'
@@ -55,8 +55,7 @@ def downgrade() -> None:
         head = bind.execute(sa.text("SELECT state FROM instances WHERE id = :i"), {"i": iid}).scalar_one()
         parts = dict(bind.execute(sa.text("SELECT part, body FROM state_parts WHERE instance_id = :i"),
                                   {"i": iid}).all())
-        whole = json.loads(compose(head, parts))
-        whole.pop(PARTS_KEY, None)
+        whole = bare(json.loads(compose(head, parts)))
         bind.execute(sa.text("UPDATE instances SET state = :s, state_format = 1 WHERE id = :i"),
                      {"s": json.dumps(whole), "i": iid})
     op.drop_table("state_parts")
