@@ -64,6 +64,8 @@ from SpiffWorkflow.util.task import TaskState
 
 BPMN = HERE / "two_tasks.bpmn"
 KEY = "bench_two_tasks"
+TARGET = 0.25  # (c)/(a), the runtime issue's figure
+COMMITS_PER_COMPLETION = 1.5  # an instance: start + 2 completions, each its own durable commit
 FORM = {"ok": True}
 USERS = ["alice", "bob", "carol", "dora"]  # the staff role of tests/bpmn/org.toml
 WARMUP = 5
@@ -421,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
 
     a, b, z, c = results[0], results[1], results[2], results[3]
     say()
-    say("Ratios of completions/s (target for (c)/(a): 0.5 or more):")
+    say(f"Ratios of completions/s (target for (c)/(a): {TARGET:g} or more):")
     ratio_rows = [["(c)/(a)  Tigao SQLite / Spiff in memory", rate(c) / rate(a)],
                   ["(c)/(b)  Tigao SQLite / Spiff + JSON", rate(c) / rate(b)],
                   ["(b)/(a)  Spiff + JSON / Spiff in memory", rate(b) / rate(a)]]
@@ -430,10 +432,16 @@ def main(argv: list[str] | None = None) -> int:
         ratio_rows.append([f"{tag}/(a)", rate(r) / rate(a)])
         ratio_rows.append([f"{tag}/(c)", rate(r) / rate(c)])
     ratio_rows.append(["(z)/(a)  one durable commit per completion / Spiff in memory", rate(z) / rate(a)])
+    # An instance commits three times (start, two completions) for two completions: SpiffWorkflow's
+    # own work plus 1.5 durable commits per completion is what no engine on this disk can beat.
+    ceiling = 1 / (1 / rate(a) + COMMITS_PER_COMPLETION / rate(z))
+    ratio_rows.append(["ceiling: (a) + 1.5 commits (z) per completion / Spiff in memory", ceiling / rate(a)])
     ratio_rows.append(["(c)/(a) on CPU time (cpu ms/completion (a) / (c))", a["cpu"] / c["cpu"]])
     say(table(["ratio", "value"], ratio_rows))
-    verdict = "reached" if rate(c) / rate(a) >= 0.5 else "NOT reached"
-    say(f"(c)/(a) = {rate(c) / rate(a):.3f}: target 0.5 {verdict}")
+    verdict = "reached" if rate(c) / rate(a) >= TARGET else "NOT reached"
+    say(f"(c)/(a) = {rate(c) / rate(a):.3f}: target {TARGET:g} {verdict}; the ceiling leaves "
+        f"{1000 * (1 / (TARGET * rate(a)) - 1 / ceiling):.3f} ms per completion at the target for everything "
+        "else a completion does (SQL, history, projections, the state's JSON, the task lists)")
 
     # The figures: each ratio taken within one round (both variants under the same load),
     # over the rounds: min / median / max.
