@@ -50,6 +50,38 @@ def test_lane_role__task_is_offered_to_role_members_only(engine: Engine) -> None
     assert t.id not in ids(engine.tasks("erin")), "erin is an auditor, not staff"
 
 
+SEVERAL_CANDIDATES = """<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:camunda="http://camunda.org/schema/1.0/bpmn" id="Definitions_several" targetNamespace="http://bpmn.io/schema/bpmn">
+  <bpmn:process id="several_candidates" isExecutable="true">
+    <bpmn:startEvent id="StartEvent_1"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:userTask id="Task_offered" camunda:candidateUsers="dora, bob" camunda:candidateGroups="staff,manager">
+      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing></bpmn:userTask>
+    <bpmn:userTask id="Task_assigned" camunda:assignee="carol"><bpmn:incoming>f2</bpmn:incoming></bpmn:userTask>
+    <bpmn:sequenceFlow id="f1" sourceRef="StartEvent_1" targetRef="Task_offered" />
+    <bpmn:sequenceFlow id="f2" sourceRef="Task_offered" targetRef="Task_assigned" />
+  </bpmn:process>
+</bpmn:definitions>
+"""
+
+
+def test_candidates__several_users_and_groups__every_view_lists_them_sorted(engine: Engine, tmp_path: Any) -> None:
+    """A task's candidates and process key come with its row (one statement per list): the same
+    in a list, in the task's own view and in the instance's tasks; a task with none has none."""
+    path = tmp_path / "several.bpmn"
+    path.write_text(SEVERAL_CANDIDATES)
+    engine.deploy([path], actor="alice")
+    iid = engine.start("several_candidates", actor="alice")
+    [listed] = [t for t in engine.tasks("bob") if t.instance_id == iid]
+    for view in (listed, engine.task(listed.id), *engine.tasks(scope="all", instance_id=iid)):
+        assert (view.candidate_users, view.candidate_groups) == (["bob", "dora"], ["manager", "staff"])
+        assert view.process_key == "several_candidates"
+    engine.complete(listed.id, "bob", {})
+    [nxt] = engine.tasks("carol", scope="mine", instance_id=iid)
+    assert (nxt.candidate_users, nxt.candidate_groups, nxt.assignee) == ([], [], "carol")
+    assert engine.task(listed.id).candidate_users == ["bob", "dora"]  # a completed task keeps its own
+
+
 def test_lane_role__manager_lane__offered_to_managers_only(engine: Engine) -> None:
     iid, t = start_big_amount(engine)
 
