@@ -89,6 +89,7 @@ class _CandidatesJson(ColumnElement[str]):
     in the row's own statement: a correlated subquery on `task_candidates`' primary key."""
 
     type = Text()
+    _traverse_internals: list[Any] = []  # nothing of its own: its cache key is its class
     inherit_cache = True
 
 

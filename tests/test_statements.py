@@ -46,3 +46,41 @@ def _valid(engine: Engine, t: object) -> dict[str, object]:
     props = (form or {}).get("properties", {})
     sample = {"boolean": True, "integer": 1, "number": 1, "string": "x"}
     return {k: sample.get(v.get("type"), "x") for k, v in props.items()}
+
+
+def test_hot_path__every_statement_is_compiled_once(tmp_path: Path) -> None:
+    """A statement SQLAlchemy cannot cache is compiled on every call, which costs about as much
+    as running it: after one warm-up, starting, listing and completing find every statement they
+    run in the compiled cache (a custom SQL construct without a cache key would not be)."""
+    from sqlalchemy import event
+    from sqlalchemy.engine.default import CACHE_HIT
+
+    from conftest import BPMN, ORG
+
+    eng = Engine(str(tmp_path / "cache.db"))
+    eng.init()
+    eng.load_directory(ORG)
+    eng.deploy([BPMN / "user_task.bpmn", BPMN / "forms"], actor="alice")
+
+    def once() -> None:
+        iid = eng.start("user_task", actor="alice")
+        [t] = eng.tasks("alice", instance_id=iid)
+        eng.task(t.id)
+        eng.complete(t.id, "alice", {"name": "Ann", "amount": 1})
+        eng.tasks("alice", scope="mine")
+
+    once()
+    uncached: list[str] = []
+
+    def seen(conn, cursor, statement, params, context, many) -> None:  # noqa: ANN001
+        if context is not None and getattr(context, "compiled", None) is not None \
+                and context.cache_hit != CACHE_HIT:
+            uncached.append(f"{context.cache_hit}: {statement[:120]}")
+
+    event.listen(eng._sa, "before_cursor_execute", seen)
+    try:
+        once()
+    finally:
+        event.remove(eng._sa, "before_cursor_execute", seen)
+    eng.close()
+    assert not uncached, "\n".join(uncached)
