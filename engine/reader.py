@@ -120,30 +120,18 @@ def view_columns() -> tuple[Any, ...]:
 
 
 def task_views(conn: Any, q: Any, now: datetime, params: dict[str, Any] | None = None) -> list[TaskView]:
-    """The rows of a `task_list_select` (or of a `task_list_statement` with its `params`) as
-    TaskViews, with their candidates and process keys (read with the rows when the statement
-    has `view_columns()`, else by two more statements)."""
+    """The rows of a `task_list_select` of `view_columns()` (or of a `task_list_statement` with its
+    `params`) as TaskViews, with their candidates and process keys."""
     rows = conn.execute(q, params).all() if params is not None else conn.execute(q).all()
-    if not rows:
-        return []
-    cands: dict[int, tuple[list[str], list[str]]] = {r.id: ([], []) for r in rows}
-    if "candidates_json" in rows[0]._fields:
-        keys = {r.instance_id: r.process_key for r in rows}
-        for r in rows:
-            users, groups = cands[r.id]
-            for kind, value in json.loads(r.candidates_json or "[]"):
-                (users if kind == "user" else groups).append(value)
-            users.sort()
-            groups.sort()
-    else:
-        c = schema.task_candidates.c
-        for task_id, kind, value in conn.execute(select(c.task_id, c.kind, c.value)
-                                                 .where(c.task_id.in_(list(cands))).order_by(c.value)):
-            cands[task_id][0 if kind == "user" else 1].append(value)
-        i = schema.instances.c
-        keys = dict(conn.execute(select(i.id, i.process_key).where(i.id.in_({r.instance_id for r in rows}))).all())
+    cands: dict[int, tuple[list[str], list[str]]] = {}
+    for r in rows:
+        users: list[str] = []
+        groups: list[str] = []
+        for kind, value in json.loads(r.candidates_json or "[]"):
+            (users if kind == "user" else groups).append(value)
+        cands[r.id] = (sorted(users), sorted(groups))
     return [TaskView(r.id, r.instance_id, r.element_id, r.name, r.role, r.assignee, cands[r.id][0],
                      cands[r.id][1], r.state, r.priority, r.form_key, r.created_at, r.due_at, r.follow_up_at,
                      r.completed_at, r.completed_by,
-                     bool(r.due_at and (r.completed_at or now) > r.due_at), keys.get(r.instance_id))
+                     bool(r.due_at and (r.completed_at or now) > r.due_at), r.process_key)
             for r in rows]

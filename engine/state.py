@@ -2,8 +2,8 @@
 
 A state is stored in parts (format 2, storage/state_parts.py): a head, the top workflow without
 its tasks and subprocesses; one part per subprocess, without its tasks; one part per task. A
-command writes the parts that changed since the workflow was loaded or last saved. A whole state (format 1, as releases before the parts
-stored it) loads too. Pruning (engine/prune.py) runs through here, so the live engine and the
+command writes the parts that changed since the workflow was loaded or last saved. A whole state
+(format 1, as releases before the parts stored it) loads too. Pruning (engine/prune.py) runs through here, so the live engine and the
 replay cut the tree alike.
 """
 

@@ -17,22 +17,14 @@ from . import history
 from .assignment import Directory
 from .base import settings_columns
 from .errors import Conflict, InputError, NotAllowed, NotFound, ScriptError
+from .reader import task_views, view_columns
 from .retry import retrying
 from .tasklist import task_list_statement
 from .taskview import TaskView
 from .values import check_data
 
 # What a list shows of a task: always the same tuple, so the list's statement is kept per shape.
-_VIEW_COLUMNS: tuple[Any, ...] | None = None  # reader.view_columns(), made once
-
-
-def _view_columns() -> tuple[Any, ...]:
-    global _VIEW_COLUMNS
-    if _VIEW_COLUMNS is None:
-        from .reader import view_columns
-
-        _VIEW_COLUMNS = view_columns()
-    return _VIEW_COLUMNS
+_VIEW_COLUMNS = view_columns()
 
 if TYPE_CHECKING:
     from .core import Engine
@@ -51,14 +43,12 @@ class TaskApi:
         "mine" (assigned to the user), "all" (every task).
         """
         with self._tx(read=True) as s:
-            from .reader import task_views
-
             # Core rows of the shown columns, on the session's connection: no ORM objects to build;
             # the statement of this shape of list is built once (engine/tasklist.py).
             now = self.clock.now()
             q, params = task_list_statement(self._check_actor(s, user, acting=False), now, user, scope, group,
                                             instance_id, overdue, state, department, limit, due_before, unassigned,
-                                            process_key, offset, columns=_view_columns())
+                                            process_key, offset, columns=_VIEW_COLUMNS)
             return task_views(s.connection(), q, now, params)
 
     def task_count(self: Engine, user: str | None = None, scope: str = "available", group: str | None = None,
@@ -108,9 +98,7 @@ class TaskApi:
 
     def _task_views(self: Engine, s: Session, q: Any) -> list[TaskView]:
         # The same row building as the quick reader of `tigao tasks` (engine/reader.py).
-        from .reader import task_views
-
-        return task_views(s.connection(), q.with_only_columns(*_view_columns()), self.clock.now())
+        return task_views(s.connection(), q.with_only_columns(*_VIEW_COLUMNS), self.clock.now())
 
     def _task_row(self: Engine, s: Session, task_id: int, lock: bool = False) -> HumanTask:
         q = select(HumanTask).where(HumanTask.id == task_id)

@@ -4,6 +4,8 @@ the work cut from it stays in the history, the replay and the diagram."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,24 @@ def _stored_workflow(engine: Engine, iid: int) -> Any:
         d = s.get(Definition, inst.definition_id)
         built = engine._built(d)
         return StateSerializer().loads(inst.state, built.spec, built.subprocess_specs, engine.script_engine), inst.state
+
+
+@contextmanager
+def _changes_written() -> Iterator[list[dict[str, Any]]]:
+    """The part changes (`instances.state_changes`) the commands in the block wrote, decoded."""
+    from sqlalchemy import event
+
+    written: list[dict[str, Any]] = []
+
+    def on_set(_target: Any, value: Any, *_args: Any) -> None:
+        if value is not None:
+            written.append(json.loads(value))
+
+    event.listen(Instance.state_changes, "set", on_set)
+    try:
+        yield written
+    finally:
+        event.remove(Instance.state_changes, "set", on_set)
 
 
 def _complete(engine: Engine, iid: int, element: str, data: dict[str, Any]) -> None:
@@ -91,25 +111,12 @@ def test_parallel_loop__join_in_progress_keeps_its_branches(engine: Engine) -> N
 
 
 def test_state_in_parts__a_completion_writes_only_the_tasks_that_changed(engine: Engine) -> None:
-    import json
-
-    from sqlalchemy import event
-
     from storage.models import StatePart
 
     iid = engine.start("loop_back", actor="alice")
     _loop(engine, iid, 3)
-    written: list[dict[str, Any]] = []
-
-    def on_set(_target: Any, value: Any, *_args: Any) -> None:
-        if value is not None:
-            written.append(json.loads(value))
-
-    event.listen(Instance.state_changes, "set", on_set)
-    try:
+    with _changes_written() as written:
         _complete(engine, iid, "Task_draft", {"text": "once more"})
-    finally:
-        event.remove(Instance.state_changes, "set", on_set)
     with engine._tx(read=True) as s:
         inst = s.get(Instance, iid)
         assert inst.state_format == 2 and inst.state_changes is None  # applied and cleared
@@ -189,8 +196,6 @@ def test_state_parts__a_command_in_one_subprocess_rewrites_its_part_not_the_othe
                                                                                    tmp_path: Path) -> None:
     """Each subprocess is a part of its own (without its tasks, listing their ids): the head does
     not list every task, and a command inside one subprocess leaves the other's part alone."""
-    from sqlalchemy import event
-
     from storage.models import StatePart
 
     path = tmp_path / "two_subs.bpmn"
@@ -211,20 +216,11 @@ def test_state_parts__a_command_in_one_subprocess_rewrites_its_part_not_the_othe
     for sp in subs:
         for tid in json.loads(parts["@" + sp])["tigao_tasks"]:
             sub_of[tid] = sp
-    written: list[dict[str, Any]] = []
-
-    def on_set(_target: Any, value: Any, *_args: Any) -> None:
-        if value is not None:
-            written.append(json.loads(value))
-
     [a1] = [t for t in engine.tasks(scope="all", instance_id=iid) if t.element_id == "Task_a1"]
     with engine._tx(read=True) as s:
         a_sub = sub_of[s.get(HumanTask, a1.id).spiff_id]
-    event.listen(Instance.state_changes, "set", on_set)
-    try:
+    with _changes_written() as written:
         engine.complete(a1.id, "alice", {})
-    finally:
-        event.remove(Instance.state_changes, "set", on_set)
     [change] = written
     put = set(change["put"])
     assert "@" + a_sub in put  # its task list and last task moved on

@@ -105,12 +105,7 @@ def test_task_data__read_from_the_stored_branch__equals_the_restored_task(engine
     iid = engine.start("multi_instance", actor="dora")
     first = engine.tasks("carol", scope="mine", instance_id=iid)[0]
     engine.complete(first.id, "carol", {"approve": False})
-    with engine._tx() as s:
-        inst = s.get(Instance, iid)
-        assert inst is not None
-        built = engine._built(s.get(Definition, inst.definition_id))
-        wf = engine.serializer.loads(inst.state, built.spec, built.subprocess_specs, engine.script_engine)
-        state = inst.state
+    wf, state = _stored_workflow(engine, iid)
     open_ = engine.tasks(scope="all", instance_id=iid)
     assert len(open_) == 2
     for t in open_:
@@ -132,11 +127,7 @@ def test_multi_instance__a_child_keeps_short_digests_until_it_is_merged(engine: 
     iid = engine.start("multi_instance", actor="dora")
     first = engine.tasks("carol", scope="mine", instance_id=iid)[0]
     engine.complete(first.id, "carol", {"approve": False})
-    with engine._tx() as s:
-        inst = s.get(Instance, iid)
-        assert inst is not None
-        built = engine._built(s.get(Definition, inst.definition_id))
-        wf = engine.serializer.loads(inst.state, built.spec, built.subprocess_specs, engine.script_engine)
+    wf, _state = _stored_workflow(engine, iid)
     children = [t for t in wf.get_tasks() if t.task_spec.name.endswith("[child]")]
     done = [t for t in children if t.has_state(TaskState.COMPLETED)]
     waiting = [t for t in children if not t.has_state(TaskState.FINISHED_MASK)]
@@ -158,6 +149,16 @@ def test_multi_instance__digests_of_either_length_tell_what_a_child_wrote() -> N
         seen = {k: _digest(v)[:size] for k, v in started.items()}
         assert written(data, seen, {"reviewer"}) == {"b": [1, 2, 3], "approve": True}
     assert written(data, {}, set()) == data
+
+
+def _stored_workflow(engine: Engine, iid: int) -> tuple[Any, str]:
+    """The instance's stored state, restored (not the engine's cached workflow), and its text."""
+    with engine._tx() as s:
+        inst = s.get(Instance, iid)
+        assert inst is not None
+        built = engine._built(s.get(Definition, inst.definition_id))
+        wf = engine.serializer.loads(inst.state, built.spec, built.subprocess_specs, engine.script_engine)
+        return wf, inst.state
 
 
 def _version(engine: Engine, iid: int) -> int:
